@@ -388,3 +388,23 @@ def test_market_days_from_frame_rejects_bad_input() -> None:
         MarketDays.from_frame(frame.with_columns(pl.lit(-1.0).alias("close")), ["ret_1m"])
     with pytest.raises(ValueError, match="duplicate minute"):
         MarketDays.from_frame(pl.concat([frame, frame.head(1)]), ["ret_1m"])
+
+
+def test_session_close_is_terminal_not_truncated(days: MarketDays) -> None:
+    """The close liquidates the position: the episode really ends, so SB3 must not bootstrap a value past it."""
+    cfg = dataclasses.replace(CFG, loss_cut=None, profit_lock=None)
+    env = IntradayEnv(days, cfg, SPEC, day_index=2)
+    env.reset(seed=0)
+    steps, terminated, truncated, info = 0, False, False, {}
+    while not (terminated or truncated):
+        _, _, terminated, truncated, info = env.step(BUY if env.action_masks()[BUY] else HOLD)
+        steps += 1
+    assert terminated and not truncated
+    assert info["done_reason"] == "end_of_data" and info["position"] == 0
+    assert steps == int(days.length[2]) - 1 - cfg.warmup_minutes
+
+    vec = IntradayVecEnv(days, cfg, SPEC, 1, seed=0, fixed_days=np.array([2]))
+    vec.reset()
+    for _ in range(steps):
+        _, _, dones, infos = vec.step(np.array([HOLD]))
+    assert dones[0] and infos[0]["TimeLimit.truncated"] is False

@@ -6,6 +6,8 @@ Both run the same `_Batch` core (the single env is a batch of one) and get every
 Timing (no look-ahead): the decision at index t sees features[t] (bar t is complete), the position, the open
 trip's P&L, the day's net P&L and the time of day; it fills at open[t+1] +/- spread[t+1]/2 and is marked at
 close[t+1].
+Every ending is `terminated`: the loss cut and the profit lock, and the session close too, where the position is
+liquidated and nothing lies beyond, so no value is bootstrapped past it. Nothing here is `truncated`.
 Observation layout (float32): [features[t] (F columns, in `feature_names` order), position (-1/0/1),
 unrealized P&L / pnl_scale, day net P&L / pnl_scale, fraction of the day elapsed t / (length - 1)].
 """
@@ -22,7 +24,7 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from rl.accounting import COMPONENT_NAMES, DONE_REASONS, END_OF_DATA, Ledger
+from rl.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger
 from rl.config import EnvConfig
 from rl.data import MarketDays
 from rl.reward import RewardSpec, combine
@@ -220,7 +222,7 @@ class IntradayEnv(gym.Env):
             info["done_reason"] = DONE_REASONS[c]
             info["round_trips"] = int(led.round_trips[0])
             info["wins"] = int(led.wins[0])
-        return self._get_obs(), float(reward[0]), 0 < c < END_OF_DATA, c == END_OF_DATA, info
+        return self._get_obs(), float(reward[0]), c > 0, False, info
 
     def _get_obs(self) -> np.ndarray:
         return self._core.observe()[0]
@@ -414,7 +416,7 @@ class IntradayVecEnv(VecEnv):
             info["round_trips"] = trips[j]
             info["wins"] = wins[j]
             info["terminal_observation"] = terminal[j]
-            info["TimeLimit.truncated"] = codes[j] == END_OF_DATA
+            info["TimeLimit.truncated"] = False
             infos[i] = info
         if self.auto_reset:
             days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)
