@@ -1,0 +1,178 @@
+"""One asset machinery for every agent family: reward config -> dataset -> reward audit -> policy -> evaluation.
+
+A family is an env, a reward YAML and a config; this factory gives each the same lineage, checkpointing,
+run-versioned evaluation and report. Only the dataset loader differs between families.
+"""
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import date
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from market.calendar import sessions
+from pipelines.resources import ArtifactStore, ConfigStore, WarehouseResource
+from rl import workflow
+from rl.family import load_family
+from rl.reward import load_reward
+from rl.versioning import source_digest
+from warehouse.runs import record_evaluation
+
+WAREHOUSE_POOL = "duckdb"
+FrameLoader = Callable[[duckdb.DuckDBPyConnection, Sequence[str], date, date], pl.DataFrame]
+
+
+def _md_meta(values: dict) -> dict:
+    return {
+        k: v if isinstance(v, int | float | str | bool) else dg.MetadataValue.json(v)
+        for k, v in values.items()
+    }
+
+
+def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_frame: FrameLoader) -> list:
+    """Build the reward-config source, dataset, audit, policy and evaluation assets of one family."""
+    reward_key = f"{family}_reward_config"
+    audit_key = f"{family}_reward_audit"
+    policy_key = f"{family}_policy"
+    group = family
+    # Training code only: a commit elsewhere (README, warehouse) must not mark the models stale.
+    code = f"rl-{source_digest(packages=('rl',))[:16]}"
+
+    @dg.observable_source_asset(
+        name=reward_key,
+        group_name=group,
+        description=f"The {family} reward YAML; its sha256 is the data version, so an edit marks the models stale.",
+        required_resource_keys={"configs"},
+        automation_condition=dg.AutomationCondition.cron_tick_passed("*/5 * * * *"),
+    )
+    def reward_config(context) -> dg.DataVersion:
+        path = context.resources.configs.reward_path(family)
+        return dg.DataVersion(hashlib.sha256(path.read_bytes()).hexdigest())
+
+    @dg.asset(
+        name=f"{family}_dataset",
+        group_name=group,
+        deps=list(data_deps),
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb", "numpy"},
+    )
+    def dataset(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        artifacts: ArtifactStore,
+        configs: ConfigStore,
+    ) -> dg.Output:
+        """The declared date range of features as arrays with walk-forward slices; data version = content hash."""
+        cfg = load_family(configs.family_path(family))
+        with warehouse.connect() as con:
+            frame = load_frame(con, cfg.data.symbols, cfg.data.start, cfg.data.end)
+        manifest = workflow.build_dataset(
+            frame, cfg, artifacts.dir("datasets", family), sessions(cfg.data.start, cfg.data.end)
+        )
+        return dg.Output(
+            manifest,
+            metadata=_md_meta(manifest.summary()),
+            data_version=dg.DataVersion(manifest.data_version),
+        )
+
+    @dg.asset(
+        name=audit_key,
+        group_name=group,
+        deps=[reward_config],
+        ins={"manifest": dg.AssetIn(key=f"{family}_dataset")},
+        check_specs=[dg.AssetCheckSpec("reward_scale_sane", asset=audit_key, blocking=True)],
+        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(reward_key)),
+    )
+    def reward_audit(
+        context: dg.AssetExecutionContext, configs: ConfigStore, manifest: workflow.DatasetManifest
+    ):
+        """Scales of every reward component under random and simple policies, checked before any training."""
+        cfg = load_family(configs.family_path(family))
+        reward = load_reward(configs.reward_path(family))
+        audit = workflow.audit_family(manifest, cfg, reward)
+        yield dg.Output(audit, metadata=_md_meta(audit.summary()))
+        yield dg.AssetCheckResult(
+            check_name="reward_scale_sane",
+            passed=audit.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=_md_meta({"problems": list(audit.problems), "reward_sha256": audit.reward_sha256}),
+        )
+
+    @dg.asset(
+        name=policy_key,
+        group_name=group,
+        ins={
+            "manifest": dg.AssetIn(key=f"{family}_dataset"),
+            "audit": dg.AssetIn(key=audit_key),
+        },
+        kinds={"pytorch"},
+        code_version=code,
+        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(audit_key)),
+    )
+    def policy(
+        context: dg.AssetExecutionContext,
+        configs: ConfigStore,
+        artifacts: ArtifactStore,
+        manifest: workflow.DatasetManifest,
+        audit: workflow.AuditOutcome,
+    ) -> dg.Output:
+        """MaskablePPO checkpoints, one per walk-forward slice, saved with config, data, reward and code versions."""
+        cfg = load_family(configs.family_path(family))
+        reward = load_reward(configs.reward_path(family))
+        artifact = workflow.train_family(
+            manifest,
+            cfg,
+            reward,
+            audit,
+            checkpoints_dir=artifacts.dir("checkpoints", family),
+            tensorboard_dir=artifacts.dir("tensorboard", family),
+            log=context.log.info,
+        )
+        return dg.Output(artifact, metadata=_md_meta(artifact.summary()))
+
+    @dg.asset(
+        name=f"{family}_evaluation",
+        group_name=group,
+        ins={
+            "manifest": dg.AssetIn(key=f"{family}_dataset"),
+            "artifact": dg.AssetIn(key=policy_key),
+        },
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb"},
+        code_version=code,
+        check_specs=[
+            dg.AssetCheckSpec("action_collapse", asset=f"{family}_evaluation"),
+            dg.AssetCheckSpec("reward_pnl_alignment", asset=f"{family}_evaluation"),
+        ],
+        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(policy_key)),
+    )
+    def evaluation(
+        context: dg.AssetExecutionContext,
+        configs: ConfigStore,
+        artifacts: ArtifactStore,
+        warehouse: WarehouseResource,
+        manifest: workflow.DatasetManifest,
+        artifact: workflow.PolicyArtifact,
+    ):
+        """Walk-forward evaluation on held-out days against baselines, stored per run in DuckDB, with a report."""
+        cfg = load_family(configs.family_path(family))
+        reward = load_reward(configs.reward_path(family))
+        outcome = workflow.evaluate_family(manifest, artifact, cfg, reward, artifacts.dir("reports", family))
+        with warehouse.connect() as con:
+            record_evaluation(con, outcome.record())
+        context.log.info(f"evaluation report: {outcome.report_path}")
+        yield dg.Output(
+            outcome.summary(),
+            metadata={**_md_meta(outcome.summary()), "report": dg.MetadataValue.md(outcome.report_md)},
+        )
+        for name, check in outcome.checks.items():
+            yield dg.AssetCheckResult(
+                check_name=name,
+                passed=bool(check["passed"]),
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata=_md_meta(check),
+            )
+
+    return [reward_config, dataset, reward_audit, policy, evaluation]

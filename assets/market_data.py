@@ -1,0 +1,109 @@
+"""Market-data assets: raw ticks -> 1-minute bars -> features, one partition per NYSE session."""
+
+import dagster as dg
+
+from pipelines.partitions import SESSIONS, partition_dates
+from pipelines.resources import MarketDataResource, WarehouseResource
+from warehouse import checks
+from warehouse.bars import build_bars
+from warehouse.features import FEATURES, WARMUP_MINUTES, build_features
+from warehouse.ingest import ingest_day
+
+WAREHOUSE_POOL = "duckdb"
+GROUP = "market_data"
+
+
+def check_result(name: str, result: dict, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    """Wrap a warehouse check's plain dict as a Dagster check result."""
+    return dg.AssetCheckResult(
+        check_name=name, passed=bool(result["passed"]), severity=severity, metadata=_flat(result)
+    )
+
+
+def _flat(result: dict) -> dict:
+    return {
+        k: v if isinstance(v, int | float | str | bool) else dg.MetadataValue.json(v)
+        for k, v in result.items()
+    }
+
+
+@dg.asset(
+    partitions_def=SESSIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    check_specs=[dg.AssetCheckSpec("quarantine_report", asset="raw_ticks")],
+)
+def raw_ticks(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, market: MarketDataResource
+) -> dg.MaterializeResult:
+    """Raw trades and quotes per session from the configured market source; bad ticks are quarantined with a reason."""
+    dates = partition_dates(context.partition_keys)
+    source = market.build()
+    with warehouse.connect() as con:
+        stats = [ingest_day(con, source, market.symbols, d) for d in dates]
+        quarantined = checks.quarantine_counts(con, dates)
+    return dg.MaterializeResult(
+        metadata={
+            "source": market.source,
+            "sessions": len(dates),
+            "ticks": sum(s.ticks for s in stats),
+            "quotes": sum(s.quotes for s in stats),
+            "quarantined": sum(s.quarantined for s in stats),
+        },
+        check_results=[check_result("quarantine_report", quarantined, dg.AssetCheckSeverity.WARN)],
+    )
+
+
+@dg.asset(
+    partitions_def=SESSIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    deps=[raw_ticks],
+    check_specs=[dg.AssetCheckSpec("bar_integrity", asset="bars_1m", blocking=True)],
+)
+def bars_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Session-aware 1-minute OHLCV bars with VWAP, trade count, signed volume and mean spread, built in DuckDB SQL."""
+    dates = partition_dates(context.partition_keys)
+    with warehouse.connect() as con:
+        stats = [build_bars(con, d) for d in dates]
+        integrity = checks.bar_integrity(con, dates)
+    return dg.MaterializeResult(
+        metadata={
+            "sessions": len(dates),
+            "bars": sum(s.bars for s in stats),
+            "ticks": sum(s.ticks for s in stats),
+        },
+        check_results=[check_result("bar_integrity", integrity, dg.AssetCheckSeverity.ERROR)],
+    )
+
+
+@dg.asset(
+    partitions_def=SESSIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb", "polars"},
+    deps=[bars_1m],
+    check_specs=[
+        dg.AssetCheckSpec("features_finite", asset="features_1m", blocking=True),
+        dg.AssetCheckSpec("features_truncation_invariant", asset="features_1m", blocking=True),
+    ],
+)
+def features_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Per-minute microstructure, momentum and time-of-day features; each uses only bars up to its minute."""
+    dates = partition_dates(context.partition_keys)
+    with warehouse.connect() as con:
+        rows = sum(build_features(con, d) for d in dates)
+        finite = checks.features_finite(con, dates, WARMUP_MINUTES)
+        invariant = checks.truncation_invariance(con, dates)
+    return dg.MaterializeResult(
+        metadata={"sessions": len(dates), "rows": rows, "features": dg.MetadataValue.json(FEATURES)},
+        check_results=[
+            check_result("features_finite", finite, dg.AssetCheckSeverity.ERROR),
+            check_result("features_truncation_invariant", invariant, dg.AssetCheckSeverity.ERROR),
+        ],
+    )

@@ -1,0 +1,104 @@
+"""Dagster resources: thin, configurable handles on the warehouse, the market source and the artifact store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import yaml
+
+from market.sources import MarketSource
+from pipelines.settings import config_dir, tradeflow_home
+
+MARKET_SOURCES = ("embedded",)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file; every connection applies pending schema migrations first."""
+
+    path: str
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        from warehouse.db import connect
+
+        con = connect(self.path)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+class MarketDataResource(dg.ConfigurableResource):
+    """Where raw ticks come from. `embedded` is the deterministic synthetic market (no keys, no network)."""
+
+    source: str = "embedded"
+    symbols: list[str] = ["SPY", "QQQ", "SPX"]
+    seed: int = 7
+    trades_per_day: int = 20_000
+    edge: float | None = None
+
+    def build(self) -> MarketSource:
+        """The configured source; unknown names fail before anything is fetched or written."""
+        if self.source == "embedded":
+            from market.synthetic import SyntheticMarketConfig, SyntheticSource
+
+            kwargs: dict = {"seed": self.seed, "trades_per_day": self.trades_per_day}
+            if self.edge is not None:
+                kwargs["edge"] = self.edge
+            return SyntheticSource(SyntheticMarketConfig(**kwargs))
+        raise ValueError(f"unknown market source {self.source!r}; available: {', '.join(MARKET_SOURCES)}")
+
+
+class ArtifactStore(dg.ConfigurableResource):
+    """Folders under the tradeflow home for datasets, checkpoints, reports and TensorBoard logs."""
+
+    home: str
+
+    def dir(self, *parts: str) -> Path:
+        path = Path(self.home).joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class ConfigStore(dg.ConfigurableResource):
+    """The YAML presets folder: family configs and reward files."""
+
+    path: str
+
+    def family_path(self, family: str) -> Path:
+        return Path(self.path) / f"{family}.yaml"
+
+    def reward_path(self, family: str) -> Path:
+        from rl.family import load_family
+
+        return Path(self.path) / load_family(self.family_path(family)).reward
+
+
+def market_from_yaml(path: Path) -> MarketDataResource:
+    """The market resource described by `configs/market.yaml`; unknown keys are refused."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    unknown = set(raw) - {"source", "symbols", "embedded"}
+    if unknown:
+        raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
+    return MarketDataResource(
+        source=raw.get("source", "embedded"),
+        symbols=list(raw.get("symbols", ["SPY", "QQQ", "SPX"])),
+        **(raw.get("embedded") or {}),
+    )
+
+
+def default_resources(home: Path | None = None, configs: Path | None = None) -> dict:
+    """Resources rooted at the tradeflow home, with the market source chosen by `configs/market.yaml`."""
+    home = home or tradeflow_home()
+    configs = configs or config_dir()
+    return {
+        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
+        "market": market_from_yaml(configs / "market.yaml"),
+        "artifacts": ArtifactStore(home=str(home)),
+        "configs": ConfigStore(path=str(configs)),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(home / "storage")),
+    }

@@ -1,0 +1,41 @@
+"""Where tradeflow keeps its state: one home folder, overridable by an environment variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "TRADEFLOW_HOME"
+CONFIG_ENV = "TRADEFLOW_CONFIG_DIR"
+DEFAULT_HOME = ".tradeflow"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+DAGSTER_YAML = """\
+# Written by tradeflow. DuckDB allows one writing process, so every warehouse writer runs in the
+# "duckdb" pool and pools default to one slot: steps are serialized within a run and across runs.
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def tradeflow_home() -> Path:
+    """The home folder: DuckDB file, checkpoints, reports, TensorBoard logs and the Dagster instance."""
+    return Path(os.environ.get(HOME_ENV, DEFAULT_HOME)).expanduser().resolve()
+
+
+def config_dir() -> Path:
+    """YAML presets (family configs and rewards); the repo's configs/ unless overridden."""
+    return Path(os.environ.get(CONFIG_ENV, REPO_ROOT / "configs")).expanduser().resolve()
+
+
+def ensure_dagster_home(home: Path | None = None) -> Path:
+    """Create `<home>/dagster` with the pool settings, so runs launched from it serialize DuckDB writes."""
+    dagster_home = (home or tradeflow_home()) / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    cfg = dagster_home / "dagster.yaml"
+    if not cfg.exists() or cfg.read_text() != DAGSTER_YAML:
+        cfg.write_text(DAGSTER_YAML)
+    return dagster_home
