@@ -18,7 +18,7 @@ from rl import workflow
 from rl.family import load_family
 from rl.reward import load_reward
 from rl.versioning import source_digest
-from warehouse.runs import record_evaluation
+from warehouse.runs import get_training_slices, record_evaluation, record_training_run
 
 WAREHOUSE_POOL = "duckdb"
 FrameLoader = Callable[[duckdb.DuckDBPyConnection, Sequence[str], date, date], pl.DataFrame]
@@ -161,6 +161,8 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
         reward = load_reward(configs.reward_path(family))
         outcome = workflow.evaluate_family(manifest, artifact, cfg, reward, artifacts.dir("reports", family))
         with warehouse.connect() as con:
+            if get_training_slices(con, artifact.run_id).is_empty():
+                record_training_run(con, artifact.training_rows(cfg.to_dict()))
             record_evaluation(con, outcome.record())
         context.log.info(f"evaluation report: {outcome.report_path}")
         yield dg.Output(

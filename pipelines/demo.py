@@ -39,7 +39,7 @@ def run_demo(families: tuple[str, ...] = ("intraday",)) -> dict[str, Path]:
         days = sessions(cfg.data.start, cfg.data.end)
         t0 = time.perf_counter()
         _step(f"{family}: market data for {len(days)} sessions {days[0]}..{days[-1]}")
-        defs.get_job_def("market_data_job").execute_in_process(
+        defs.resolve_job_def("market_data_job").execute_in_process(
             run_config=QUIET,
             instance=instance,
             tags={PARTITION_RANGE_START: days[0].isoformat(), PARTITION_RANGE_END: days[-1].isoformat()},
@@ -49,7 +49,7 @@ def run_demo(families: tuple[str, ...] = ("intraday",)) -> dict[str, Path]:
             run_config=QUIET, instance=instance, asset_selection=[dg.AssetKey(f"{family}_reward_config")]
         )
         t1 = time.perf_counter()
-        result = defs.get_job_def(f"{family}_training_job").execute_in_process(run_config=QUIET, instance=instance)
+        result = defs.resolve_job_def(f"{family}_training_job").execute_in_process(run_config=QUIET, instance=instance)
         summary = result.output_for_node(f"{family}_evaluation")
         _step(f"{family}: dataset, audit, training and evaluation done in {time.perf_counter() - t1:.1f}s")
         reports[family] = Path(summary["report_path"])

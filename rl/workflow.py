@@ -6,6 +6,7 @@ lineage is carried by inputs, never by "the latest file on disk".
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -158,6 +159,28 @@ class PolicyArtifact:
                     out[f"{slice_name}/{key}"] = float(stats[key])
         return out
 
+    def training_rows(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """One ml.training_runs row per slice: which data, reward and code made which checkpoint."""
+        return [
+            {
+                "run_id": self.run_id,
+                "slice": slice_name,
+                "family": self.family,
+                "created_at": datetime.now(UTC).replace(tzinfo=None),
+                "checkpoint_id": Path(path).name,
+                "data_version": self.data_version,
+                "reward_name": self.reward_name,
+                "reward_sha256": self.reward_sha256,
+                "code_version": self.code_version,
+                "timesteps": int(self.stats.get(slice_name, {}).get("timesteps", 0)),
+                "wall_s": self.stats.get(slice_name, {}).get("wall_s"),
+                "steps_per_s": self.stats.get(slice_name, {}).get("steps_per_s"),
+                "stats_json": self.stats.get(slice_name, {}),
+                "config_json": config,
+            }
+            for slice_name, path in self.checkpoints.items()
+        ]
+
 
 def train_family(
     manifest: DatasetManifest,
@@ -203,6 +226,7 @@ def train_family(
             out_dir=checkpoints_dir / run_id / s.name,
             run_meta=meta,
             tensorboard_dir=tensorboard_dir / run_id / s.name if tensorboard_dir else None,
+            progress_bar=sys.stderr.isatty(),
         )
         checkpoints[s.name] = str(result.checkpoint_dir)
         stats[s.name] = {k: float(v) for k, v in result.stats.items() if isinstance(v, int | float)}

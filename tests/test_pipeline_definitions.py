@@ -44,7 +44,7 @@ def test_definitions_load_with_the_expected_names(tf_env) -> None:
     assert keys == EXPECTED_ASSETS
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == EXPECTED_CHECKS
-    market = defs.get_job_def("market_data_job")
+    market = defs.resolve_job_def("market_data_job")
     assert {k.to_user_string() for k in market.asset_layer.executable_asset_keys} == {
         "raw_ticks",
         "bars_1m",
@@ -64,9 +64,7 @@ def test_pure_packages_never_import_dagster(package: str) -> None:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [
-                f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0].startswith("dagster")
-            ]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0].startswith("dagster")]
     assert not offenders
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 
 from pipelines.definitions import build_definitions
+from pipelines.resources import MarketDataResource, market_from_yaml
 from pipelines.settings import ensure_dagster_home
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +40,7 @@ def _counts(home: Path, day: str) -> dict[str, int]:
 
 def test_one_partition_through_the_real_graph_three_times_keeps_one_copy(tf_env) -> None:
     defs = build_definitions()
-    job = defs.get_job_def("market_data_job")
+    job = defs.resolve_job_def("market_data_job")
     instance = dg.DagsterInstance.ephemeral()
     seen = []
     for _ in range(3):
@@ -95,7 +97,6 @@ def _differing_rows(home: Path, expected: Path, table: str, day: str) -> int:
 
 
 def test_four_partitions_in_parallel_runs_share_duckdb_through_the_pool(tf_env) -> None:
-    from pipelines.resources import market_from_yaml
     from warehouse.db import connect
     from warehouse.ingest import ingest_day
 
@@ -134,3 +135,55 @@ def test_cli_backfill_of_three_partitions_in_one_run(tf_env) -> None:
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     records = instance.fetch_materializations(dg.AssetKey("features_1m"), limit=10).records
     assert sorted(r.partition_key for r in records) == ["2024-01-03", "2024-01-04", "2024-01-05"]
+
+
+class DirtySource:
+    """The embedded market with planted bad SPY trades: duplicates, a NaN price, a zero size, one out of session."""
+
+    name = "dirty"
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def fetch_day(self, symbol: str, session_date: date):
+        from market.sources import DayTape
+
+        tape = self.inner.fetch_day(symbol, session_date)
+        if symbol != "SPY":
+            return tape
+        t = tape.trades
+        bad = pl.concat(
+            [
+                t.slice(100, 2),
+                t.slice(200, 1).with_columns(price=pl.lit(float("nan"))),
+                t.slice(300, 1).with_columns(size=pl.lit(0.0)),
+                t.slice(400, 1).with_columns((pl.col("ts") - pl.duration(hours=12)).cast(pl.Datetime("ns"))),
+            ]
+        )
+        return DayTape(pl.concat([t, bad]), tape.quotes)
+
+
+class DirtyMarket(MarketDataResource):
+    def build(self) -> DirtySource:
+        return DirtySource(super().build())
+
+
+def test_bad_ticks_are_quarantined_with_reasons_and_reported_by_the_check(tf_env) -> None:
+    clean = market_from_yaml(tf_env.configs / "market.yaml")
+    defs = build_definitions(market=DirtyMarket(**clean.model_dump()))
+    result = defs.resolve_job_def("market_data_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), partition_key="2024-01-03"
+    )
+    assert result.success
+    report = next(e for e in result.get_asset_check_evaluations() if e.check_name == "quarantine_report")
+    assert report.metadata["quarantined"].value == 5
+    assert report.metadata["by_reason"].value == {
+        "duplicate": 2,
+        "nan_price": 1,
+        "zero_size": 1,
+        "out_of_session": 1,
+    }
+    con = duckdb.connect(str(tf_env.home / "warehouse.duckdb"), read_only=True)
+    reasons = con.execute("select reason, count(*) from raw.quarantine group by all order by all").fetchall()
+    con.close()
+    assert dict(reasons) == {"duplicate": 2, "nan_price": 1, "out_of_session": 1, "zero_size": 1}
