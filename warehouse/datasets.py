@@ -1,0 +1,55 @@
+"""Training frames: bars joined to their features over a date range, laid out for rl.data.MarketDays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from warehouse.db import query_polars
+from warehouse.features import FEATURES
+
+FRAME_COLUMNS = ("symbol", "session_date", "minute", "open", "close", "mean_spread", *FEATURES)
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def load_training_frame(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:
+    """symbol, session_date, minute, open, close, mean_spread (dollars) and every FEATURES column, for
+    `symbols` and sessions in [start, end], sorted by symbol, session_date, minute.
+
+    ValueError when nothing is stored for the request, or when some bars lack their features (not built yet,
+    or built from older bars): training on a silently partial frame is worse than failing.
+    """
+    names = [symbols] if isinstance(symbols, str) else list(dict.fromkeys(symbols))
+    if not names:
+        raise ValueError("load_training_frame needs at least one symbol")
+    start, end = _as_date(start), _as_date(end)
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    marks = ", ".join("?" * len(names))
+    where = f"b.symbol IN ({marks}) AND b.session_date BETWEEN ? AND ?"
+    params = [*names, start, end]
+    feature_cols = ", ".join(f"f.{n}" for n in FEATURES)
+    frame = query_polars(
+        con,
+        f"""SELECT b.symbol, b.session_date, b.minute, b.open, b.close, b.mean_spread, {feature_cols}
+            FROM core.bars_1m b JOIN core.features_1m f USING (symbol, session_date, minute)
+            WHERE {where}
+            ORDER BY b.symbol, b.session_date, b.minute""",
+        params,
+    )
+    n_bars = con.execute(f"SELECT count(*) FROM core.bars_1m b WHERE {where}", params).fetchone()[0]
+    if not n_bars:
+        raise ValueError(f"no bars for {names} between {start} and {end}; ingest and build bars and features first")
+    if frame.height != n_bars:
+        raise ValueError(
+            f"{n_bars - frame.height} of {n_bars} bars for {names} between {start} and {end} "
+            "have no features; "
+            "rebuild features for those sessions"
+        )
+    return frame.select(FRAME_COLUMNS)

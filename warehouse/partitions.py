@@ -1,0 +1,177 @@
+"""Idempotent writes: DELETE a (table, session_date) partition and INSERT its rows, ONE transaction.
+
+Re-running any step (a retry, a backfill, a manual re-materialization) therefore leaves exactly one copy,
+and a failure part-way leaves the previous partition as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.db import registered
+
+_TABLE = re.compile(r"^(raw|core)\.[a-z_][a-z0-9_]*$")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """Rows for one table's partition: a polars frame or a SELECT run inside DuckDB.
+
+    `constants` (column -> value) are added to every row of `frame` inside DuckDB, which is much cheaper than
+    shipping a repeated string column; `extra_where` narrows the partition that is deleted (column -> value or
+    list of values), e.g. to the symbols being re-ingested.
+    """
+
+    table: str
+    frame: pl.DataFrame | None = None
+    select_sql: str | None = None
+    params: Sequence[Any] | Mapping[str, Any] | None = None
+    constants: Mapping[str, Any] | None = None
+    extra_where: Mapping[str, Any] | None = None
+
+
+def _check_ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"bad column name: {name!r}")
+    return name
+
+
+def _check_table(table: str) -> None:
+    if not _TABLE.match(table):
+        raise ValueError(f"not a partitioned warehouse table: {table!r} (expected raw.<name> or core.<name>)")
+
+
+def _allowed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+
+
+def _where(session_date: date, extra_where: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+    clauses, params = ["session_date = ?"], [session_date]
+    for col, value in (extra_where or {}).items():
+        values = _allowed(value)
+        if not values:
+            clauses.append("FALSE")
+            continue
+        clauses.append(f"{_check_ident(col)} IN ({', '.join('?' * len(values))})")
+        params.extend(values)
+    return " AND ".join(clauses), params
+
+
+def _check_rows(w: PartitionWrite, session_date: date) -> None:
+    """Rows must belong to the partition being replaced, or a rewrite would leave strays behind."""
+    frame, constants = w.frame, dict(w.constants or {})
+    if "session_date" in constants and constants["session_date"] != session_date:
+        raise ValueError(f"{w.table}: constant session_date {constants['session_date']} is not {session_date}")
+    if "session_date" in frame.columns and frame.height:
+        bad = frame.filter(pl.col("session_date").is_null() | (pl.col("session_date") != session_date)).height
+        if bad:
+            raise ValueError(f"{w.table}: {bad} rows do not belong to partition {session_date}")
+    for col, value in (w.extra_where or {}).items():
+        allowed = _allowed(value)
+        if col in constants and constants[col] not in allowed:
+            raise ValueError(f"{w.table}: constant {col}={constants[col]!r} is outside the replaced {allowed}")
+        if col in frame.columns and frame.height and not frame[col].is_in(allowed).all():
+            raise ValueError(f"{w.table}: rows with {col} outside {allowed} do not belong to the replaced partition")
+
+
+def _insert(con: duckdb.DuckDBPyConnection, w: PartitionWrite, view: str | None, session_date: date) -> int:
+    if w.select_sql is not None:
+        return con.execute(f"INSERT INTO {w.table} BY NAME {w.select_sql}", w.params or []).fetchone()[0]
+    if view is None:
+        return 0
+    constants = dict(w.constants or {})
+    if "session_date" not in w.frame.columns:
+        constants.setdefault("session_date", session_date)
+    extra = "".join(f", ? AS {_check_ident(c)}" for c in constants)
+    sql = f"INSERT INTO {w.table} BY NAME SELECT *{extra} FROM {view}"
+    return con.execute(sql, list(constants.values())).fetchone()[0]
+
+
+def replace_partitions(
+    con: duckdb.DuckDBPyConnection, session_date: date, writes: Sequence[PartitionWrite]
+) -> dict[str, int]:
+    """Replace partitions of one session in a single transaction: every DELETE, then every INSERT.
+
+    Several writes may target the same table (e.g. one per symbol); its partition is deleted once per distinct
+    `extra_where`. After the inserts, each table's partition must hold exactly the rows inserted (else the
+    writes produced rows outside it) or everything rolls back. Returns rows written per table.
+    """
+    for w in writes:
+        _check_table(w.table)
+        if (w.frame is None) == (w.select_sql is None):
+            raise ValueError(f"{w.table}: give exactly one of frame or select_sql")
+    scopes: dict[tuple[str, str], tuple[str, list[Any]]] = {}
+    for w in writes:
+        where, params = _where(session_date, w.extra_where)
+        scopes.setdefault((w.table, repr(params)), (where, params))
+    for w in writes:
+        if w.frame is not None:
+            _check_rows(w, session_date)
+            clash = set(w.constants or {}) & set(w.frame.columns)
+            if clash:
+                raise ValueError(f"{w.table}: columns {sorted(clash)} given both in the frame and as constants")
+    counts: dict[str, int] = {}
+    # Frames are registered outside the transaction: unregistering inside an aborted one would fail.
+    with ExitStack() as stack:
+        views = [
+            stack.enter_context(registered(con, w.frame)) if w.frame is not None and w.frame.height else None
+            for w in writes
+        ]
+        con.begin()
+        try:
+            for (table, _), (where, params) in scopes.items():
+                con.execute(f"DELETE FROM {table} WHERE {where}", params)
+            for w, view in zip(writes, views, strict=True):
+                counts[w.table] = counts.get(w.table, 0) + _insert(con, w, view, session_date)
+            tables = [key[0] for key in scopes]
+            for (table, _), (where, params) in scopes.items():
+                if tables.count(table) > 1:
+                    continue
+                stored = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+                if stored != counts.get(table, 0):
+                    raise ValueError(
+                        f"{table}: wrote {counts.get(table, 0)} rows but partition {session_date} "
+                        f"holds {stored} (the new rows fall outside the partition)"
+                    )
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    return counts
+
+
+def replace_partition(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    session_date: date,
+    frame: pl.DataFrame,
+    extra_where: dict | None = None,
+) -> int:
+    """BEGIN; DELETE the partition (narrowed by `extra_where`: column -> value or list); INSERT; COMMIT.
+
+    Columns are matched by name; a frame without `session_date` gets it. Any error rolls back and re-raises,
+    leaving the old partition intact. Returns the number of rows written.
+    """
+    return replace_partitions(con, session_date, [PartitionWrite(table, frame=frame, extra_where=extra_where)])[table]
+
+
+def replace_partition_sql(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    session_date: date,
+    select_sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    extra_where: dict | None = None,
+) -> int:
+    """Like `replace_partition`, with rows from a SELECT run inside DuckDB (no round trip via Python)."""
+    w = PartitionWrite(table, select_sql=select_sql, params=params, extra_where=extra_where)
+    return replace_partitions(con, session_date, [w])[table]

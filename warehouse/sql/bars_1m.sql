@@ -1,0 +1,90 @@
+-- 1-minute bars of one session, on exactly the calendar's minutes. Three statements, run in order by
+-- warehouse/bars.py (each begins with a "step" marker comment naming it):
+--   trade_minutes / quote_minutes aggregate the day's ticks and quotes into small temp tables with plain
+--   GROUP BYs (no window function ever touches a tick; run as separate statements they are ~1.5x faster
+--   than as CTEs of one query), then `bars` lays them on the calendar grid, carrying prices and quotes
+--   across minutes without trades (windows over ~390 rows per symbol).
+-- Parameters: $session_date DATE; `bars` also $open / $close TIMESTAMP (session bounds, close exclusive).
+
+-- step: trade_minutes
+CREATE OR REPLACE TEMP TABLE _bars_trade_minutes AS
+SELECT
+    symbol,
+    date_trunc('minute', ts)::TIMESTAMP AS minute,
+    arg_min(price, seq) AS open,
+    max(price) AS high,
+    min(price) AS low,
+    arg_max(price, seq) AS close,
+    sum(size) AS volume,
+    sum(price * size) AS notional,
+    sum(price) AS price_sum,
+    count(*) AS trade_count,
+    sum(size * (side = 1)::DOUBLE) AS buy_volume,
+    sum(size * (side = -1)::DOUBLE) AS sell_volume
+FROM raw.ticks
+WHERE session_date = $session_date
+GROUP BY ALL;
+
+-- step: quote_minutes
+CREATE OR REPLACE TEMP TABLE _bars_quote_minutes AS
+SELECT
+    symbol,
+    date_trunc('minute', ts)::TIMESTAMP AS minute,
+    sum(ask - bid) AS spread_sum,
+    sum(ask + bid) AS mid2_sum,
+    count(*) AS quote_count
+FROM raw.quotes
+WHERE session_date = $session_date
+GROUP BY ALL;
+
+-- step: bars
+WITH
+grid AS (
+    SELECT unnest(generate_series($open::TIMESTAMP, $close::TIMESTAMP - INTERVAL 1 MINUTE, INTERVAL 1 MINUTE)) AS minute
+),
+symbols AS (
+    SELECT DISTINCT symbol FROM _bars_trade_minutes
+),
+joined AS (
+    SELECT
+        s.symbol,
+        g.minute,
+        t.* EXCLUDE (symbol, minute),
+        q.spread_sum / q.quote_count AS spread,
+        q.mid2_sum / (2 * q.quote_count) AS mid
+    FROM symbols AS s
+    CROSS JOIN grid AS g
+    LEFT JOIN _bars_trade_minutes AS t ON t.symbol = s.symbol AND t.minute = g.minute
+    LEFT JOIN _bars_quote_minutes AS q ON q.symbol = s.symbol AND q.minute = g.minute
+),
+carried AS (
+    SELECT
+        *,
+        -- Empty minutes take the previous close; empty minutes before the first trade take the first trade's price.
+        coalesce(last_value(close IGNORE NULLS) OVER upto, first_value(open IGNORE NULLS) OVER whole) AS carry_close,
+        coalesce(last_value(spread IGNORE NULLS) OVER upto, first_value(spread IGNORE NULLS) OVER whole, 0.0)
+            AS carry_spread,
+        coalesce(last_value(mid IGNORE NULLS) OVER upto, first_value(mid IGNORE NULLS) OVER whole) AS carry_mid
+    FROM joined
+    WINDOW
+        upto AS (PARTITION BY symbol ORDER BY minute ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+        whole AS (PARTITION BY symbol ORDER BY minute ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+)
+SELECT
+    symbol,
+    $session_date::DATE AS session_date,
+    minute,
+    coalesce(open, carry_close) AS open,
+    coalesce(high, carry_close) AS high,
+    coalesce(low, carry_close) AS low,
+    coalesce(close, carry_close) AS close,
+    coalesce(volume, 0.0) AS volume,
+    -- VWAP; TWAP when the minute has no volume (index levels); the carried close for an empty minute.
+    CASE WHEN volume > 0 THEN notional / volume ELSE coalesce(price_sum / trade_count, carry_close) END AS vwap,
+    coalesce(trade_count, 0) AS trade_count,
+    coalesce(buy_volume, 0.0) AS buy_volume,
+    coalesce(sell_volume, 0.0) AS sell_volume,
+    carry_spread AS mean_spread,
+    carry_mid AS mean_mid,
+    trade_count IS NULL AS filled
+FROM carried

@@ -1,0 +1,235 @@
+"""Validation of raw trades and quotes: clean rows in time order, everything else quarantined with a reason.
+
+Sources hand over raw data (unsorted, possibly duplicated or broken); this is the single place that decides
+what enters the warehouse. Each rejected row gets exactly one reason, the first that applies in this order:
+
+  trades: wrong_symbol, null_ts, out_of_session, nan_price (null/NaN/inf), non_positive_price,
+          zero_size (equity size null/NaN/inf or <= 0), index_size (index levels must have size 0),
+          duplicate (same ts, price, size as an earlier row), out_of_order (ts earlier than the running max
+          of the kept rows in arrival order)
+  quotes: wrong_symbol, null_ts, out_of_session, nan_price (bid or ask), non_positive_price, crossed_quote
+          (bid >= ask: crossed or locked), zero_size (bid or ask size null/NaN/inf or <= 0), duplicate,
+          out_of_order
+
+A frame with a missing column or a column of the wrong type is not data to quarantine but a broken source:
+ValueError naming the column.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from market.calendar import session_bounds
+from market.symbols import SymbolSpec
+
+TRADE_COLUMNS: dict[str, str] = {"symbol": "string", "ts": "datetime", "price": "numeric", "size": "numeric"}
+QUOTE_COLUMNS: dict[str, str] = {
+    "symbol": "string",
+    "ts": "datetime",
+    "bid": "numeric",
+    "ask": "numeric",
+    "bid_size": "numeric",
+    "ask_size": "numeric",
+}
+TRADE_REASONS = (
+    "wrong_symbol",
+    "null_ts",
+    "out_of_session",
+    "nan_price",
+    "non_positive_price",
+    "zero_size",
+    "index_size",
+    "duplicate",
+    "out_of_order",
+)
+QUOTE_REASONS = (
+    "wrong_symbol",
+    "null_ts",
+    "out_of_session",
+    "nan_price",
+    "non_positive_price",
+    "crossed_quote",
+    "zero_size",
+    "duplicate",
+    "out_of_order",
+)
+QUARANTINE_COLUMNS = ("table_name", "session_date", "symbol", "ts", "reason", "payload")
+_PRICE_TOL = 1e-9  # relative; prices closer than this are the same tick
+
+
+def _coerce(frame: pl.DataFrame, columns: dict[str, str], what: str) -> pl.DataFrame:
+    """The contract columns with their canonical types, or ValueError naming the offending column."""
+    if not isinstance(frame, pl.DataFrame):
+        raise ValueError(f"{what} must be a polars DataFrame, got {type(frame).__name__}")
+    exprs = []
+    for name, kind in columns.items():
+        if name not in frame.columns:
+            raise ValueError(f"{what} frame is missing column {name!r} (has {frame.columns})")
+        dtype = frame.schema[name]
+        col = pl.col(name)
+        if kind == "string":
+            if dtype not in (pl.Utf8, pl.Categorical, pl.Null) and not isinstance(dtype, pl.Categorical | pl.Enum):
+                raise ValueError(f"{what} column {name!r} must be a string, got {dtype}")
+            exprs.append(col.cast(pl.Utf8))
+        elif kind == "datetime":
+            if isinstance(dtype, pl.Datetime):
+                if dtype.time_zone is not None:
+                    col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+                exprs.append(col.cast(pl.Datetime("ns")))
+            elif dtype == pl.Null:
+                exprs.append(col.cast(pl.Datetime("ns")))
+            else:
+                raise ValueError(f"{what} column {name!r} must be a datetime (naive UTC), got {dtype}")
+        else:
+            if not (dtype.is_numeric() or dtype == pl.Null):
+                raise ValueError(f"{what} column {name!r} must be numeric, got {dtype}")
+            exprs.append(col.cast(pl.Float64))
+    return frame.select(exprs)
+
+
+def tick_rule(price: np.ndarray) -> np.ndarray:
+    """Tick-rule side per trade (time order): +1 uptick, -1 downtick, zero ticks carry the last
+    sign, 0 unknown.
+
+    Vectorised: the index of the last non-zero tick is a running maximum."""
+    price = np.asarray(price, dtype=np.float64)
+    n = price.size
+    step = np.zeros(n, dtype=np.int8)
+    if n < 2:
+        return step
+    diff = np.diff(price)
+    moved = np.abs(diff) > _PRICE_TOL * np.abs(price[1:])
+    step[1:] = np.where(moved, np.sign(diff), 0).astype(np.int8)
+    last = np.where(step != 0, np.arange(n), 0)
+    np.maximum.accumulate(last, out=last)
+    return step[last]
+
+
+def _finite(name: str) -> pl.Expr:
+    return pl.col(name).is_not_null() & pl.col(name).is_finite()
+
+
+def _duplicates(df: pl.DataFrame, keys: list[str]) -> np.ndarray:
+    """True for rows equal on `keys` to an earlier row. Only rows sharing a ts can be duplicates, so the
+    (costly) row hashing runs on those alone; in time-sorted data they are neighbours."""
+    ts = df["ts"].to_physical()
+    if ts.is_sorted():
+        step = ts.diff()
+        same = (step == 0).fill_null(False) | (step.shift(-1) == 0).fill_null(False)
+    else:
+        same = ts.is_duplicated()
+    idx = same.arg_true().to_numpy()
+    dup = np.zeros(df.height, dtype=bool)
+    if idx.size:
+        first = df[idx].select(pl.struct(keys).is_first_distinct()).to_series().to_numpy()
+        dup[idx[~first]] = True
+    return dup
+
+
+def _split(
+    df: pl.DataFrame,
+    row_reason: pl.Expr,
+    dup_keys: list[str],
+    table_name: str,
+    session_date: date,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per-row reasons first, then duplicates and out-of-order rows among the survivors (arrival order)."""
+    df = df.with_row_index("_arrival").with_columns(row_reason.alias("reason"))
+    ok = df.filter(pl.col("reason").is_null())
+    ok = ok.with_columns(
+        pl.when(pl.Series(_duplicates(ok, dup_keys)))
+        .then(pl.lit("duplicate"))
+        .when(pl.col("ts") < pl.col("ts").cum_max().shift(1))
+        .then(pl.lit("out_of_order"))
+        .otherwise(None)
+        .alias("reason")
+    )
+    # Out-of-order is judged against kept rows only; duplicates never raise the running max (equal ts).
+    clean = ok.filter(pl.col("reason").is_null()).drop("reason", "_arrival")
+    bad = pl.concat([df.filter(pl.col("reason").is_not_null()), ok.filter(pl.col("reason").is_not_null())])
+    payload_cols = [c for c in bad.columns if c not in ("_arrival", "reason")]
+    quarantine = bad.sort("_arrival").select(
+        pl.lit(table_name).alias("table_name"),
+        pl.lit(session_date, dtype=pl.Date).alias("session_date"),
+        pl.col("symbol"),
+        pl.col("ts").cast(pl.Datetime("us")),
+        pl.col("reason"),
+        pl.struct(payload_cols).struct.json_encode().alias("payload"),
+    )
+    return clean, quarantine
+
+
+def _common_reasons(spec: SymbolSpec, session_date: date) -> pl.Expr:
+    open_, close_ = session_bounds(session_date)
+    return (
+        pl.when(pl.col("symbol").is_null() | (pl.col("symbol") != spec.symbol))
+        .then(pl.lit("wrong_symbol"))
+        .when(pl.col("ts").is_null())
+        .then(pl.lit("null_ts"))
+        .when((pl.col("ts") < pl.lit(open_)) | (pl.col("ts") >= pl.lit(close_)))
+        .then(pl.lit("out_of_session"))
+    )
+
+
+def validate_trades(trades: pl.DataFrame, spec: SymbolSpec, session_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split raw trades into clean rows (raw.ticks columns, ts order, seq, tick-rule side) and quarantine.
+
+    Quarantined rows have columns table_name, session_date, symbol, ts, reason, payload (JSON of the row).
+    """
+    df = _coerce(trades, TRADE_COLUMNS, "trades")
+    if spec.is_index:
+        size_reason = ~_finite("size") | (pl.col("size") != 0)
+        size_label = "index_size"
+    else:
+        size_reason = ~_finite("size") | (pl.col("size") <= 0)
+        size_label = "zero_size"
+    reason = (
+        _common_reasons(spec, session_date)
+        .when(~_finite("price"))
+        .then(pl.lit("nan_price"))
+        .when(pl.col("price") <= 0)
+        .then(pl.lit("non_positive_price"))
+        .when(size_reason)
+        .then(pl.lit(size_label))
+        .otherwise(None)
+    )
+    clean, quarantine = _split(df, reason, ["ts", "price", "size"], "ticks", session_date)
+    side = tick_rule(clean["price"].to_numpy())
+    clean = clean.select(
+        pl.lit(spec.symbol).alias("symbol"),
+        pl.lit(session_date, dtype=pl.Date).alias("session_date"),
+        pl.col("ts"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("seq"),
+        pl.col("price"),
+        pl.col("size"),
+        pl.Series("side", side, dtype=pl.Int8),
+    )
+    return clean, quarantine
+
+
+def validate_quotes(quotes: pl.DataFrame, spec: SymbolSpec, session_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split raw quotes into clean rows (raw.quotes columns, ts order) and quarantine (as for trades)."""
+    df = _coerce(quotes, QUOTE_COLUMNS, "quotes")
+    reason = (
+        _common_reasons(spec, session_date)
+        .when(~_finite("bid") | ~_finite("ask"))
+        .then(pl.lit("nan_price"))
+        .when((pl.col("bid") <= 0) | (pl.col("ask") <= 0))
+        .then(pl.lit("non_positive_price"))
+        .when(pl.col("bid") >= pl.col("ask"))
+        .then(pl.lit("crossed_quote"))
+        .when(~_finite("bid_size") | ~_finite("ask_size") | (pl.col("bid_size") <= 0) | (pl.col("ask_size") <= 0))
+        .then(pl.lit("zero_size"))
+        .otherwise(None)
+    )
+    keys = ["ts", "bid", "ask", "bid_size", "ask_size"]
+    clean, quarantine = _split(df, reason, keys, "quotes", session_date)
+    clean = clean.select(
+        pl.lit(spec.symbol).alias("symbol"),
+        pl.lit(session_date, dtype=pl.Date).alias("session_date"),
+        *keys,
+    )
+    return clean, quarantine
