@@ -25,10 +25,7 @@ FrameLoader = Callable[[duckdb.DuckDBPyConnection, Sequence[str], date, date], p
 
 
 def _md_meta(values: dict) -> dict:
-    return {
-        k: v if isinstance(v, int | float | str | bool) else dg.MetadataValue.json(v)
-        for k, v in values.items()
-    }
+    return {k: v if isinstance(v, int | float | str | bool) else dg.MetadataValue.json(v) for k, v in values.items()}
 
 
 def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_frame: FrameLoader) -> list:
@@ -85,9 +82,7 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
         check_specs=[dg.AssetCheckSpec("reward_scale_sane", asset=audit_key, blocking=True)],
         automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(reward_key)),
     )
-    def reward_audit(
-        context: dg.AssetExecutionContext, configs: ConfigStore, manifest: workflow.DatasetManifest
-    ):
+    def reward_audit(context: dg.AssetExecutionContext, configs: ConfigStore, manifest: workflow.DatasetManifest):
         """Scales of every reward component under random and simple policies, checked before any training."""
         cfg = load_family(configs.family_path(family))
         reward = load_reward(configs.reward_path(family))

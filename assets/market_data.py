@@ -21,10 +21,7 @@ def check_result(name: str, result: dict, severity: dg.AssetCheckSeverity) -> dg
 
 
 def _flat(result: dict) -> dict:
-    return {
-        k: v if isinstance(v, int | float | str | bool) else dg.MetadataValue.json(v)
-        for k, v in result.items()
-    }
+    return {k: v if isinstance(v, int | float | str | bool) else dg.MetadataValue.json(v) for k, v in result.items()}
 
 
 @dg.asset(

@@ -39,9 +39,7 @@ def _run(env, n: int, steps: int, masks_fn, seed: int = 0) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-envs", type=int, nargs="+", default=[64, 256, 1024, 2048, 4096])
     parser.add_argument("--steps", type=int, default=400, help="timed steps per setup")
     parser.add_argument("--days", type=int, default=64)

@@ -76,13 +76,9 @@ def calibration(days: list[date], trades_per_day: int, edges: list[float]) -> No
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=60, help="sessions for the demo and calibration")
-    parser.add_argument(
-        "--realistic-days", type=int, default=5, help="sessions for the realistic-density check"
-    )
+    parser.add_argument("--realistic-days", type=int, default=5, help="sessions for the realistic-density check")
     args = parser.parse_args()
 
     t0 = time.perf_counter()

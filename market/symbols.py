@@ -29,9 +29,7 @@ class SymbolSpec:
         if self.density <= 0 or self.level_interval_s <= 0:
             raise ValueError(f"{self.symbol}: density and level_interval_s must be > 0")
         if not 0.0 <= self.wide_spread_prob < 1.0:
-            raise ValueError(
-                f"{self.symbol}: wide_spread_prob must be in [0, 1), got {self.wide_spread_prob}"
-            )
+            raise ValueError(f"{self.symbol}: wide_spread_prob must be in [0, 1), got {self.wide_spread_prob}")
         if self.idio_vol < 0:
             raise ValueError(f"{self.symbol}: idio_vol must be >= 0, got {self.idio_vol}")
 

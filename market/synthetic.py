@@ -169,9 +169,7 @@ def _anchor_walk(seed: int, key: int) -> tuple[np.ndarray, np.ndarray]:
 def _day_levels(cfg: SyntheticMarketConfig, spec: SymbolSpec, i: int) -> tuple[float, float]:
     """Log open and log open-to-close target of session i for the symbol (market factor + idiosyncratic)."""
     m_cum, m_day = _anchor_walk(cfg.seed, _MARKET_KEY)
-    log_open = np.log(spec.start_price) + spec.beta * (
-        cfg.gap_vol * m_cum[0, i] + cfg.daily_vol * m_cum[1, i]
-    )
+    log_open = np.log(spec.start_price) + spec.beta * (cfg.gap_vol * m_cum[0, i] + cfg.daily_vol * m_cum[1, i])
     target = spec.beta * cfg.daily_vol * m_day[i]
     if spec.idio_vol > 0:
         s_cum, s_day = _anchor_walk(cfg.seed, _symbol_key(spec.symbol))
@@ -256,9 +254,7 @@ def _event_times(rng: np.random.Generator, lam: np.ndarray) -> tuple[np.ndarray,
     return counts, minute, frac
 
 
-def _bridge_noise(
-    rng: np.random.Generator, counts: np.ndarray, minute: np.ndarray, frac: np.ndarray
-) -> np.ndarray:
+def _bridge_noise(rng: np.random.Generator, counts: np.ndarray, minute: np.ndarray, frac: np.ndarray) -> np.ndarray:
     """Unit Brownian-bridge values at sorted event times inside each minute (0 at both minute edges)."""
     n = frac.size
     if n == 0:

@@ -98,9 +98,7 @@ class RewardAudit:
             value = getattr(self.total, attr)
             if not value <= limit:
                 per = {n: getattr(s, attr) for n, s in self.components.items()}
-                out.append(
-                    f"{label} = {value:.4g} > {limit:.4g}; offending components: {_offenders(per, limit)}"
-                )
+                out.append(f"{label} = {value:.4g} > {limit:.4g}; offending components: {_offenders(per, limit)}")
         if lim.require_fee_parity:
             pnl = self.coefficients.get("pnl", 0.0)
             if pnl > 0:
@@ -238,8 +236,7 @@ def audit_reward(
     raw = {c: _stats([runs[p][1][c] for p in names], actives, gamma) for c in COMPONENT_NAMES}
     with np.errstate(all="ignore"):
         weighted = {
-            c: _stats([coef * runs[p][1][c] for p in names], actives, gamma)
-            for c, coef in coefficients.items()
+            c: _stats([coef * runs[p][1][c] for p in names], actives, gamma) for c, coef in coefficients.items()
         }
     total = _stats([runs[p][0] for p in names], actives, gamma)
     per_policy = {p: _stats([runs[p][0]], [runs[p][2]], gamma) for p in names}

@@ -53,9 +53,7 @@ class EnvConfig:
             if not _is_number(value) or value < 0:
                 raise ValueError(f"EnvConfig.{name} must be a finite number >= 0, got {value!r}")
         if self.loss_cut is not None and (not _is_number(self.loss_cut) or self.loss_cut >= 0):
-            raise ValueError(
-                f"EnvConfig.loss_cut must be a finite negative number or None, got {self.loss_cut!r}"
-            )
+            raise ValueError(f"EnvConfig.loss_cut must be a finite negative number or None, got {self.loss_cut!r}")
         if self.profit_lock is not None and (not _is_number(self.profit_lock) or self.profit_lock <= 0):
             raise ValueError(
                 f"EnvConfig.profit_lock must be a finite positive number or None, got {self.profit_lock!r}"

@@ -37,9 +37,7 @@ class MarketDays:
     def __post_init__(self) -> None:
         d = len(self.symbols)
         if self.features.ndim != 3 or self.features.dtype != np.float32:
-            raise ValueError(
-                f"features must be float32 [D,T,F], got {self.features.dtype} {self.features.shape}"
-            )
+            raise ValueError(f"features must be float32 [D,T,F], got {self.features.dtype} {self.features.shape}")
         _, t, f = self.features.shape
         if self.features.shape[0] != d or self.dates.shape != (d,) or self.length.shape != (d,):
             raise ValueError("symbols, dates, length and features must agree on the number of days")
@@ -218,9 +216,7 @@ class MarketDays:
         return out
 
 
-def _pad_tail(
-    open_: np.ndarray, close: np.ndarray, spread: np.ndarray, feats: np.ndarray, length: np.ndarray
-) -> None:
+def _pad_tail(open_: np.ndarray, close: np.ndarray, spread: np.ndarray, feats: np.ndarray, length: np.ndarray) -> None:
     """Fill padding after each day's last bar with that bar's values (finite, never read by the envs)."""
     t_max = open_.shape[1]
     pad = np.arange(t_max)[None, :] >= length[:, None]

@@ -88,9 +88,7 @@ class RewardSpec:
             raise ValueError(f"reward '{self.name}': no components")
         unknown = sorted(set(self.components) - set(COMPONENTS))
         if unknown:
-            raise ValueError(
-                f"reward '{self.name}': unknown component(s) {unknown}; known: {sorted(COMPONENTS)}"
-            )
+            raise ValueError(f"reward '{self.name}': unknown component(s) {unknown}; known: {sorted(COMPONENTS)}")
 
     @cached_property
     def coefficients(self) -> tuple[tuple[str, float], ...]:
@@ -113,18 +111,14 @@ class RewardSpec:
             raise ValueError(f"reward '{name}': 'description' must be a string")
         raw = data.get("components")
         if not isinstance(raw, Mapping) or not raw:
-            raise ValueError(
-                f"reward '{name}': 'components' must be a non-empty mapping of name -> weight/scale"
-            )
+            raise ValueError(f"reward '{name}': 'components' must be a non-empty mapping of name -> weight/scale")
         unknown = sorted(set(map(str, raw)) - set(COMPONENTS))
         if unknown:
             raise ValueError(f"reward '{name}': unknown component(s) {unknown}; known: {sorted(COMPONENTS)}")
         components = {}
         for comp, body in raw.items():
             if not isinstance(body, Mapping) or "weight" not in body:
-                raise ValueError(
-                    f"reward '{name}': component '{comp}' needs a mapping with 'weight' (and 'scale')"
-                )
+                raise ValueError(f"reward '{name}': component '{comp}' needs a mapping with 'weight' (and 'scale')")
             extra = sorted(set(body) - {"weight", "scale"})
             if extra:
                 raise ValueError(f"reward '{name}': component '{comp}' has unknown key(s) {extra}")

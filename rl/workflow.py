@@ -81,9 +81,7 @@ def build_dataset(
     )
     if missing:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise ValueError(
-            f"{len(missing)} symbol-sessions lack features ({shown}): materialize features_1m first"
-        )
+        raise ValueError(f"{len(missing)} symbol-sessions lack features ({shown}): materialize features_1m first")
     feature_names = tuple(c for c in frame.columns if c not in BASE_COLUMNS)
     days = MarketDays.from_frame(frame, feature_names)
     version = days.content_hash()
@@ -215,9 +213,7 @@ def train_family(
             "test_dates": [d.isoformat() for d in s.test_dates],
             "code_version": code,
         }
-        log(
-            f"training {cfg.name} slice {s.name}: {len(s.train_dates)} sessions, {cfg.ppo.total_timesteps} steps"
-        )
+        log(f"training {cfg.name} slice {s.name}: {len(s.train_dates)} sessions, {cfg.ppo.total_timesteps} steps")
         result = train_policy(
             days.select_dates(s.train_dates),
             cfg.env,
@@ -231,9 +227,7 @@ def train_family(
         checkpoints[s.name] = str(result.checkpoint_dir)
         stats[s.name] = {k: float(v) for k, v in result.stats.items() if isinstance(v, int | float)}
         log(f"slice {s.name}: {stats[s.name].get('steps_per_s', float('nan')):.0f} env-steps/s")
-    return PolicyArtifact(
-        cfg.name, run_id, reward.name, reward.sha256, manifest.data_version, code, checkpoints, stats
-    )
+    return PolicyArtifact(cfg.name, run_id, reward.name, reward.sha256, manifest.data_version, code, checkpoints, stats)
 
 
 @dataclass(frozen=True)
@@ -296,9 +290,7 @@ class EvaluationOutcome:
         return out
 
 
-def _episode_rows(
-    result: Any, slice_name: str, checkpoint_id: str | None, agent: str
-) -> list[dict[str, Any]]:
+def _episode_rows(result: Any, slice_name: str, checkpoint_id: str | None, agent: str) -> list[dict[str, Any]]:
     from rl.envs.intraday import ACTION_NAMES
 
     return [

@@ -35,9 +35,7 @@ def tf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         f["data"]["start"] = "2024-01-02"
         f["data"]["end"] = "2024-01-10"
         f["walk_forward"].update({"train_days": 3, "test_days": 1, "slices": 2})
-        f["ppo"].update(
-            {"total_timesteps": 512, "n_envs": 8, "n_steps": 32, "batch_size": 128, "n_epochs": 1}
-        )
+        f["ppo"].update({"total_timesteps": 512, "n_envs": 8, "n_steps": 32, "batch_size": 128, "n_epochs": 1})
 
     _edit_yaml(configs / "market.yaml", small_market)
     _edit_yaml(configs / "intraday.yaml", tiny_family)

@@ -124,9 +124,7 @@ def test_cost_identity_and_round_trip_closure_over_random_actions(cfg: EnvConfig
         before = led.equity.copy()
         env.step(rng.integers(0, 4, size=n))  # invalid actions included: they must never break the books
         c = env.last_components
-        np.testing.assert_allclose(
-            c["pnl"] + c["commission"] + c["spread_cost"], led.equity - before, atol=1e-9
-        )
+        np.testing.assert_allclose(c["pnl"] + c["commission"] + c["spread_cost"], led.equity - before, atol=1e-9)
         np.testing.assert_allclose(env.last_rewards, led.equity - before, atol=1e-9)
         for name in COMPONENT_NAMES:
             sums[name] += c[name]
@@ -135,9 +133,7 @@ def test_cost_identity_and_round_trip_closure_over_random_actions(cfg: EnvConfig
     assert steps > 10 and np.all(led.pos == 0)
     assert led.round_trips.sum() > n  # the random policy really traded
     np.testing.assert_allclose(led.equity, led.realized_net, atol=1e-8)
-    np.testing.assert_allclose(
-        led.equity, led.realized_gross + sums["commission"] + sums["spread_cost"], atol=1e-8
-    )
+    np.testing.assert_allclose(led.equity, led.realized_gross + sums["commission"] + sums["spread_cost"], atol=1e-8)
     np.testing.assert_allclose(sums["pnl"], led.realized_gross, atol=1e-8)
     np.testing.assert_allclose(sums["commission"], led.commission, atol=1e-9)
     assert np.all(sums["commission"] <= 0) and np.all(sums["spread_cost"] <= 0)

@@ -41,10 +41,7 @@ def test_seed000_original_reward_fails_and_names_its_components(seed_audit) -> N
     assert "daily_pnl_level" in text  # the P&L level repeated every step is the main offender
     assert any(p.startswith("p99 |step reward|") for p in problems)
     assert any(p.startswith("p99 |value target|") for p in problems)
-    assert (
-        seed_audit.total.value_target_p99 > 1_000
-        and seed_audit.components["daily_pnl_level"].p99_abs_step > 10
-    )
+    assert seed_audit.total.value_target_p99 > 1_000 and seed_audit.components["daily_pnl_level"].p99_abs_step > 10
 
 
 def test_default_reward_passes(default_audit) -> None:
@@ -82,9 +79,7 @@ def test_fee_parity_check_flags_a_reward_that_ignores_costs(days: MarketDays) ->
         }
     )
     audit = audit_reward(days, CFG, gross_only, n_episodes=2, policies=("random_valid",))
-    assert any(
-        "fees under-weighted" in p and "commission" in p and "spread_cost" in p for p in audit.problems()
-    )
+    assert any("fees under-weighted" in p and "commission" in p and "spread_cost" in p for p in audit.problems())
     relaxed = dataclasses.replace(gross_only.audit, require_fee_parity=False)
     assert audit.problems(relaxed) == []
 

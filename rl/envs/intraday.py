@@ -180,9 +180,7 @@ class IntradayEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(
-        self, days: MarketDays, env_cfg: EnvConfig, reward: RewardSpec, day_index: int | None = None
-    ) -> None:
+    def __init__(self, days: MarketDays, env_cfg: EnvConfig, reward: RewardSpec, day_index: int | None = None) -> None:
         super().__init__()
         self._core = _Batch(days, env_cfg, reward, 1)
         if day_index is not None and not 0 <= int(day_index) < days.n_days:
@@ -194,9 +192,7 @@ class IntradayEnv(gym.Env):
         self.render_mode = None
         self._done = True
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """Start a day: `options["day_index"]`, else the fixed `day_index`, else one drawn from np_random."""
         super().reset(seed=seed)
         day = (options or {}).get("day_index", self.day_index)
@@ -245,9 +241,7 @@ class _SharedEmptyInfo(dict):
     __slots__ = ()
 
     def _read_only(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError(
-            "this step info is shared by all running envs and read-only; use dict(info) to edit a copy"
-        )
+        raise TypeError("this step info is shared by all running envs and read-only; use dict(info) to edit a copy")
 
     __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _read_only  # type: ignore
 
@@ -456,9 +450,7 @@ class IntradayVecEnv(VecEnv):
             raise ValueError(f"'{attr_name}' is shared by all envs of IntradayVecEnv; set it for all indices")
         setattr(self, attr_name, value)
 
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
-    ):
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any):
         """`action_masks` returns the fresh [N, 4] mask array itself (rows at `indices`), which sb3-contrib's
         `np.stack` copies row by row (~0.4 us per env); other methods run once on the batched env and their
         result is repeated per index."""
