@@ -37,7 +37,7 @@ def _days(open_: list[float], close: list[float], spread: list[float]) -> Market
 FREE = EnvConfig(warmup_minutes=0, flat_minutes_before_close=0, loss_cut=None, profit_lock=None)
 
 
-def test_hand_computed_round_trips_flip_split_and_truncation() -> None:
+def test_hand_computed_round_trips_flip_split_and_session_close() -> None:
     days = _days(
         open_=[100.0, 101.0, 102.0, 103.0, 104.0],
         close=[100.5, 101.5, 102.5, 103.5, 104.5],
@@ -58,7 +58,7 @@ def test_hand_computed_round_trips_flip_split_and_truncation() -> None:
     assert (info["pnl"], info["commission"], info["spread_cost"]) == pytest.approx((-50.0, -1.0, -1.0))
     assert info["win_bonus"] == 0.0 and info["holding_cost"] == 0.0 and info["hold_tax"] == -1.0
     _, r, term, trunc, info = env.step(HOLD)
-    assert trunc and not term and info["done_reason"] == "end_of_data"
+    assert term and not trunc and info["done_reason"] == "end_of_data"
     assert info["net_pnl"] == pytest.approx(95.5 - 103.5)
     assert (info["round_trips"], info["wins"]) == (2, 1)
     led = env._core.ledger
@@ -73,9 +73,9 @@ def test_liquidation_at_data_end_charges_exit_costs_at_the_last_close() -> None:
     env.reset(seed=0)
     env.step(BUY)
     _, _, term, trunc, info = env.step(HOLD)
-    assert not trunc
+    assert not (term or trunc)
     _, _, term, trunc, info = env.step(HOLD)
-    assert trunc and not term and info["position"] == 0
+    assert term and not trunc and info["position"] == 0
     # exit at close[3]=103.0 with half of spread[3] and a commission
     assert info["commission"] == pytest.approx(-1.0) and info["spread_cost"] == pytest.approx(-3.0)
     assert info["net_pnl"] == pytest.approx(100 * (103.0 - 100.0) - 2.0 - 1.0 - 3.0)
