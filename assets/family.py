@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from assets.common import WAREHOUSE_POOL, check_result, metadata
 from market.calendar import sessions
 from pipelines.resources import ArtifactStore, ConfigStore, WarehouseResource
 from rl import workflow
@@ -20,12 +21,7 @@ from rl.reward import load_reward
 from rl.versioning import source_digest
 from warehouse.runs import get_training_slices, record_evaluation, record_training_run
 
-WAREHOUSE_POOL = "duckdb"
 FrameLoader = Callable[[duckdb.DuckDBPyConnection, Sequence[str], date, date], pl.DataFrame]
-
-
-def _md_meta(values: dict) -> dict:
-    return {k: v if isinstance(v, int | float | str | bool) else dg.MetadataValue.json(v) for k, v in values.items()}
 
 
 def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_frame: FrameLoader) -> list:
@@ -70,7 +66,7 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
         )
         return dg.Output(
             manifest,
-            metadata=_md_meta(manifest.summary()),
+            metadata=metadata(manifest.summary()),
             data_version=dg.DataVersion(manifest.data_version),
         )
 
@@ -87,13 +83,9 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
         cfg = load_family(configs.family_path(family))
         reward = load_reward(configs.reward_path(family))
         audit = workflow.audit_family(manifest, cfg, reward)
-        yield dg.Output(audit, metadata=_md_meta(audit.summary()))
-        yield dg.AssetCheckResult(
-            check_name="reward_scale_sane",
-            passed=audit.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata=_md_meta({"problems": list(audit.problems), "reward_sha256": audit.reward_sha256}),
-        )
+        yield dg.Output(audit, metadata=metadata(audit.summary()))
+        verdict = {"passed": audit.passed, "problems": list(audit.problems), "reward_sha256": audit.reward_sha256}
+        yield check_result("reward_scale_sane", verdict, dg.AssetCheckSeverity.ERROR)
 
     @dg.asset(
         name=policy_key,
@@ -125,7 +117,7 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
             tensorboard_dir=artifacts.dir("tensorboard", family),
             log=context.log.info,
         )
-        return dg.Output(artifact, metadata=_md_meta(artifact.summary()))
+        return dg.Output(artifact, metadata=metadata(artifact.summary()))
 
     @dg.asset(
         name=f"{family}_evaluation",
@@ -162,14 +154,9 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
         context.log.info(f"evaluation report: {outcome.report_path}")
         yield dg.Output(
             outcome.summary(),
-            metadata={**_md_meta(outcome.summary()), "report": dg.MetadataValue.md(outcome.report_md)},
+            metadata={**metadata(outcome.summary()), "report": dg.MetadataValue.md(outcome.report_md)},
         )
         for name, check in outcome.checks.items():
-            yield dg.AssetCheckResult(
-                check_name=name,
-                passed=bool(check["passed"]),
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata=_md_meta(check),
-            )
+            yield check_result(name, check, dg.AssetCheckSeverity.ERROR)
 
     return [reward_config, dataset, reward_audit, policy, evaluation]

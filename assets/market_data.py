@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.common import WAREHOUSE_POOL, check_result
 from pipelines.partitions import SESSIONS, partition_dates
 from pipelines.resources import MarketDataResource, WarehouseResource
 from warehouse import checks
@@ -9,26 +10,18 @@ from warehouse.bars import build_bars
 from warehouse.features import FEATURES, WARMUP_MINUTES, build_features
 from warehouse.ingest import ingest_day
 
-WAREHOUSE_POOL = "duckdb"
 GROUP = "market_data"
-
-
-def check_result(name: str, result: dict, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
-    """Wrap a warehouse check's plain dict as a Dagster check result."""
-    return dg.AssetCheckResult(
-        check_name=name, passed=bool(result["passed"]), severity=severity, metadata=_flat(result)
-    )
-
-
-def _flat(result: dict) -> dict:
-    return {k: v if isinstance(v, int | float | str | bool) else dg.MetadataValue.json(v) for k, v in result.items()}
+# One partition per NYSE session; a range backfill is one run, and every step holds the DuckDB writer slot.
+PARTITIONED = {
+    "partitions_def": SESSIONS,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "pool": WAREHOUSE_POOL,
+    "group_name": GROUP,
+}
 
 
 @dg.asset(
-    partitions_def=SESSIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    group_name=GROUP,
+    **PARTITIONED,
     kinds={"duckdb"},
     check_specs=[dg.AssetCheckSpec("quarantine_report", asset="raw_ticks")],
 )
@@ -54,10 +47,7 @@ def raw_ticks(
 
 
 @dg.asset(
-    partitions_def=SESSIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    group_name=GROUP,
+    **PARTITIONED,
     kinds={"duckdb"},
     deps=[raw_ticks],
     check_specs=[dg.AssetCheckSpec("bar_integrity", asset="bars_1m", blocking=True)],
@@ -79,10 +69,7 @@ def bars_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
 
 
 @dg.asset(
-    partitions_def=SESSIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    group_name=GROUP,
+    **PARTITIONED,
     kinds={"duckdb", "polars"},
     deps=[bars_1m],
     check_specs=[
