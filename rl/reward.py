@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -82,13 +82,15 @@ class RewardSpec:
     components: dict[str, RewardComponent]
     audit: AuditLimits = field(default_factory=AuditLimits)
     sha256: str = ""
+    # The family's component names (its ledger's registry); the intraday family's by default.
+    known: tuple[str, ...] = field(default=tuple(COMPONENTS), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.components:
             raise ValueError(f"reward '{self.name}': no components")
-        unknown = sorted(set(self.components) - set(COMPONENTS))
+        unknown = sorted(set(self.components) - set(self.known))
         if unknown:
-            raise ValueError(f"reward '{self.name}': unknown component(s) {unknown}; known: {sorted(COMPONENTS)}")
+            raise ValueError(f"reward '{self.name}': unknown component(s) {unknown}; known: {sorted(self.known)}")
 
     @cached_property
     def coefficients(self) -> tuple[tuple[str, float], ...]:
@@ -96,8 +98,12 @@ class RewardSpec:
         return tuple((n, c.coefficient) for n, c in self.components.items() if c.coefficient != 0.0)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], sha256: str | None = None) -> RewardSpec:
-        """Validate a YAML-shaped mapping; `sha256` defaults to a hash of its canonical JSON."""
+    def from_dict(
+        cls, data: Mapping[str, Any], sha256: str | None = None, components: Iterable[str] = tuple(COMPONENTS)
+    ) -> RewardSpec:
+        """Validate a YAML-shaped mapping against a family's `components`; `sha256` defaults to a hash of its
+        canonical JSON."""
+        known = tuple(components)
         if not isinstance(data, Mapping):
             raise ValueError(f"reward: expected a mapping at the top level, got {type(data).__name__}")
         unknown = sorted(set(data) - set(_TOP_KEYS))
@@ -112,9 +118,9 @@ class RewardSpec:
         raw = data.get("components")
         if not isinstance(raw, Mapping) or not raw:
             raise ValueError(f"reward '{name}': 'components' must be a non-empty mapping of name -> weight/scale")
-        unknown = sorted(set(map(str, raw)) - set(COMPONENTS))
+        unknown = sorted(set(map(str, raw)) - set(known))
         if unknown:
-            raise ValueError(f"reward '{name}': unknown component(s) {unknown}; known: {sorted(COMPONENTS)}")
+            raise ValueError(f"reward '{name}': unknown component(s) {unknown}; known: {sorted(known)}")
         components = {}
         for comp, body in raw.items():
             if not isinstance(body, Mapping) or "weight" not in body:
@@ -129,7 +135,7 @@ class RewardSpec:
         audit = AuditLimits.from_dict(data.get("audit"))
         if sha256 is None:
             sha256 = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-        return cls(name=name, description=description, components=components, audit=audit, sha256=sha256)
+        return cls(name=name, description=description, components=components, audit=audit, sha256=sha256, known=known)
 
     def to_dict(self) -> dict[str, Any]:
         """YAML-shaped dict plus the sha256 (what a checkpoint records)."""
@@ -147,9 +153,9 @@ class RewardSpec:
         }
 
 
-def load_reward(path: str | Path) -> RewardSpec:
-    """Load and validate a reward YAML; any problem (missing file, bad YAML, unknown name, NaN) is a
-    ValueError."""
+def load_reward(path: str | Path, components: Iterable[str] = tuple(COMPONENTS)) -> RewardSpec:
+    """Load and validate a reward YAML against a family's `components` (intraday's by default); any problem
+    (missing file, bad YAML, unknown name, NaN) is a ValueError."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -164,7 +170,7 @@ def load_reward(path: str | Path) -> RewardSpec:
     if data is None:
         raise ValueError(f"reward file {path.name} is empty")
     try:
-        return RewardSpec.from_dict(data, sha256=hashlib.sha256(raw).hexdigest())
+        return RewardSpec.from_dict(data, sha256=hashlib.sha256(raw).hexdigest(), components=components)
     except ValueError as exc:
         raise ValueError(f"{path.name}: {exc}") from exc
 
