@@ -27,6 +27,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 from rl.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger
 from rl.config import EnvConfig
 from rl.data import MarketDays
+from rl.envs.common import EMPTY_INFO, check_actions
 from rl.reward import RewardSpec, combine
 
 HOLD, BUY, SELL, CLOSE = 0, 1, 2, 3
@@ -156,21 +157,6 @@ class _Batch:
         return comps, combine(self.reward, comps), code
 
 
-def _check_actions(actions: Any, n: int) -> np.ndarray:
-    a = np.asarray(actions)
-    if a.size != n:
-        raise ValueError(f"expected {n} actions, got shape {a.shape}")
-    a = a.reshape(n)
-    if a.dtype.kind not in "iu":
-        if a.dtype.kind == "f" and np.all(a == np.round(a)):
-            a = a.astype(np.int64)
-        else:
-            raise ValueError(f"actions must be integers, got dtype {a.dtype}")
-    if n and (a.min() < 0 or a.max() >= N_ACTIONS):
-        raise ValueError(f"actions must be in [0, {N_ACTIONS}), got min {a.min()} max {a.max()}")
-    return a.astype(np.int64, copy=False)
-
-
 def _step_info(comps: dict[str, np.ndarray], i: int) -> dict[str, Any]:
     return {name: float(comps[name][i]) for name in COMPONENT_NAMES}
 
@@ -206,7 +192,7 @@ class IntradayEnv(gym.Env):
         """One minute: fill at the next open, mark at the next close; info has the raw components."""
         if self._done:
             raise RuntimeError("the episode has ended; call reset() before step()")
-        a = _check_actions(action, 1)
+        a = check_actions(action, 1, N_ACTIONS)
         comps, reward, code = self._core.step(_ALL, a)
         led = self._core.ledger
         c = int(code[0])
@@ -230,35 +216,6 @@ class IntradayEnv(gym.Env):
 
 def _reset_info(days: MarketDays, day: int) -> dict[str, Any]:
     return {"day_index": day, "symbol": str(days.symbols[day]), "session_date": str(days.dates[day])}
-
-
-class _SharedEmptyInfo(dict):
-    """The info of every env that did not finish this step: one shared, read-only empty dict (O(1) infos).
-
-    Writing to it raises instead of leaking into other envs; copies are ordinary dicts.
-    """
-
-    __slots__ = ()
-
-    def _read_only(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("this step info is shared by all running envs and read-only; use dict(info) to edit a copy")
-
-    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _read_only  # type: ignore
-
-    def copy(self) -> dict:  # type: ignore[override]
-        return {}
-
-    def __copy__(self) -> dict:
-        return {}
-
-    def __deepcopy__(self, memo: dict) -> dict:
-        return {}
-
-    def __reduce__(self) -> tuple:
-        return (dict, ())
-
-
-_EMPTY_INFO = _SharedEmptyInfo()
 
 
 class IntradayVecEnv(VecEnv):
@@ -356,7 +313,7 @@ class IntradayVecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() without step_async()")
         n = self.num_envs
-        actions = _check_actions(self._actions, n)
+        actions = check_actions(self._actions, n, N_ACTIONS)
         self._actions = None
         core = self._core
         if self.auto_reset or not self.done_mask.any():
@@ -380,7 +337,7 @@ class IntradayVecEnv(VecEnv):
         self.last_net_pnl = comps["daily_pnl_level"]
         self.last_done_code = code
         dones = code != 0
-        infos: list[dict[str, Any]] = [_EMPTY_INFO] * n
+        infos: list[dict[str, Any]] = [EMPTY_INFO] * n
         if dones.any():
             self._finish(np.flatnonzero(dones), obs, comps, code, infos)
         self._obs = obs

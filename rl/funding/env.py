@@ -30,6 +30,7 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from rl.envs.common import EMPTY_INFO, check_actions
 from rl.funding.accounting import COMPONENT_NAMES, DONE_REASONS, FundingLedger
 from rl.funding.config import FundingEnvConfig, TradingConfig
 from rl.funding.data import FundingDays
@@ -250,21 +251,6 @@ class _Batch:
         return comps, combine(self.reward, comps), code
 
 
-def _check_actions(actions: Any, n: int, n_act: int) -> np.ndarray:
-    a = np.asarray(actions)
-    if a.size != n:
-        raise ValueError(f"expected {n} actions, got shape {a.shape}")
-    a = a.reshape(n)
-    if a.dtype.kind not in "iu":
-        if a.dtype.kind == "f" and np.all(a == np.round(a)):
-            a = a.astype(np.int64)
-        else:
-            raise ValueError(f"actions must be integers, got dtype {a.dtype}")
-    if n and (a.min() < 0 or a.max() >= n_act):
-        raise ValueError(f"actions must be in [0, {n_act}), got min {a.min()} max {a.max()}")
-    return a.astype(np.int64, copy=False)
-
-
 def _reset_info(days: FundingDays, start: int, trading: TradingConfig) -> dict[str, Any]:
     return {"start": start, "start_time": str(days.timeline[start]), "trading": trading.to_dict()}
 
@@ -310,7 +296,7 @@ class FundingEnv(gym.Env):
         """One hour; info has the raw components, `equity` and `net_pnl` (equity change this episode)."""
         if self._done:
             raise RuntimeError("the episode has ended; call reset() before step()")
-        a = _check_actions(action, 1, self._core.n_actions)
+        a = check_actions(action, 1, self._core.n_actions)
         comps, reward, code = self._core.step(_ALL, a)
         led = self._core.ledger
         c = int(code[0])
@@ -330,32 +316,6 @@ class FundingEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         """Valid actions now: bool (1 + K + P,) (a fresh array)."""
         return self._core.masks()[0]
-
-
-class _SharedEmptyInfo(dict):
-    """The info of every env that did not finish this step: one shared, read-only empty dict (O(1) infos)."""
-
-    __slots__ = ()
-
-    def _read_only(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("this step info is shared by all running envs and read-only; use dict(info) to edit a copy")
-
-    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _read_only  # type: ignore
-
-    def copy(self) -> dict:  # type: ignore[override]
-        return {}
-
-    def __copy__(self) -> dict:
-        return {}
-
-    def __deepcopy__(self, memo: dict) -> dict:
-        return {}
-
-    def __reduce__(self) -> tuple:
-        return (dict, ())
-
-
-_EMPTY_INFO = _SharedEmptyInfo()
 
 
 class FundingVecEnv(VecEnv):
@@ -452,7 +412,7 @@ class FundingVecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() without step_async()")
         n = self.num_envs
-        actions = _check_actions(self._actions, n, self._core.n_actions)
+        actions = check_actions(self._actions, n, self._core.n_actions)
         self._actions = None
         core = self._core
         if self.auto_reset or not self.done_mask.any():
@@ -477,7 +437,7 @@ class FundingVecEnv(VecEnv):
         self.last_net_pnl = led.equity - led.equity0
         self.last_done_code = code
         dones = code != 0
-        infos: list[dict[str, Any]] = [_EMPTY_INFO] * n
+        infos: list[dict[str, Any]] = [EMPTY_INFO] * n
         if dones.any():
             self._finish(np.flatnonzero(dones), obs, comps, code, infos)
         self._obs = obs
