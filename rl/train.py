@@ -328,12 +328,13 @@ def build_model(
 ) -> MaskablePPO:
     """A fresh MaskablePPO on a seeded IntradayVecEnv (wrapped in VecMonitor for episode stats)."""
     from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecMonitor
 
     from rl.envs.intraday import IntradayVecEnv
 
     env = VecMonitor(IntradayVecEnv(days, env_cfg, reward, n_envs=ppo.n_envs, seed=ppo.seed))
-    return MaskablePPO(
+    model = MaskablePPO(
         "MlpPolicy",
         env,
         learning_rate=ppo.learning_rate,
@@ -352,6 +353,10 @@ def build_model(
         device=ppo.device,
         verbose=0,
     )
+    if tensorboard_dir is None:
+        # Without this SB3 configures a default logger that leaves an empty SB3-<time> folder in the temp dir.
+        model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 def train_policy(

@@ -273,3 +273,14 @@ def test_ppo_learns_a_planted_signal_and_not_noise(tmp_path, reward):
 
     no_signal = _learn_and_evaluate(tmp_path, edge=0.0, seed=0, reward=reward)
     assert not _reliably_profitable(no_signal["agent"]), no_signal["agent"]
+
+
+def test_training_without_tensorboard_leaves_nothing_in_the_temp_dir(tmp_path, days, reward, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = train_policy(days, EnvConfig(), reward, TINY, out_dir=tmp_path / "ckpt")
+    assert result.stats["timesteps"] >= TINY.total_timesteps
+    assert list(scratch.iterdir()) == []
