@@ -300,10 +300,12 @@ def test_attrs_seed_wrapping_and_shared_infos(days: MarketDays) -> None:
 
 def test_maskable_ppo_learns_a_few_steps_on_the_vec_env(days: MarketDays) -> None:
     from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecMonitor
 
     vec = VecMonitor(IntradayVecEnv(days, CFG, SPEC, 8, seed=0))
     model = MaskablePPO("MlpPolicy", vec, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(total_timesteps=512)
     buf = model.rollout_buffer
     obs_pos = buf.observations[..., days.n_features]
