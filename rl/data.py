@@ -21,6 +21,30 @@ _BASE_COLUMNS = ("symbol", "session_date", "minute", "open", "close", "mean_spre
 _ARRAY_FIELDS = ("symbols", "dates", "features", "open", "close", "spread", "length")
 
 
+def save_arrays_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write named arrays atomically (temp file + os.replace) so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def arrays_hash(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over every named array (name, dtype, shape, bytes): a dataset's data version."""
+    h = hashlib.sha256()
+    for name, arr in arrays.items():
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True, eq=False)
 class MarketDays:
     """Market data of D days padded to T minutes; rows past `length[d]` repeat the last bar, never read."""
@@ -174,16 +198,7 @@ class MarketDays:
 
     def save_npz(self, path: str | Path) -> None:
         """Write atomically (temp file + os.replace) so a reader never sees half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, **self._arrays())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_arrays_npz(path, self._arrays())
 
     @classmethod
     def load_npz(cls, path: str | Path) -> MarketDays:
@@ -202,12 +217,7 @@ class MarketDays:
 
     def content_hash(self) -> str:
         """sha256 over every array (dtype, shape, bytes) and the feature names: the data version."""
-        h = hashlib.sha256()
-        for name, arr in self._arrays().items():
-            arr = np.ascontiguousarray(arr)
-            h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
-            h.update(arr.tobytes())
-        return h.hexdigest()
+        return arrays_hash(self._arrays())
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {name: getattr(self, name) for name in _ARRAY_FIELDS}

@@ -10,15 +10,14 @@ Snapshot t is the hourly instant `timeline[t]`. Every [T, S, X] array holds what
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from rl.data import arrays_hash, save_arrays_npz
 
 HOUR_NS = 3_600_000_000_000
 _CUBES = ("mark", "bid", "ask", "funding_paid", "rate_now", "interval_h", "volume_24h")
@@ -149,16 +148,7 @@ class FundingDays:
 
     def save_npz(self, path: str | Path) -> None:
         """Write atomically (temp file + os.replace) so a reader never sees half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, **self._arrays())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_arrays_npz(path, self._arrays())
 
     @classmethod
     def load_npz(cls, path: str | Path) -> FundingDays:
@@ -173,12 +163,7 @@ class FundingDays:
 
     def content_hash(self) -> str:
         """sha256 over every array (name, dtype, shape, bytes): the data version."""
-        h = hashlib.sha256()
-        for name, arr in self._arrays().items():
-            arr = np.ascontiguousarray(arr)
-            h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
-            h.update(arr.tobytes())
-        return h.hexdigest()
+        return arrays_hash(self._arrays())
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {name: getattr(self, name) for name in _CUBES}
