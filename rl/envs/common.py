@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 
 def check_actions(actions: Any, n: int, n_actions: int) -> np.ndarray:
@@ -50,3 +53,42 @@ class SharedEmptyInfo(dict):
 
 
 EMPTY_INFO = SharedEmptyInfo()
+
+
+class BatchedVecEnv(VecEnv):
+    """SB3 plumbing shared by the array-batched envs: one object holds every env, so attributes are shared and
+    `action_masks` is one [N, A] array. Subclasses provide `_core.masks()`, `get_attr` and `STATE_ATTRS`."""
+
+    STATE_ATTRS: frozenset[str] = frozenset()  # per-env state: readable with get_attr, never settable
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions of every env: a fresh bool [N, A] array (a copy: safe to keep across steps)."""
+        return self._core.masks()
+
+    def close(self) -> None:
+        """Nothing to release (no subprocesses, no files)."""
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set a shared attribute; the envs share one object, so only all indices at once are allowed."""
+        idx = sorted(set(self._get_indices(indices)))
+        if attr_name in self.STATE_ATTRS:
+            raise AttributeError(f"'{attr_name}' is environment state; use reset() to change it")
+        if idx != list(range(self.num_envs)):
+            raise ValueError(f"'{attr_name}' is shared by all envs of {type(self).__name__}; set it for all indices")
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any):
+        """`action_masks` returns the fresh [N, A] mask array itself (rows at `indices`), which sb3-contrib's
+        `np.stack` copies row by row (~0.4 us per env); other methods run once on the batched env and their
+        result is repeated per index."""
+        if method_name == "action_masks":
+            masks = self._core.masks()
+            if indices is not None:
+                masks = masks[list(self._get_indices(indices))]
+            return masks
+        result = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        """The batched envs are never wrapped by gymnasium wrappers."""
+        return [False for _ in self._get_indices(indices)]

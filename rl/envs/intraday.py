@@ -21,13 +21,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from rl.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger
 from rl.config import EnvConfig
 from rl.data import MarketDays
-from rl.envs.common import EMPTY_INFO, check_actions
+from rl.envs.common import EMPTY_INFO, BatchedVecEnv, check_actions
 from rl.reward import RewardSpec, combine
 
 HOLD, BUY, SELL, CLOSE = 0, 1, 2, 3
@@ -218,7 +217,7 @@ def _reset_info(days: MarketDays, day: int) -> dict[str, Any]:
     return {"day_index": day, "symbol": str(days.symbols[day]), "session_date": str(days.dates[day])}
 
 
-class IntradayVecEnv(VecEnv):
+class IntradayVecEnv(BatchedVecEnv):
     """N intraday envs stepped together with array operations (SB3 VecEnv, auto-reset, masks as one array).
 
     Env i draws its days from `gymnasium.utils.seeding.np_random(seed + i)`, exactly like
@@ -235,6 +234,7 @@ class IntradayVecEnv(VecEnv):
 
     _PER_ENV = {"day_index": "day", "t": "t"}
     _PER_LEDGER = {"position": "pos", "net_pnl": "equity", "round_trips": "round_trips", "wins": "wins"}
+    STATE_ATTRS = frozenset({*_PER_ENV, *_PER_LEDGER, "done_mask"})
 
     def __init__(
         self,
@@ -377,13 +377,6 @@ class IntradayVecEnv(VecEnv):
             self.done_mask[idx] = True
             self._core.finished[idx] = True
 
-    def action_masks(self) -> np.ndarray:
-        """Valid actions of every env: a fresh bool [N, 4] array (a copy: safe to keep across steps)."""
-        return self._core.masks()
-
-    def close(self) -> None:
-        """Nothing to release (no subprocesses, no files)."""
-
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """Per-env values of day_index, t, position, net_pnl, round_trips, wins, done_mask; else shared."""
         idx = list(self._get_indices(indices))
@@ -397,28 +390,3 @@ class IntradayVecEnv(VecEnv):
             value = getattr(self, attr_name)
             return [value for _ in idx]
         return [values[i].item() for i in idx]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set a shared attribute; the envs share one object, so only all indices at once are allowed."""
-        idx = sorted(set(self._get_indices(indices)))
-        if attr_name in self._PER_ENV or attr_name in self._PER_LEDGER or attr_name == "done_mask":
-            raise AttributeError(f"'{attr_name}' is environment state; use reset() to change it")
-        if idx != list(range(self.num_envs)):
-            raise ValueError(f"'{attr_name}' is shared by all envs of IntradayVecEnv; set it for all indices")
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any):
-        """`action_masks` returns the fresh [N, 4] mask array itself (rows at `indices`), which sb3-contrib's
-        `np.stack` copies row by row (~0.4 us per env); other methods run once on the batched env and their
-        result is repeated per index."""
-        if method_name == "action_masks":
-            masks = self._core.masks()
-            if indices is not None:
-                masks = masks[list(self._get_indices(indices))]
-            return masks
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        """The batched envs are never wrapped by gymnasium wrappers."""
-        return [False for _ in self._get_indices(indices)]

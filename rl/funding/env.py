@@ -27,10 +27,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from rl.envs.common import EMPTY_INFO, check_actions
+from rl.envs.common import EMPTY_INFO, BatchedVecEnv, check_actions
 from rl.funding.accounting import COMPONENT_NAMES, DONE_REASONS, FundingLedger
 from rl.funding.config import FundingEnvConfig, TradingConfig
 from rl.funding.data import FundingDays
@@ -318,7 +317,7 @@ class FundingEnv(gym.Env):
         return self._core.masks()[0]
 
 
-class FundingVecEnv(VecEnv):
+class FundingVecEnv(BatchedVecEnv):
     """N funding envs stepped together with array operations (SB3 VecEnv, auto-reset, masks as one array).
 
     Env i draws configs and start hours from `gymnasium.utils.seeding.np_random(seed + i)`, exactly like
@@ -329,6 +328,8 @@ class FundingVecEnv(VecEnv):
     `last_net_pnl`, `last_done_code`. An env that finished gets an info with `terminal_observation`,
     `TimeLimit.truncated`, the components and episode totals; the others share one read-only empty dict.
     """
+
+    STATE_ATTRS = frozenset({"configs", "t", "start", "done_mask"})
 
     def __init__(
         self,
@@ -471,13 +472,6 @@ class FundingVecEnv(VecEnv):
             self.done_mask[idx] = True
             self._core.finished[idx] = True
 
-    def action_masks(self) -> np.ndarray:
-        """Valid actions of every env: a fresh bool [N, 1 + K + P] array (a copy: safe to keep across steps)."""
-        return self._core.masks()
-
-    def close(self) -> None:
-        """Nothing to release (no subprocesses, no files)."""
-
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """Per-env `configs`, `t`, `start`, `done_mask`; other attributes are shared."""
         idx = list(self._get_indices(indices))
@@ -490,27 +484,3 @@ class FundingVecEnv(VecEnv):
             return [bool(self.done_mask[i]) for i in idx]
         value = getattr(self, attr_name)
         return [value for _ in idx]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set a shared attribute; the envs share one object, so only all indices at once are allowed."""
-        idx = sorted(set(self._get_indices(indices)))
-        if attr_name in ("configs", "t", "start", "done_mask"):
-            raise AttributeError(f"'{attr_name}' is environment state; use reset() to change it")
-        if idx != list(range(self.num_envs)):
-            raise ValueError(f"'{attr_name}' is shared by all envs of FundingVecEnv; set it for all indices")
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any):
-        """`action_masks` returns the fresh [N, A] mask array itself (rows at `indices`); other methods run once on
-        the batched env and their result is repeated per index."""
-        if method_name == "action_masks":
-            masks = self._core.masks()
-            if indices is not None:
-                masks = masks[list(self._get_indices(indices))]
-            return masks
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        """The batched envs are never wrapped by gymnasium wrappers."""
-        return [False for _ in self._get_indices(indices)]
