@@ -1,31 +1,44 @@
 """One asset machinery for every agent family: reward config -> dataset -> reward audit -> policy -> evaluation.
 
 A family is an env, a reward YAML and a config; this factory gives each the same lineage, checkpointing,
-run-versioned evaluation and report. Only the dataset loader differs between families.
+run-versioned evaluation and report. What differs (the warehouse loader here; arrays, env, baselines, metrics,
+checks and report in `rl.families`) is chosen by the family's kind.
 """
 
 import hashlib
 from collections.abc import Callable, Sequence
-from datetime import date
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
-import polars as pl
 
 from assets.common import WAREHOUSE_POOL, check_result, metadata
-from market.calendar import sessions
 from pipelines.resources import ArtifactStore, ConfigStore, WarehouseResource
 from rl import workflow
-from rl.family import load_family
-from rl.reward import load_reward
+from rl.families import FAMILIES
+from rl.family import FamilyConfig, load_family
+from rl.reward import RewardSpec
 from rl.versioning import source_digest
 from warehouse.runs import get_training_slices, record_evaluation, record_training_run
 
-FrameLoader = Callable[[duckdb.DuckDBPyConnection, Sequence[str], date, date], pl.DataFrame]
+DataLoader = Callable[[duckdb.DuckDBPyConnection, FamilyConfig], Any]
+_SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
 
-def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_frame: FrameLoader) -> list:
-    """Build the reward-config source, dataset, audit, policy and evaluation assets of one family."""
+def family_assets(family: str, kind: str, data_deps: Sequence[dg.AssetsDefinition], load_data: DataLoader) -> list:
+    """Build the reward-config source, dataset, audit, policy and evaluation assets of one family.
+
+    `family` names the assets and the config file (`configs/<family>.yaml`); `kind` picks the env and checks.
+    """
+    impl = FAMILIES[kind]
+
+    def load(configs: ConfigStore) -> tuple[FamilyConfig, RewardSpec]:
+        cfg = load_family(configs.family_path(family))
+        if cfg.kind != kind:
+            raise ValueError(f"{configs.family_path(family).name} has kind {cfg.kind!r}; these assets are {kind!r}")
+        return cfg, impl.load_reward(Path(configs.reward_path(family)))
+
     reward_key = f"{family}_reward_config"
     audit_key = f"{family}_reward_audit"
     policy_key = f"{family}_policy"
@@ -57,13 +70,11 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
         artifacts: ArtifactStore,
         configs: ConfigStore,
     ) -> dg.Output:
-        """The declared date range of features as arrays with walk-forward slices; data version = content hash."""
-        cfg = load_family(configs.family_path(family))
+        """The declared date range as the family's arrays with walk-forward slices; data version = content hash."""
+        cfg, _ = load(configs)
         with warehouse.connect() as con:
-            frame = load_frame(con, cfg.data.symbols, cfg.data.start, cfg.data.end)
-        manifest = workflow.build_dataset(
-            frame, cfg, artifacts.dir("datasets", family), sessions(cfg.data.start, cfg.data.end)
-        )
+            data = load_data(con, cfg)
+        manifest = workflow.build_dataset(data, cfg, artifacts.dir("datasets", family))
         return dg.Output(
             manifest,
             metadata=metadata(manifest.summary()),
@@ -80,8 +91,7 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
     )
     def reward_audit(context: dg.AssetExecutionContext, configs: ConfigStore, manifest: workflow.DatasetManifest):
         """Scales of every reward component under random and simple policies, checked before any training."""
-        cfg = load_family(configs.family_path(family))
-        reward = load_reward(configs.reward_path(family))
+        cfg, reward = load(configs)
         audit = workflow.audit_family(manifest, cfg, reward)
         yield dg.Output(audit, metadata=metadata(audit.summary()))
         verdict = {"passed": audit.passed, "problems": list(audit.problems), "reward_sha256": audit.reward_sha256}
@@ -106,8 +116,7 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
         audit: workflow.AuditOutcome,
     ) -> dg.Output:
         """MaskablePPO checkpoints, one per walk-forward slice, saved with config, data, reward and code versions."""
-        cfg = load_family(configs.family_path(family))
-        reward = load_reward(configs.reward_path(family))
+        cfg, reward = load(configs)
         artifact = workflow.train_family(
             manifest,
             cfg,
@@ -129,10 +138,7 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
         pool=WAREHOUSE_POOL,
         kinds={"duckdb"},
         code_version=code,
-        check_specs=[
-            dg.AssetCheckSpec("action_collapse", asset=f"{family}_evaluation"),
-            dg.AssetCheckSpec("reward_pnl_alignment", asset=f"{family}_evaluation"),
-        ],
+        check_specs=[dg.AssetCheckSpec(name, asset=f"{family}_evaluation") for name in impl.checks],
         automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(policy_key)),
     )
     def evaluation(
@@ -144,8 +150,7 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
         artifact: workflow.PolicyArtifact,
     ):
         """Walk-forward evaluation on held-out days against baselines, stored per run in DuckDB, with a report."""
-        cfg = load_family(configs.family_path(family))
-        reward = load_reward(configs.reward_path(family))
+        cfg, reward = load(configs)
         outcome = workflow.evaluate_family(manifest, artifact, cfg, reward, artifacts.dir("reports", family))
         with warehouse.connect() as con:
             if get_training_slices(con, artifact.run_id).is_empty():
@@ -157,6 +162,6 @@ def family_assets(family: str, data_deps: Sequence[dg.AssetsDefinition], load_fr
             metadata={**metadata(outcome.summary()), "report": dg.MetadataValue.md(outcome.report_md)},
         )
         for name, check in outcome.checks.items():
-            yield check_result(name, check, dg.AssetCheckSeverity.ERROR)
+            yield check_result(name, check, _SEVERITY[impl.checks[name]])
 
     return [reward_config, dataset, reward_audit, policy, evaluation]

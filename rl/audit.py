@@ -4,13 +4,16 @@ Seed 000 trained for two hours on a reward whose episodes summed to -1.2e7 (valu
 few cheap policies through the same batched env and accounting, and bounding the per-step reward, the episode
 return and the discounted return (the value target), catches that in seconds and names the components
 responsible.
+
+The audit is family-agnostic: a family describes itself as an `AuditTarget` (how to replay episodes in its
+batched env, which cheap policies to roll out, which components are costs); `audit_reward` is the intraday one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +54,18 @@ _POLICY_FUNCS: dict[str, _Policy] = {
 
 
 @dataclass(frozen=True)
+class AuditTarget:
+    """What the audit needs from a family: episodes to replay in its batched env, policies and component names."""
+
+    n_available: int  # distinct episodes that can be replayed (days, start hours)
+    make_env: Callable[[np.ndarray, int], Any]  # (episode ids, seed) -> evaluation-mode batched env (done_mask)
+    policies: Mapping[str, _Policy]  # name -> (masks, rng) -> actions
+    component_names: tuple[str, ...]  # every accounting component the env reports in `last_components`
+    cost_components: tuple[str, ...]  # components that must weigh at least as much as `pnl` (fee parity)
+    net_pnl: Callable[[Any], np.ndarray]  # finished env -> net P&L per episode ($)
+
+
+@dataclass(frozen=True)
 class ComponentStats:
     """Scale of one reward term (or the total) over the audit rollouts."""
 
@@ -81,6 +96,7 @@ class RewardAudit:
     policy_net_pnl: dict[str, float]  # mean day net P&L ($) by policy
     reward_pnl_corr: float  # Pearson correlation of episode reward and episode net P&L (nan if undefined)
     limits: AuditLimits
+    cost_components: tuple[str, ...] = ("commission", "spread_cost")  # judged by the fee-parity rule
 
     def problems(self, limits: AuditLimits | None = None) -> list[str]:
         """Readable failures against `limits` (default: the reward file's), naming offending components."""
@@ -102,7 +118,7 @@ class RewardAudit:
         if lim.require_fee_parity:
             pnl = self.coefficients.get("pnl", 0.0)
             if pnl > 0:
-                short = [n for n in ("commission", "spread_cost") if self.coefficients.get(n, 0.0) < pnl]
+                short = [n for n in self.cost_components if self.coefficients.get(n, 0.0) < pnl]
                 if short:
                     out.append(
                         f"fees under-weighted: pnl has coefficient {pnl:.4g} but {', '.join(short)} less; "
@@ -178,31 +194,40 @@ def _stats(values: Sequence[np.ndarray], actives: Sequence[np.ndarray], gamma: f
 
 
 def _rollout(
-    days: MarketDays,
-    env_cfg: EnvConfig,
-    reward: RewardSpec,
-    day_idx: np.ndarray,
-    policy: _Policy,
-    rng: np.random.Generator,
-    seed: int,
+    target: AuditTarget, reward: RewardSpec, idx: np.ndarray, policy: _Policy, rng: np.random.Generator, seed: int
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """One episode per env on `day_idx`: rewards, raw components, active masks [steps, N], net P&L [N]."""
-    from rl.envs.intraday import IntradayVecEnv
-
-    env = IntradayVecEnv(days, env_cfg, reward, len(day_idx), seed=seed, fixed_days=day_idx, auto_reset=False)
+    """One episode per env on episode ids `idx`: rewards, raw components, active masks [steps, N], net P&L [N]."""
+    env = target.make_env(idx, seed)
     env.reset()
     rewards, actives = [], []
-    comps: dict[str, list[np.ndarray]] = {n: [] for n in COMPONENT_NAMES}
+    comps: dict[str, list[np.ndarray]] = {n: [] for n in target.component_names}
     while not env.done_mask.all():
         actives.append(~env.done_mask)
         env.step_async(policy(env.action_masks(), rng))
         env.step_wait()
         rewards.append(env.last_rewards)
-        for name in COMPONENT_NAMES:
+        for name in target.component_names:
             comps[name].append(env.last_components[name])
-    net = env.ledger.equity.copy()
+    net = np.asarray(target.net_pnl(env), dtype=np.float64).copy()
     env.close()
     return np.stack(rewards), {n: np.stack(v) for n, v in comps.items()}, np.stack(actives), net
+
+
+def intraday_target(days: MarketDays, env_cfg: EnvConfig, reward: RewardSpec) -> AuditTarget:
+    """The intraday family: one episode per (symbol, session), the four POLICIES above."""
+    from rl.envs.intraday import IntradayVecEnv
+
+    def make_env(idx: np.ndarray, seed: int) -> Any:
+        return IntradayVecEnv(days, env_cfg, reward, len(idx), seed=seed, fixed_days=idx, auto_reset=False)
+
+    return AuditTarget(
+        n_available=days.n_days,
+        make_env=make_env,
+        policies=_POLICY_FUNCS,
+        component_names=COMPONENT_NAMES,
+        cost_components=("commission", "spread_cost"),
+        net_pnl=lambda env: env.ledger.equity,
+    )
 
 
 def audit_reward(
@@ -215,25 +240,36 @@ def audit_reward(
     policies: Sequence[str] = POLICIES,
 ) -> RewardAudit:
     """Roll out `policies` for `n_episodes` days each (the same days for every policy); measure the reward."""
+    return audit_target(intraday_target(days, env_cfg, reward), reward, n_episodes, seed, gamma, policies)
+
+
+def audit_target(
+    target: AuditTarget,
+    reward: RewardSpec,
+    n_episodes: int = 16,
+    seed: int = 0,
+    gamma: float = 0.99,
+    policies: Sequence[str] | None = None,
+) -> RewardAudit:
+    """Roll out the target's policies (or the named subset) on the same `n_episodes` episodes; measure the reward."""
     if n_episodes < 1:
         raise ValueError("n_episodes must be >= 1")
     if not 0.0 <= gamma < 1.0:
         raise ValueError(f"gamma must be in [0, 1), got {gamma}")
-    unknown = [p for p in policies if p not in _POLICY_FUNCS]
+    policies = tuple(target.policies) if policies is None else tuple(policies)
+    unknown = [p for p in policies if p not in target.policies]
     if unknown or not policies:
-        raise ValueError(f"unknown audit policies {unknown}; known: {list(POLICIES)}")
+        raise ValueError(f"unknown audit policies {unknown}; known: {list(target.policies)}")
     rng = np.random.default_rng(seed)
-    d = days.n_days
-    day_idx = rng.permutation(d)[:n_episodes] if n_episodes <= d else rng.integers(d, size=n_episodes)
+    d = target.n_available
+    idx = rng.permutation(d)[:n_episodes] if n_episodes <= d else rng.integers(d, size=n_episodes)
     runs = {}
     for k, name in enumerate(policies):
-        runs[name] = _rollout(
-            days, env_cfg, reward, day_idx, _POLICY_FUNCS[name], np.random.default_rng([seed, k]), seed
-        )
+        runs[name] = _rollout(target, reward, idx, target.policies[name], np.random.default_rng([seed, k]), seed)
     names = list(policies)
     actives = [runs[p][2] for p in names]
     coefficients = {n: c.coefficient for n, c in reward.components.items()}
-    raw = {c: _stats([runs[p][1][c] for p in names], actives, gamma) for c in COMPONENT_NAMES}
+    raw = {c: _stats([runs[p][1][c] for p in names], actives, gamma) for c in target.component_names}
     with np.errstate(all="ignore"):
         weighted = {
             c: _stats([coef * runs[p][1][c] for p in names], actives, gamma) for c, coef in coefficients.items()
@@ -262,4 +298,5 @@ def audit_reward(
         policy_net_pnl={p: float(runs[p][3].mean()) for p in names},
         reward_pnl_corr=corr,
         limits=reward.audit,
+        cost_components=target.cost_components,
     )

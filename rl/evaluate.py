@@ -215,6 +215,27 @@ def evaluate_policies(
     }
 
 
+def load_agent(checkpoint_dir: Path, held_out_dates: np.ndarray) -> tuple[Policy, int]:
+    """A checkpoint as a deterministic Policy and its torch thread count, refusing look-ahead.
+
+    Every held-out date must be later than the last date the checkpoint was trained on (its meta.json).
+    """
+    from rl.baselines import agent
+    from rl.train import load_checkpoint
+
+    model, meta = load_checkpoint(checkpoint_dir)
+    last_train = (meta.get("data") or {}).get("last_date")
+    if last_train is not None:
+        first_test = np.asarray(held_out_dates).astype("datetime64[D]").min()
+        if first_test <= np.datetime64(last_train, "D"):
+            raise ValueError(
+                f"held-out days start {first_test} but checkpoint {Path(checkpoint_dir).name!r} saw "
+                f"training data up to {last_train}: evaluation days must be strictly later"
+            )
+    threads = int(((meta.get("config") or {}).get("ppo") or {}).get("torch_threads", 1))
+    return agent(model), threads
+
+
 def evaluate_checkpoint(
     checkpoint_dir: Path,
     held_out: MarketDays,
@@ -223,25 +244,12 @@ def evaluate_checkpoint(
     seed: int = 0,
     agent_name: str = "agent",
 ) -> dict[str, EvalResult]:
-    """Load a checkpoint and evaluate it with the baselines on `held_out`, refusing look-ahead.
+    """Load a checkpoint and evaluate it with the baselines on `held_out`, refusing look-ahead (`load_agent`)."""
+    from rl.train import torch_threads
 
-    Every held-out session must be later than the last session the checkpoint was trained on (its meta.json).
-    """
-    from rl.baselines import agent
-    from rl.train import load_checkpoint, torch_threads
-
-    model, meta = load_checkpoint(checkpoint_dir)
-    last_train = (meta.get("data") or {}).get("last_date")
-    if last_train is not None:
-        first_test = np.asarray(held_out.dates).astype("datetime64[D]").min()
-        if first_test <= np.datetime64(last_train, "D"):
-            raise ValueError(
-                f"held-out days start {first_test} but checkpoint {Path(checkpoint_dir).name!r} saw "
-                f"training data up to {last_train}: evaluation days must be strictly later"
-            )
-    threads = int(((meta.get("config") or {}).get("ppo") or {}).get("torch_threads", 1))
+    policy, threads = load_agent(checkpoint_dir, held_out.dates)
     with torch_threads(threads):
-        return evaluate_with_baselines(agent(model), held_out, env_cfg, reward, seed=seed, agent_name=agent_name)
+        return evaluate_with_baselines(policy, held_out, env_cfg, reward, seed=seed, agent_name=agent_name)
 
 
 def evaluate_with_baselines(

@@ -1,7 +1,8 @@
 """An agent family's config: env rules, PPO hyperparameters, walk-forward slicing, data range and reward file.
 
 One YAML (e.g. `configs/intraday.yaml`) per family, loaded into frozen, validated dataclasses so that a typo
-fails at load time and the exact resolved values can be saved with every checkpoint (`to_dict`).
+fails at load time and the exact resolved values can be saved with every checkpoint (`to_dict`). `kind` picks
+the env and evaluation config types (`intraday`, `funding`); everything else is shared by every family.
 """
 
 from __future__ import annotations
@@ -18,7 +19,19 @@ from rl.config import EnvConfig
 from rl.train import PPOConfig
 from rl.walkforward import WalkForwardConfig
 
-_TOP_KEYS = ("name", "env", "ppo", "walk_forward", "data", "reward")
+_TOP_KEYS = ("name", "kind", "env", "ppo", "walk_forward", "data", "reward", "evaluation")
+ALL_SYMBOLS = "all"
+
+
+def _config_types(kind: str) -> tuple[type, type | None]:
+    """(env config type, evaluation config type or None) of a family kind."""
+    if kind == "intraday":
+        return EnvConfig, None
+    if kind == "funding":
+        from rl.funding.config import FundingEnvConfig, FundingEvaluationConfig
+
+        return FundingEnvConfig, FundingEvaluationConfig
+    raise ValueError(f"kind must be one of ['funding', 'intraday'], got {kind!r}")
 
 
 def _as_date(value: Any, where: str) -> date:
@@ -38,16 +51,19 @@ class DataRange:
 
     start: date  # first session date
     end: date  # last session date
-    symbols: tuple[str, ...]  # traded symbols: one episode per (symbol, session)
+    symbols: tuple[str, ...]  # traded symbols; "all" (stored as ()) = every symbol the warehouse holds
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", _as_date(self.start, "data.start"))
         object.__setattr__(self, "end", _as_date(self.end, "data.end"))
         if self.end < self.start:
             raise ValueError(f"data.end ({self.end}) is before data.start ({self.start})")
+        if self.symbols == ALL_SYMBOLS or self.symbols == ():
+            object.__setattr__(self, "symbols", ())
+            return
         symbols = (self.symbols,) if isinstance(self.symbols, str) else tuple(self.symbols)
         if not symbols or any(not isinstance(s, str) or not s for s in symbols):
-            raise ValueError(f"data.symbols must be a non-empty list of symbol names, got {self.symbols!r}")
+            raise ValueError(f"data.symbols must be 'all' or a non-empty list of symbol names, got {self.symbols!r}")
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"data.symbols has duplicates: {list(symbols)}")
         object.__setattr__(self, "symbols", symbols)
@@ -72,13 +88,22 @@ class FamilyConfig:
     """Everything that defines one agent family's training and evaluation, except the data itself."""
 
     name: str  # family name: prefixes the Dagster assets and run ids
-    env: EnvConfig  # trading rules and costs
+    env: Any  # trading rules and costs: EnvConfig (intraday) or FundingEnvConfig (funding)
     ppo: PPOConfig  # MaskablePPO hyperparameters
     walk_forward: WalkForwardConfig  # train/test slicing of the sessions
     data: DataRange  # sessions and traded symbols
     reward: str  # reward YAML path relative to the configs folder, e.g. rewards/intraday.yaml
+    kind: str = "intraday"  # which env, baselines and checks: intraday or funding
+    evaluation: Any = None  # family-specific evaluation settings (funding: FundingEvaluationConfig)
 
     def __post_init__(self) -> None:
+        env_type, eval_type = _config_types(self.kind)
+        if not isinstance(self.env, env_type):
+            raise ValueError(f"env of a {self.kind} family must be a {env_type.__name__}")
+        if eval_type is not None and self.evaluation is None:
+            object.__setattr__(self, "evaluation", eval_type())
+        if eval_type is None and self.evaluation is not None:
+            raise ValueError(f"a {self.kind} family takes no evaluation section")
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ValueError(f"family name must be an identifier (used in asset keys), got {self.name!r}")
         reward = PurePosixPath(str(self.reward))
@@ -92,8 +117,9 @@ class FamilyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML/JSON values (saved with checkpoints and evaluation runs)."""
-        return {
+        out = {
             "name": self.name,
+            "kind": self.kind,
             "env": self.env.to_dict(),
             "ppo": self.ppo.to_dict(),
             "walk_forward": {
@@ -105,10 +131,13 @@ class FamilyConfig:
             "data": {
                 "start": self.data.start.isoformat(),
                 "end": self.data.end.isoformat(),
-                "symbols": list(self.data.symbols),
+                "symbols": list(self.data.symbols) or ALL_SYMBOLS,
             },
             "reward": self.reward,
         }
+        if self.evaluation is not None:
+            out["evaluation"] = self.evaluation.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> FamilyConfig:
@@ -121,16 +150,22 @@ class FamilyConfig:
         missing = [k for k in ("name", "data", "reward") if k not in raw]
         if missing:
             raise ValueError(f"family config: missing keys {missing}")
-        for section in ("env", "ppo", "walk_forward"):
+        kind = raw.get("kind", "intraday")
+        env_type, eval_type = _config_types(kind)
+        if eval_type is None and raw.get("evaluation") is not None:
+            raise ValueError(f"a {kind} family takes no evaluation section")
+        for section in ("env", "ppo", "walk_forward", "evaluation"):
             if raw.get(section) is not None and not isinstance(raw[section], Mapping):
                 raise ValueError(f"{section}: expected a mapping, got {type(raw[section]).__name__}")
         return cls(
             name=raw["name"],
-            env=EnvConfig.from_dict(raw.get("env") or {}),
+            kind=kind,
+            env=env_type.from_dict(raw.get("env") or {}),
             ppo=PPOConfig.from_dict(raw.get("ppo") or {}),
             walk_forward=WalkForwardConfig.from_dict(raw.get("walk_forward") or {}),
             data=DataRange.from_dict(raw["data"]),
             reward=raw["reward"],
+            evaluation=eval_type.from_dict(raw.get("evaluation") or {}) if eval_type is not None else None,
         )
 
 

@@ -19,7 +19,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime
@@ -32,6 +32,7 @@ from rl.versioning import code_version
 
 if TYPE_CHECKING:
     from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.vec_env import VecEnv
 
     from rl.config import EnvConfig
     from rl.data import MarketDays
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.zip"
 META_FILE = "meta.json"
 _ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU"}  # config name -> torch.nn class name
+
+# (n_envs, seed) -> a batched VecEnv over the training days; each family supplies its own (rl/families.py).
+EnvFactory = Callable[[int, int], "VecEnv"]
 
 # SB3 logger keys read at the end of training -> names in TrainStats.
 _SB3_STAT_KEYS = {
@@ -270,7 +274,7 @@ def data_summary(days: MarketDays) -> dict[str, Any]:
         "symbols": sorted({str(s) for s in np.asarray(days.symbols)}),
         "first_date": str(dates.min()) if len(dates) else None,
         "last_date": str(dates.max()) if len(dates) else None,
-        "feature_names": list(days.feature_names),
+        "feature_names": list(getattr(days, "feature_names", ())),
     }
 
 
@@ -325,15 +329,23 @@ def build_model(
     reward: RewardSpec,
     ppo: PPOConfig,
     tensorboard_dir: Path | None = None,
+    make_env: EnvFactory | None = None,
 ) -> MaskablePPO:
-    """A fresh MaskablePPO on a seeded IntradayVecEnv (wrapped in VecMonitor for episode stats)."""
+    """A fresh MaskablePPO on a seeded batched env (wrapped in VecMonitor for episode stats).
+
+    `make_env` builds the family's VecEnv; without it, the intraday env on `days`.
+    """
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from rl.envs.intraday import IntradayVecEnv
+    if make_env is None:
+        from rl.envs.intraday import IntradayVecEnv
 
-    env = VecMonitor(IntradayVecEnv(days, env_cfg, reward, n_envs=ppo.n_envs, seed=ppo.seed))
+        def make_env(n_envs: int, seed: int) -> VecEnv:
+            return IntradayVecEnv(days, env_cfg, reward, n_envs=n_envs, seed=seed)
+
+    env = VecMonitor(make_env(ppo.n_envs, ppo.seed))
     model = MaskablePPO(
         "MlpPolicy",
         env,
@@ -368,12 +380,13 @@ def train_policy(
     run_meta: Mapping[str, Any] | None = None,
     tensorboard_dir: Path | None = None,
     progress_bar: bool = False,
+    make_env: EnvFactory | None = None,
 ) -> TrainResult:
     """Train MaskablePPO on `days` and save an atomic checkpoint directory at `out_dir`.
 
     `out_dir` must not exist yet (checkpoints are never overwritten). `run_meta` (JSON-serialisable,
     typically `{"run_id": ..., "family_config": FamilyConfig.to_dict(), "slice": ...}`) is stored
-    verbatim in meta.json.
+    verbatim in meta.json. `make_env` builds the family's VecEnv (default: the intraday env on `days`).
     """
     out_dir = Path(out_dir)
     if out_dir.exists():
@@ -385,7 +398,7 @@ def train_policy(
     run_id = str(run_meta.get("run_id") or new_run_id())
 
     with torch_threads(ppo.torch_threads):
-        model = build_model(days, env_cfg, reward, ppo, tensorboard_dir)
+        model = build_model(days, env_cfg, reward, ppo, tensorboard_dir, make_env)
         callback = _stats_callback()
         start = time.perf_counter()
         model.learn(

@@ -1,7 +1,8 @@
 """The plain-Python steps behind every family's assets: dataset, reward audit, training, evaluation.
 
 Each step takes values and returns a small frozen record that Dagster passes to the next asset, so the
-lineage is carried by inputs, never by "the latest file on disk".
+lineage is carried by inputs, never by "the latest file on disk". What differs between families (arrays, env,
+baselines, metrics, checks, report) comes from `rl.families`; this module is the same for all of them.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rl.data import MarketDays
+from rl.families import family_of
 from rl.family import FamilyConfig
 from rl.reward import RewardSpec
 from rl.walkforward import Slice, walk_forward_slices
-
-BASE_COLUMNS = ("symbol", "session_date", "minute", "open", "close", "mean_spread")
 
 
 def new_run_id(kind: str) -> str:
@@ -35,6 +34,7 @@ class DatasetManifest:
     """Where a family's training arrays are, what they hold, and how they are sliced walk-forward."""
 
     family: str
+    kind: str
     path: str
     data_version: str
     symbols: tuple[str, ...]
@@ -42,8 +42,11 @@ class DatasetManifest:
     feature_names: tuple[str, ...]
     slices: tuple[Slice, ...]
 
-    def load(self) -> MarketDays:
-        days = MarketDays.load_npz(self.path)
+    def load(self) -> Any:
+        """The family's arrays (MarketDays, FundingDays), refused if the file no longer matches the version."""
+        from rl.families import FAMILIES
+
+        days = FAMILIES[self.kind].load_days(Path(self.path))
         if days.content_hash() != self.data_version:
             raise ValueError(f"{self.path} no longer matches data version {self.data_version[:12]}")
         return days
@@ -67,35 +70,28 @@ class DatasetManifest:
 
 
 def build_dataset(
-    frame: pl.DataFrame, cfg: FamilyConfig, out_dir: Path, expected_sessions: list[date]
+    data: Any, cfg: FamilyConfig, out_dir: Path, expected_dates: list[date] | None = None
 ) -> DatasetManifest:
-    """Turn the warehouse frame into arrays named by their content hash, refusing a range with missing sessions."""
-    if frame.is_empty():
-        raise ValueError(
-            f"no features for {list(cfg.data.symbols)} between {cfg.data.start} and {cfg.data.end}: "
-            "materialize features_1m for these sessions first"
-        )
-    present = {(s, d) for s, d in frame.select("symbol", "session_date").unique().iter_rows()}
-    missing = sorted(
-        f"{s} {d.isoformat()}" for s in cfg.data.symbols for d in expected_sessions if (s, d) not in present
-    )
-    if missing:
-        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise ValueError(f"{len(missing)} symbol-sessions lack features ({shown}): materialize features_1m first")
-    feature_names = tuple(c for c in frame.columns if c not in BASE_COLUMNS)
-    days = MarketDays.from_frame(frame, feature_names)
+    """Turn warehouse data into the family's arrays, named by their content hash; a range with gaps is refused.
+
+    `expected_dates` defaults to the family's calendar over `cfg.data` (NYSE sessions, or every UTC day).
+    """
+    family = family_of(cfg)
+    expected = family.expected_dates(cfg) if expected_dates is None else expected_dates
+    days = family.build_days(data, cfg, expected)
     version = days.content_hash()
     path = out_dir / f"{version[:20]}.npz"
     if not path.exists():
         days.save_npz(path)
-    dates = tuple(sorted({d.astype(date) for d in days.dates}))
+    dates = tuple(sorted({d.astype(date) for d in np.asarray(days.dates).astype("datetime64[D]")}))
     return DatasetManifest(
         family=cfg.name,
+        kind=cfg.kind,
         path=str(path),
         data_version=version,
         symbols=tuple(sorted({str(s) for s in days.symbols})),
         dates=dates,
-        feature_names=feature_names,
+        feature_names=tuple(days.feature_names),
         slices=tuple(walk_forward_slices(list(dates), cfg.walk_forward)),
     )
 
@@ -122,10 +118,11 @@ class AuditOutcome:
 
 def audit_family(manifest: DatasetManifest, cfg: FamilyConfig, reward: RewardSpec) -> AuditOutcome:
     """Roll out random and simple policies on the first slice's training days and judge every component's scale."""
-    from rl.audit import audit_reward
+    from rl.audit import audit_target
 
     days = manifest.load().select_dates(manifest.slices[0].train_dates)
-    audit = audit_reward(days, cfg.env, reward, seed=cfg.ppo.seed)
+    target = family_of(cfg).audit_target(days, cfg, reward)
+    audit = audit_target(target, reward, seed=cfg.ppo.seed)
     problems = tuple(audit.problems(reward.audit))
     return AuditOutcome(reward.name, reward.sha256, not problems, problems, audit.to_dict())
 
@@ -197,6 +194,7 @@ def train_family(
         raise ValueError(f"reward '{reward.name}' failed its scale audit: {'; '.join(audit.problems)}")
     if audit.reward_sha256 != reward.sha256:
         raise ValueError("the reward file changed after its audit; materialize the reward audit again")
+    family = family_of(cfg)
     days = manifest.load()
     run_id = new_run_id(cfg.name)
     code = code_version()
@@ -214,8 +212,9 @@ def train_family(
             "code_version": code,
         }
         log(f"training {cfg.name} slice {s.name}: {len(s.train_dates)} sessions, {cfg.ppo.total_timesteps} steps")
+        train_days = days.select_dates(s.train_dates)
         result = train_policy(
-            days.select_dates(s.train_dates),
+            train_days,
             cfg.env,
             reward,
             cfg.ppo,
@@ -223,6 +222,7 @@ def train_family(
             run_meta=meta,
             tensorboard_dir=tensorboard_dir / run_id / s.name if tensorboard_dir else None,
             progress_bar=sys.stderr.isatty(),
+            make_env=family.env_factory(train_days, cfg, reward),
         )
         checkpoints[s.name] = str(result.checkpoint_dir)
         stats[s.name] = {k: float(v) for k, v in result.stats.items() if isinstance(v, int | float)}
@@ -274,46 +274,16 @@ class EvaluationOutcome:
             "policy_run_id": self.policy_run_id,
             "report_path": self.report_path,
         }
+        from rl.families import FAMILIES
+
+        keys = FAMILIES[self.config["family_config"].get("kind", "intraday")].summary_keys
         for policy, values in overall.items():
-            for key in (
-                "total_pnl",
-                "mean_daily_pnl",
-                "sharpe",
-                "max_drawdown",
-                "win_rate",
-                "trades_per_day",
-            ):
+            for key in keys:
                 value = values.get(key)
                 if value is not None and np.isfinite(value):
                     out[f"{policy}/{key}"] = float(value)
         out["checks"] = {k: bool(v["passed"]) for k, v in self.checks.items()}
         return out
-
-
-def _episode_rows(result: Any, slice_name: str, checkpoint_id: str | None, agent: str) -> list[dict[str, Any]]:
-    from rl.envs.intraday import ACTION_NAMES
-
-    return [
-        {
-            "slice": slice_name,
-            "checkpoint_id": checkpoint_id if result.name == agent else None,
-            "policy": result.name,
-            "policy_kind": "agent" if result.name == agent else "baseline",
-            "symbol": ep.symbol,
-            "session_date": ep.date,
-            "reward": ep.total_reward,
-            "net_pnl": ep.net_pnl,
-            "gross_pnl": ep.gross_pnl,
-            "commission": ep.commission,
-            "spread_cost": ep.spread_cost,
-            "n_trades": ep.round_trips,
-            "wins": ep.wins,
-            "n_steps": ep.steps,
-            "done_reason": ep.done_reason,
-            "action_counts_json": dict(zip(ACTION_NAMES, map(int, ep.action_counts), strict=True)),
-        }
-        for ep in result.episodes
-    ]
 
 
 def evaluate_family(
@@ -325,12 +295,13 @@ def evaluate_family(
     agent: str = "agent",
 ) -> EvaluationOutcome:
     """Each slice's checkpoint and the baselines on that slice's held-out days, then metrics, checks and report."""
-    from rl.evaluate import concat_results, evaluate_checkpoint
-    from rl.metrics import policy_metrics, run_checks
-    from rl.report import ReportContext, build_report
+    from rl.evaluate import load_agent
+    from rl.report import ReportContext
+    from rl.train import torch_threads
 
     if artifact.data_version != manifest.data_version:
         raise ValueError("the policy was trained on another data version than this dataset; retrain it first")
+    family = family_of(cfg)
     days = manifest.load()
     run_id = new_run_id(f"{cfg.name}-eval")
     results: dict[str, dict[str, Any]] = {}
@@ -338,16 +309,16 @@ def evaluate_family(
     for s in manifest.slices:
         checkpoint = Path(artifact.checkpoints[s.name])
         held_out = days.select_dates(s.test_dates)
-        results[s.name] = evaluate_checkpoint(
-            checkpoint, held_out, cfg.env, reward, seed=cfg.ppo.seed, agent_name=agent
-        )
+        policy, threads = load_agent(checkpoint, held_out.dates)
+        with torch_threads(threads):
+            results[s.name] = family.evaluate(policy, held_out, cfg, reward, agent)
         for result in results[s.name].values():
-            rows += _episode_rows(result, s.name, checkpoint.name, agent)
+            rows += family.episode_rows(result, s.name, checkpoint.name, agent)
     policies = list(next(iter(results.values())))
-    overall = {p: concat_results(p, [per[p] for per in results.values()]) for p in policies}
-    metrics = {name: {p: policy_metrics(r) for p, r in per.items()} for name, per in results.items()}
-    metrics["all"] = {p: policy_metrics(r) for p, r in overall.items()}
-    checks = run_checks(overall[agent])
+    overall = {p: family.concat(p, [per[p] for per in results.values()]) for p in policies}
+    metrics = {name: {p: family.metrics(r) for p, r in per.items()} for name, per in results.items()}
+    metrics["all"] = {p: family.metrics(r) for p, r in overall.items()}
+    checks = family.run_checks(overall[agent], cfg)
     ctx = ReportContext(
         family=cfg.name,
         run_id=run_id,
@@ -360,7 +331,7 @@ def evaluate_family(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     out_dir = reports_dir / run_id
-    report_md = build_report(ctx, results, checks, out_dir, agent=agent, slices=manifest.slices)
+    report_md = family.report(ctx, results, checks, out_dir, agent, manifest.slices)
     config = {
         "family_config": cfg.to_dict(),
         "data_version": manifest.data_version,
