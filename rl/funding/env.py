@@ -7,8 +7,9 @@ Episode: `episode_hours` hourly decisions from a random start hour, with a rando
 `sample_config`), both drawn from the env's np_random (config first, then start). The end of the episode closes
 every position and is `terminated` (like the intraday session close); so is an equity wipe-out.
 
-Actions Discrete(1 + K + P): 0 hold; 1..K enter opportunity k-1 of this hour's top-K (ranked by APR from
-`rate_now` at t: long the lower-APR leg, short the higher, both available, APR > 0; no look-ahead); K+1..K+P exit
+Actions Discrete(1 + K + P): 0 hold; 1..K enter opportunity k-1 of this hour's top-K (each symbol's best
+pair by APR from `rate_now` at t, one pair per symbol: long the lower-APR leg, short the higher, both available,
+APR > 0; no look-ahead); K+1..K+P exit
 slot j. Masks: enter needs a listed opportunity and a free slot below max_positions; exit needs an open slot.
 A masked action sent anyway does nothing.
 
@@ -83,21 +84,28 @@ class Opportunities:
 
 
 def rank_opportunities(days: FundingDays, top_k: int) -> Opportunities:
-    """Top-K pairs per hour by APR (stable order on ties); only data at hour t is used for hour t."""
+    """Each symbol's best pair at hour t, then the top-K symbols by that APR (stable order on ties).
+
+    One pair per symbol: ranked over all (symbol, long, short) triples, a few illiquid symbols quoting huge APRs on
+    every venue pair would fill all K rows and hide every liquid opportunity (measured: the synthetic market's
+    three anomalous symbols took all top-8 rows in every hour). Only data at hour t is used for hour t.
+    """
     n_t, n_s, n_x = days.mark.shape
     apr = days.apr_now
     pair = apr[:, :, None, :] - apr[:, :, :, None]  # [T, S, long a, short b] = apr_b - apr_a
     ok = np.isfinite(pair) & (pair > 0.0) & ~np.eye(n_x, dtype=bool)[None, None]
-    score = np.where(ok, pair, -np.inf).reshape(n_t, -1)
-    order = np.argsort(-score, axis=1, kind="stable")[:, :top_k]
+    per_pair = np.where(ok, pair, -np.inf).reshape(n_t, n_s, n_x * n_x)
+    best_pair = np.argmax(per_pair, axis=2)  # first maximum: stable
+    per_symbol = np.take_along_axis(per_pair, best_pair[:, :, None], axis=2)[:, :, 0]
+    order = np.argsort(-per_symbol, axis=1, kind="stable")[:, :top_k]
     if order.shape[1] < top_k:
         order = np.pad(order, ((0, 0), (0, top_k - order.shape[1])), constant_values=0)
-    best = np.take_along_axis(score, order, axis=1)
+    best = np.take_along_axis(per_symbol, order, axis=1)
     valid = np.isfinite(best)
-    sym, rest = np.divmod(order, n_x * n_x)
-    long_x, short_x = np.divmod(rest, n_x)
-    if score.shape[1] < top_k:
-        valid[:, score.shape[1] :] = False
+    if n_s < top_k:
+        valid[:, n_s:] = False
+    sym = order
+    long_x, short_x = np.divmod(np.take_along_axis(best_pair, order, axis=1), n_x)
     t = np.arange(n_t)[:, None]
     mark = days.mark[t, sym, long_x], days.mark[t, sym, short_x]
     half = 0.5 * (days.ask - days.bid)
