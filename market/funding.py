@@ -136,7 +136,7 @@ class FundingMarketConfig:
     basis_sd: float = 0.00008  # sd of the per-exchange daily rate basis, per 8h
     noise_sd: float = 0.00012  # sd of the hourly AR(1) rate noise (transient cross-exchange spreads), per 8h
     noise_phi: float = 0.85  # hourly persistence of that noise
-    anomalous_rate_sd: float = 0.003  # sd of anomalous symbols' exchange-specific per-8h rate
+    anomalous_rate_sd: float = 0.01  # sd of anomalous symbols' exchange-specific per-8h rate (seed 004: COAIUSDT)
     anomalous_jump_prob: float = 0.01  # chance per mark step of a cross-exchange basis jump (anomalous)
     anomalous_jump_sd: float = 0.03  # size sd of those basis jumps (fraction of price)
 

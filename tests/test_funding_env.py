@@ -97,7 +97,7 @@ def test_masks_slots_and_copies(days: FundingDays) -> None:
     assert m[5] and m[6] and not m[1:5].any() and not m[7:].any()  # max_positions=2: full
     obs_before = env._get_obs()
     env.step(3)  # masked enter: does nothing
-    assert env._core.ledger.n_open()[0] == 2 and obs_before[8 + 4 * 7] == 1.0
+    assert env._core.ledger.n_open()[0] == 2 and obs_before[observation_names(cfg).index("slot0_active")] == 1.0
     m[:] = False
     assert env.action_masks()[0]
     env.step(6)  # exit slot 1

@@ -128,3 +128,48 @@ class FundingEnvConfig:
 def load_funding_reward(path: str | Path) -> RewardSpec:
     """A reward YAML checked against the funding family's components; any problem is a ValueError."""
     return load_reward(path, components=FUNDING_COMPONENTS)
+
+
+@dataclass(frozen=True)
+class FundingEvaluationConfig:
+    """How held-out funding days are played and judged: episode starts, the greedy baseline's rule, check limits.
+
+    The greedy thresholds are fixed here, before any agent is trained, so the baseline cannot be tuned to lose.
+    """
+
+    stride_hours: int = 24  # a held-out episode starts every this many hours (each played under every eval config)
+    greedy_min_apr: float = 0.2  # greedy baseline: enter the best opportunity when its APR exceeds this ...
+    greedy_max_half_spreads_pct: float = 0.1  # ... and both legs' half-spreads sum below this (percent of price)
+    greedy_exit_apr: float = 0.05  # greedy baseline: exit a position when its pair's APR falls below this
+    max_top_symbol_share: float = 0.6  # concentration check: top symbol's share of entries
+    max_symbol_hhi: float = 0.5  # concentration check: Herfindahl index of entries over symbols
+    min_reward_pnl_rho: float = 0.0  # alignment check: Spearman(episode reward, episode net P&L)
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.stride_hours) or self.stride_hours < 1:
+            raise ValueError(f"evaluation.stride_hours must be an integer >= 1, got {self.stride_hours!r}")
+        for name in ("greedy_min_apr", "greedy_max_half_spreads_pct", "greedy_exit_apr", "min_reward_pnl_rho"):
+            if not _is_number(getattr(self, name)):
+                raise ValueError(f"evaluation.{name} must be a finite number, got {getattr(self, name)!r}")
+        if self.greedy_exit_apr >= self.greedy_min_apr:
+            raise ValueError(
+                f"evaluation.greedy_exit_apr ({self.greedy_exit_apr}) must be below greedy_min_apr "
+                f"({self.greedy_min_apr}), or the greedy baseline exits what it just entered"
+            )
+        if self.greedy_max_half_spreads_pct <= 0:
+            raise ValueError("evaluation.greedy_max_half_spreads_pct must be > 0")
+        for name in ("max_top_symbol_share", "max_symbol_hhi"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 < value <= 1.0:
+                raise ValueError(f"evaluation.{name} must be in (0, 1], got {value!r}")
+        if not -1.0 <= self.min_reward_pnl_rho <= 1.0:
+            raise ValueError(f"evaluation.min_reward_pnl_rho must be in [-1, 1], got {self.min_reward_pnl_rho!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> FundingEvaluationConfig:
+        """Build from the YAML `evaluation:` mapping; unknown keys raise ValueError."""
+        return from_dict(cls, data, where="evaluation")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field."""
+        return dataclasses.asdict(self)

@@ -10,8 +10,9 @@ Snapshot t is the hourly instant `timeline[t]`. Every [T, S, X] array holds what
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,37 @@ class FundingDays:
     def n_hours(self) -> int:
         """T: number of hourly snapshots."""
         return int(self.timeline.shape[0])
+
+    @property
+    def dates(self) -> np.ndarray:
+        """datetime64[D] [D]: the UTC days the timeline covers, in order (walk-forward slices select by these)."""
+        return np.unique(np.asarray(self.timeline).astype("datetime64[D]"))
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The hourly arrays the env derives its observation from (checkpoint metadata)."""
+        return _CUBES
+
+    def select_dates(self, dates: Iterable[date | np.datetime64 | str]) -> FundingDays:
+        """The hours of consecutive UTC `dates` (a walk-forward window); a gap inside them is refused."""
+        wanted = np.unique(np.asarray([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]"))
+        if wanted.size == 0:
+            raise ValueError("select_dates needs at least one date")
+        hour_day = np.asarray(self.timeline).astype("datetime64[D]")
+        mask = np.isin(hour_day, wanted)
+        missing = sorted(set(wanted.tolist()) - set(hour_day[mask].tolist()))
+        if missing:
+            raise ValueError(f"{len(missing)} requested day(s) are not in this FundingDays, e.g. {missing[0]}")
+        idx = np.flatnonzero(mask)
+        if idx[-1] - idx[0] + 1 != idx.size:
+            raise ValueError("select_dates needs consecutive days: the hours would not form one hourly timeline")
+        window = slice(int(idx[0]), int(idx[-1]) + 1)
+        return FundingDays(
+            timeline=self.timeline[window],
+            symbols=self.symbols,
+            exchanges=self.exchanges,
+            **{name: getattr(self, name)[window] for name in _CUBES},
+        )
 
     @property
     def available(self) -> np.ndarray:

@@ -47,7 +47,8 @@ CONFIG_FEATURES: tuple[str, ...] = (
 ACCOUNT_FEATURES: tuple[str, ...] = ("equity_change_pct", "open_fraction", "episode_fraction")
 OPP_FEATURES: tuple[str, ...] = (
     "valid",
-    "apr",  # short APR - long APR (fraction per year), clipped to +-100
+    "apr",  # short APR - long APR (fraction per year), clipped to +-5
+    "apr_mean_24h",  # the same pair's APR averaged over the last 24 hours up to t (persistence), clipped to +-5
     "half_spreads_pct",  # sum of both legs' half-spread / mark, in percent
     "long_interval_div8",
     "short_interval_div8",
@@ -56,7 +57,20 @@ OPP_FEATURES: tuple[str, ...] = (
 )
 SLOT_FEATURES: tuple[str, ...] = ("active", "trip_pnl_pct", "apr_now", "hours_held_fraction", "notional_fraction")
 _ALL = slice(None)
-_APR_CLIP = 100.0
+_APR_CLIP = 5.0  # 500% APR: anomalous quotes of 1,000-4,000% would otherwise swamp the inputs
+PERSISTENCE_HOURS = 24
+
+
+def trailing_mean(values: np.ndarray, hours: int) -> np.ndarray:
+    """Mean over the last `hours` snapshots up to and including t, per cell, ignoring NaN (NaN if none): [T, ...]."""
+    finite = np.isfinite(values)
+    zero = np.zeros((1, *values.shape[1:]))
+    total = np.concatenate([zero, np.cumsum(np.where(finite, values, 0.0), axis=0)])
+    count = np.concatenate([zero, np.cumsum(finite, axis=0)])
+    lo = np.maximum(np.arange(values.shape[0]) + 1 - hours, 0)
+    n = count[1:] - count[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (total[1:] - total[lo]) / n, np.nan)
 
 
 def n_actions(cfg: FundingEnvConfig) -> int:
@@ -111,10 +125,13 @@ def rank_opportunities(days: FundingDays, top_k: int) -> Opportunities:
     half = 0.5 * (days.ask - days.bid)
     hs = half[t, sym, long_x] / mark[0] + half[t, sym, short_x] / mark[1]
     vol = np.minimum(days.volume_24h[t, sym, long_x], days.volume_24h[t, sym, short_x])
+    mean24 = trailing_mean(apr, PERSISTENCE_HOURS)
+    persistent = np.nan_to_num(mean24[t, sym, short_x] - mean24[t, sym, long_x], nan=0.0)
     feats = np.stack(
         [
             valid.astype(np.float64),
             np.clip(np.where(valid, best, 0.0), -_APR_CLIP, _APR_CLIP),
+            np.clip(np.where(valid, persistent, 0.0), -_APR_CLIP, _APR_CLIP),
             np.where(valid, hs * 100.0, 0.0),
             np.where(valid, days.interval_h[t, sym, long_x] / 8.0, 0.0),
             np.where(valid, days.interval_h[t, sym, short_x] / 8.0, 0.0),
