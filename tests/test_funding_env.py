@@ -216,3 +216,19 @@ def test_seed004_v2_rewards_apr_chasing_that_loses_money() -> None:
     assert r_chase["default"].mean() < r_flat["default"].mean()  # while the default reward ranks it below
     # The default reward's ranking of episodes follows P&L; v2's is inflated by the quoted-APR bonus.
     assert np.corrcoef(r_chase["default"], pnl_chase)[0, 1] > 0.9
+
+
+def test_persistence_feature_is_the_pairs_trailing_24h_mean(days: FundingDays) -> None:
+    from rl.funding.env import trailing_mean
+
+    x = np.array([1.0, np.nan, 3.0, 5.0])
+    np.testing.assert_allclose(trailing_mean(x, 2), [1.0, 1.0, 3.0, 4.0])
+    opp = rank_opportunities(days, 4)
+    apr = days.apr_now
+    col = OPP_FEATURES.index("apr_mean_24h")
+    for t in (5, 60):
+        for k in range(4):
+            s, a, b = opp.sym[t, k], opp.long_x[t, k], opp.short_x[t, k]
+            window = slice(max(t - 23, 0), t + 1)
+            expected = np.nanmean(apr[window, s, b]) - np.nanmean(apr[window, s, a])
+            assert opp.features[t, k, col] == pytest.approx(np.clip(expected, -5, 5), rel=1e-5)
