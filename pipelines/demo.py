@@ -10,15 +10,31 @@ import argparse
 import os
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+FAMILIES = ("intraday", "funding")
+# The funding dataset reads rates published up to 2 days before its first day (the latest rate at hour 0).
+FUNDING_LOOKBACK_DAYS = 2
 
 
-def run_demo(families: tuple[str, ...] = ("intraday",)) -> dict[str, Path]:
-    """Ingest, bar and featurize the families' declared sessions, then observe, audit, train and evaluate."""
+def data_partitions(kind: str, start: date, end: date) -> tuple[str, list[date]]:
+    """The data job a family kind needs and the partitions (days) it must cover for [start, end]."""
+    if kind == "intraday":
+        from market.calendar import sessions
+
+        return "market_data_job", sessions(start, end)
+    if kind == "funding":
+        first = start - timedelta(days=FUNDING_LOOKBACK_DAYS)
+        return "funding_data_job", [first + timedelta(days=i) for i in range((end - first).days + 1)]
+    raise ValueError(f"unknown family kind {kind!r}")
+
+
+def run_demo(families: tuple[str, ...] = FAMILIES) -> dict[str, Path]:
+    """Fill each family's declared days with market data, then observe, audit, train and evaluate."""
     from pipelines.settings import ensure_dagster_home, tradeflow_home
 
     home = tradeflow_home()
@@ -26,7 +42,6 @@ def run_demo(families: tuple[str, ...] = ("intraday",)) -> dict[str, Path]:
 
     import dagster as dg
 
-    from market.calendar import sessions
     from pipelines.definitions import defs
     from rl.family import load_family
 
@@ -36,10 +51,10 @@ def run_demo(families: tuple[str, ...] = ("intraday",)) -> dict[str, Path]:
     reports: dict[str, Path] = {}
     for family in families:
         cfg = load_family(configs.family_path(family))
-        days = sessions(cfg.data.start, cfg.data.end)
+        data_job, days = data_partitions(cfg.kind, cfg.data.start, cfg.data.end)
         t0 = time.perf_counter()
-        _step(f"{family}: market data for {len(days)} sessions {days[0]}..{days[-1]}")
-        defs.resolve_job_def("market_data_job").execute_in_process(
+        _step(f"{family}: {data_job} for {len(days)} partitions {days[0]}..{days[-1]}")
+        defs.resolve_job_def(data_job).execute_in_process(
             run_config=QUIET,
             instance=instance,
             tags={PARTITION_RANGE_START: days[0].isoformat(), PARTITION_RANGE_END: days[-1].isoformat()},
@@ -62,10 +77,10 @@ def _step(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--family", action="append", help="agent family to run (default: intraday)")
+    parser.add_argument("--family", action="append", help=f"agent family to run (default: all of {FAMILIES})")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    reports = run_demo(tuple(args.family or ["intraday"]))
+    reports = run_demo(tuple(args.family or FAMILIES))
     print()
     for family, path in reports.items():
         print(f"{family} evaluation report: {path}")

@@ -1,4 +1,4 @@
-"""Daily partitions on the NYSE session calendar: weekends and exchange holidays are not partitions."""
+"""Daily partitions: NYSE sessions for equities (weekends and holidays are not partitions), UTC days for crypto."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def nyse_sessions_partitions(start: date = SESSIONS_START) -> dg.TimeWindowParti
 
 
 SESSIONS = nyse_sessions_partitions()
+FUNDING_START = date(2024, 1, 1)
+# Perpetual futures trade every day; a UTC day becomes a partition once it is complete (end_offset=0).
+FUNDING_DAYS = dg.DailyPartitionsDefinition(start_date=FUNDING_START.isoformat(), timezone="UTC", end_offset=0)
 
 
 def partition_dates(keys: list[str]) -> list[date]:

@@ -10,10 +10,12 @@ import dagster as dg
 import duckdb
 import yaml
 
+from market.funding import FundingSource
 from market.sources import MarketSource
 from pipelines.settings import config_dir, tradeflow_home
 
 MARKET_SOURCES = ("embedded",)
+FUNDING_SOURCES = ("embedded", "ccxt")
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -53,6 +55,31 @@ class MarketDataResource(dg.ConfigurableResource):
         raise ValueError(f"unknown market source {self.source!r}; available: {', '.join(MARKET_SOURCES)}")
 
 
+class FundingMarketResource(dg.ConfigurableResource):
+    """Where funding rates and mark prices come from: `embedded` (synthetic, offline) or `ccxt` (live exchanges).
+
+    Exchange API keys are never configuration: the ccxt source reads them from TRADEFLOW_<EXCHANGE>_API_KEY and
+    _SECRET (public funding and mark data need none).
+    """
+
+    source: str = "embedded"
+    embedded: dict = {}  # FundingMarketConfig fields (seed, persistent_spread, ...); {} = the documented defaults
+    exchanges: list[str] = ["binance", "bybit"]  # ccxt only
+    symbols: list[str] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]  # ccxt only
+
+    def build(self) -> FundingSource:
+        """The configured source; unknown names or settings fail before anything is fetched or written."""
+        if self.source == "embedded":
+            from market.funding import SyntheticFundingSource, funding_config_from_dict
+
+            return SyntheticFundingSource(funding_config_from_dict(dict(self.embedded)))
+        if self.source == "ccxt":
+            from market.ccxt_source import CcxtFundingSource
+
+            return CcxtFundingSource(self.exchanges, self.symbols)
+        raise ValueError(f"unknown funding source {self.source!r}; available: {', '.join(FUNDING_SOURCES)}")
+
+
 class ArtifactStore(dg.ConfigurableResource):
     """Folders under the tradeflow home for datasets, checkpoints, reports and TensorBoard logs."""
 
@@ -81,7 +108,7 @@ class ConfigStore(dg.ConfigurableResource):
 def market_from_yaml(path: Path) -> MarketDataResource:
     """The market resource described by `configs/market.yaml`; unknown keys are refused."""
     raw = yaml.safe_load(path.read_text()) or {}
-    unknown = set(raw) - {"source", "symbols", "embedded"}
+    unknown = set(raw) - {"source", "symbols", "embedded", "funding"}
     if unknown:
         raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
     return MarketDataResource(
@@ -91,6 +118,19 @@ def market_from_yaml(path: Path) -> MarketDataResource:
     )
 
 
+def funding_market_from_yaml(path: Path) -> FundingMarketResource:
+    """The funding resource described by the `funding:` section of `configs/market.yaml`."""
+    raw = (yaml.safe_load(path.read_text()) or {}).get("funding") or {}
+    unknown = set(raw) - {"source", "embedded", "ccxt"}
+    if unknown:
+        raise ValueError(f"{path.name}: funding: unknown keys {sorted(unknown)}")
+    ccxt = raw.get("ccxt") or {}
+    unknown = set(ccxt) - {"exchanges", "symbols"}
+    if unknown:
+        raise ValueError(f"{path.name}: funding.ccxt: unknown keys {sorted(unknown)}")
+    return FundingMarketResource(source=raw.get("source", "embedded"), embedded=raw.get("embedded") or {}, **ccxt)
+
+
 def default_resources(home: Path | None = None, configs: Path | None = None) -> dict:
     """Resources rooted at the tradeflow home, with the market source chosen by `configs/market.yaml`."""
     home = home or tradeflow_home()
@@ -98,6 +138,7 @@ def default_resources(home: Path | None = None, configs: Path | None = None) -> 
     return {
         "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
         "market": market_from_yaml(configs / "market.yaml"),
+        "funding_market": funding_market_from_yaml(configs / "market.yaml"),
         "artifacts": ArtifactStore(home=str(home)),
         "configs": ConfigStore(path=str(configs)),
         "io_manager": dg.FilesystemIOManager(base_dir=str(home / "storage")),

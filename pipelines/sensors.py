@@ -14,7 +14,7 @@ import dagster as dg
 
 from pipelines.resources import ConfigStore
 
-FAMILIES = ("intraday",)
+FAMILIES = ("intraday", "funding")
 MODEL_STAGES = ("reward_audit", "policy", "evaluation")
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

@@ -76,7 +76,8 @@ class ReportContext:
     notes: Sequence[str] = field(default_factory=tuple)
 
 
-def _fmt(value: Any, kind: str) -> str:
+def fmt(value: Any, kind: str) -> str:
+    """A table cell: `money` signed $, `usd` unsigned $, `pct` percent of 1, `plain` 2 decimals, else signed."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     if kind == "money":
@@ -90,7 +91,8 @@ def _fmt(value: Any, kind: str) -> str:
     return f"{value:+.2f}" if isinstance(value, float) else str(value)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
@@ -100,18 +102,20 @@ def _metrics_table(results: Mapping[str, EvalResult]) -> str:
     rows = []
     for name, result in results.items():
         m = policy_metrics(result)
-        rows.append([f"**{name}**" if not rows else name, *(_fmt(m[key], kind) for key, _, kind in _COLUMNS)])
-    return _table(["policy", *(label for _, label, _ in _COLUMNS)], rows)
+        rows.append([f"**{name}**" if not rows else name, *(fmt(m[key], kind) for key, _, kind in _COLUMNS)])
+    return table(["policy", *(label for _, label, _ in _COLUMNS)], rows)
 
 
-def _figure(width: float, height: float) -> Figure:
+def figure(width: float, height: float) -> Figure:
+    """A small matplotlib Figure without pyplot (no global state, no display backend)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=_FIG_DPI, layout="constrained")
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes at the report's DPI (kept small: it is embedded in the Markdown)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_FIG_DPI)
     return buf.getvalue()
@@ -122,7 +126,7 @@ def plot_equity(results: Mapping[str, EvalResult], boundaries: Sequence[int] = (
 
     `boundaries` are session counts where a new walk-forward slice starts (drawn as dashed lines).
     """
-    fig = _figure(6.4, 3.0)
+    fig = figure(6.4, 3.0)
     ax = fig.add_subplot()
     for b in boundaries:
         ax.axvline(b, color="grey", lw=0.8, ls="--")
@@ -136,27 +140,27 @@ def plot_equity(results: Mapping[str, EvalResult], boundaries: Sequence[int] = (
     ax.set_ylabel("cumulative net P&L ($)")
     ax.legend(fontsize=7, ncols=2)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_drawdown(result: EvalResult) -> bytes:
     """Minute-by-minute drawdown of the policy's net equity over the held-out sessions."""
     x, equity = portfolio_path(result)
     dd = equity - np.maximum.accumulate(equity)
-    fig = _figure(6.4, 2.2)
+    fig = figure(6.4, 2.2)
     ax = fig.add_subplot()
     ax.fill_between(x, dd, 0, color="tab:red", alpha=0.4, lw=0)
     ax.plot(x, dd, color="tab:red", lw=0.8)
     ax.set_xlabel("held-out sessions")
     ax.set_ylabel(f"{result.name} drawdown ($)")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_actions(results: Mapping[str, EvalResult]) -> bytes:
     """Share of decisions per action and per chosen position, for every policy."""
     names = list(results)
-    fig = _figure(6.4, 2.6)
+    fig = figure(6.4, 2.6)
     axes = fig.subplots(1, 2, sharey=True)
     y = np.arange(len(names))
     for ax, labels, dist_of in (
@@ -176,12 +180,39 @@ def plot_actions(results: Mapping[str, EvalResult]) -> bytes:
     axes[0].invert_yaxis()
     axes[0].set_xlabel("share of decisions: action", fontsize=7)
     axes[1].set_xlabel("share of decisions: chosen position", fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
-def _image(name: str, png: bytes, out_dir: Path, alt: str) -> str:
-    (out_dir / name).write_bytes(png)
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+def image(name: str, data: bytes, out_dir: Path, alt: str) -> str:
+    """Write the PNG to `out_dir/name` and return it as Markdown with a base64 data URI (renders in the UI)."""
+    (out_dir / name).write_bytes(data)
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
+
+
+def provenance_table(ctx: ReportContext) -> str:
+    """Evaluation run, training run, checkpoint per slice, reward sha256, data and code versions."""
+    provenance = [
+        ["evaluation run", f"`{ctx.run_id}`"],
+        ["training run", f"`{ctx.policy_run_id}`"],
+        *[[f"checkpoint {name}", f"`{cid}`"] for name, cid in ctx.checkpoint_ids.items()],
+        ["reward", f"`{ctx.reward_name}` sha256 `{ctx.reward_sha256}`"],
+        ["data version", f"`{ctx.data_version}`"],
+        ["code version", f"`{ctx.code_version}`"],
+    ]
+    if ctx.created_at:
+        provenance.append(["created", ctx.created_at])
+    return table(["what", "id"], provenance)
+
+
+def checks_table(checks: Mapping[str, Mapping[str, Any]]) -> str:
+    """One row per check: verdict (FAIL in bold), value, threshold, detail."""
+    check_rows = []
+    for name, check in checks.items():
+        verdict = "PASS" if check.get("passed") else "**FAIL**"
+        value = check.get("value")
+        shown = fmt(value, "num") if value is not None else "n/a"
+        check_rows.append([name, verdict, shown, str(check.get("threshold", "")), str(check.get("detail", ""))])
+    return table(["check", "verdict", "value", "threshold", "detail"], check_rows)
 
 
 def build_report(
@@ -213,33 +244,8 @@ def build_report(
     slice_dates = {s.name: s for s in slices}
 
     lines = [f"# {ctx.family} evaluation `{ctx.run_id}`", ""]
-    provenance = [
-        ["evaluation run", f"`{ctx.run_id}`"],
-        ["training run", f"`{ctx.policy_run_id}`"],
-        *[[f"checkpoint {name}", f"`{cid}`"] for name, cid in ctx.checkpoint_ids.items()],
-        ["reward", f"`{ctx.reward_name}` sha256 `{ctx.reward_sha256}`"],
-        ["data version", f"`{ctx.data_version}`"],
-        ["code version", f"`{ctx.code_version}`"],
-    ]
-    if ctx.created_at:
-        provenance.append(["created", ctx.created_at])
-    lines += [_table(["what", "id"], provenance), ""]
-
-    lines += ["## Checks", ""]
-    check_rows = []
-    for name, check in checks.items():
-        verdict = "PASS" if check.get("passed") else "**FAIL**"
-        value = check.get("value")
-        check_rows.append(
-            [
-                name,
-                verdict,
-                _fmt(value, "num") if value is not None else "n/a",
-                str(check.get("threshold", "")),
-            ]
-            + [str(check.get("detail", ""))]
-        )
-    lines += [_table(["check", "verdict", "value", "threshold", "detail"], check_rows), ""]
+    lines += [provenance_table(ctx), ""]
+    lines += ["## Checks", "", checks_table(checks), ""]
 
     n_sessions = len(daily_pnl(overall[agent])[0])
     per_slice_sessions = [
@@ -255,11 +261,11 @@ def build_report(
         "",
         _metrics_table(overall),
         "",
-        _image("equity.png", plot_equity(overall, boundaries), out_dir, "cumulative net P&L, agent vs baselines"),
+        image("equity.png", plot_equity(overall, boundaries), out_dir, "cumulative net P&L, agent vs baselines"),
         "",
-        _image("drawdown.png", plot_drawdown(overall[agent]), out_dir, f"{agent} drawdown"),
+        image("drawdown.png", plot_drawdown(overall[agent]), out_dir, f"{agent} drawdown"),
         "",
-        _image("actions.png", plot_actions(overall), out_dir, "action and position distribution"),
+        image("actions.png", plot_actions(overall), out_dir, "action and position distribution"),
         "",
         "## Per slice",
         "",

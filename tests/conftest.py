@@ -37,8 +37,15 @@ def tf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         f["walk_forward"].update({"train_days": 3, "test_days": 1, "slices": 2})
         f["ppo"].update({"total_timesteps": 512, "n_envs": 8, "n_steps": 32, "batch_size": 128, "n_epochs": 1})
 
+    def tiny_funding(f: dict) -> None:
+        f["data"].update({"start": "2024-03-01", "end": "2024-03-08"})
+        f["env"]["episode_hours"] = 24
+        f["walk_forward"].update({"train_days": 3, "test_days": 2, "slices": 2})
+        f["ppo"].update({"total_timesteps": 384, "n_envs": 8, "n_steps": 24, "batch_size": 96, "n_epochs": 1})
+
     _edit_yaml(configs / "market.yaml", small_market)
     _edit_yaml(configs / "intraday.yaml", tiny_family)
+    _edit_yaml(configs / "funding.yaml", tiny_funding)
     monkeypatch.setenv("TRADEFLOW_HOME", str(home))
     monkeypatch.setenv("TRADEFLOW_CONFIG_DIR", str(configs))
     return SimpleNamespace(home=home, configs=configs, edit_yaml=_edit_yaml)

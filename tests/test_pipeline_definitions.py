@@ -24,6 +24,14 @@ EXPECTED_ASSETS = {
     "intraday_reward_audit",
     "intraday_policy",
     "intraday_evaluation",
+    "raw_funding_rates",
+    "raw_mark_prices",
+    "funding_opportunities",
+    "funding_reward_config",
+    "funding_dataset",
+    "funding_reward_audit",
+    "funding_policy",
+    "funding_evaluation",
 }
 EXPECTED_CHECKS = {
     ("raw_ticks", "quarantine_report"),
@@ -33,6 +41,14 @@ EXPECTED_CHECKS = {
     ("intraday_reward_audit", "reward_scale_sane"),
     ("intraday_evaluation", "action_collapse"),
     ("intraday_evaluation", "reward_pnl_alignment"),
+    ("raw_funding_rates", "funding_quarantine"),
+    ("raw_funding_rates", "funding_duplicates"),
+    ("raw_funding_rates", "funding_gaps"),
+    ("raw_funding_rates", "funding_bounds"),
+    ("funding_reward_audit", "reward_scale_sane"),
+    ("funding_evaluation", "reward_pnl_alignment"),
+    ("funding_evaluation", "action_collapse"),
+    ("funding_evaluation", "symbol_concentration"),
 }
 
 
@@ -51,6 +67,13 @@ def test_definitions_load_with_the_expected_names(tf_env) -> None:
         "features_1m",
     }
     assert defs.get_schedule_def("market_data_nightly_schedule").job_name == "market_data_job"
+    assert defs.get_schedule_def("funding_data_nightly_schedule").job_name == "funding_data_job"
+    funding = defs.resolve_job_def("funding_data_job")
+    assert {k.to_user_string() for k in funding.asset_layer.executable_asset_keys} == {
+        "raw_funding_rates",
+        "raw_mark_prices",
+        "funding_opportunities",
+    }
     assert {s.name for s in defs.sensors} == {"model_automation_sensor", "stale_models_sensor"}
 
 

@@ -423,3 +423,46 @@ def funding_checks(con: duckdb.DuckDBPyConnection, days: Sequence[date]) -> dict
             "out_of_bounds": _examples(bounds),
         },
     }
+
+
+RATE_LOOKBACK_DAYS = 2  # rates published this many days before a range's first day give its first hours a rate
+
+
+def load_funding_frames(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, symbols: Sequence[str] | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rates, marks) for the UTC days [start, end] in the frame schemas `rl.funding.data.FundingDays` reads.
+
+    Rates start RATE_LOOKBACK_DAYS earlier, so the latest rate published before the first hour is known. A day
+    without rows in either table raises a ValueError naming it: a gap would silently become hours without data.
+    """
+    if end < start:
+        raise ValueError(f"end ({end}) is before start ({start})")
+    first = start - timedelta(days=RATE_LOOKBACK_DAYS)
+    wanted = list(symbols or [])
+    where = {"hi": end, "symbols": wanted, "all": not wanted}
+    rates = query_polars(
+        con,
+        """SELECT exchange, symbol, day, funding_time, rate, interval_hours FROM raw.funding_rates
+           WHERE day BETWEEN $lo AND $hi AND ($all OR list_contains($symbols, symbol))
+           ORDER BY exchange, symbol, funding_time""",
+        {**where, "lo": first},
+    )
+    marks = query_polars(
+        con,
+        """SELECT exchange, symbol, day, ts, mark, bid, ask, volume_24h FROM raw.mark_prices
+           WHERE day BETWEEN $lo AND $hi AND ($all OR list_contains($symbols, symbol))
+           ORDER BY exchange, symbol, ts""",
+        {**where, "lo": start},
+    )
+    if wanted:
+        absent = sorted(set(wanted) - set(marks["symbol"].to_list()))
+        if absent:
+            raise ValueError(f"no mark prices for symbol(s) {absent} between {start} and {end}")
+    for frame, lo, table in ((rates, first, "raw_funding_rates"), (marks, start, "raw_mark_prices")):
+        have = set(frame["day"].to_list())
+        missing = [lo + timedelta(days=i) for i in range((end - lo).days + 1) if lo + timedelta(days=i) not in have]
+        if missing:
+            shown = ", ".join(d.isoformat() for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise ValueError(f"{len(missing)} UTC day(s) lack rows: materialize {table} for {shown}")
+    return rates.drop("day"), marks.drop("day")

@@ -1,0 +1,78 @@
+"""Funding market data: raw funding rates and mark prices -> cross-exchange opportunities, one partition per UTC day."""
+
+import dagster as dg
+
+from assets.common import WAREHOUSE_POOL, check_result
+from pipelines.partitions import FUNDING_DAYS, partition_dates
+from pipelines.resources import FundingMarketResource, WarehouseResource
+from warehouse.funding import build_opportunities, funding_checks, ingest_funding_day
+
+GROUP = "funding_data"
+RATES, MARKS = "raw_funding_rates", "raw_mark_prices"
+
+
+def _partitioned_spec(key: str, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(key, description=description, group_name=GROUP, kinds={"duckdb"}, partitions_def=FUNDING_DAYS)
+
+
+@dg.multi_asset(
+    specs=[
+        _partitioned_spec(RATES, "Funding rates per exchange, symbol and funding time, with each row's interval."),
+        _partitioned_spec(MARKS, "Mark price, bid, ask and 24h volume per exchange and symbol, every 15 minutes."),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("funding_quarantine", asset=RATES),
+        dg.AssetCheckSpec("funding_duplicates", asset=RATES, blocking=True),
+        dg.AssetCheckSpec("funding_gaps", asset=RATES),
+        dg.AssetCheckSpec("funding_bounds", asset=RATES, blocking=True),
+    ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+)
+def raw_funding(context: dg.AssetExecutionContext, warehouse: WarehouseResource, funding_market: FundingMarketResource):
+    """Both raw tables of a UTC day in one transaction; bad rows are quarantined with a reason."""
+    days = partition_dates(context.partition_keys)
+    source = funding_market.build()
+    with warehouse.connect() as con:
+        stats = [ingest_funding_day(con, source, d) for d in days]
+        checked = funding_checks(con, days)
+    reasons: dict[str, int] = {}
+    for s in stats:
+        for reason, n in s.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    quarantined = sum(s.quarantined for s in stats)
+    yield dg.MaterializeResult(
+        asset_key=RATES,
+        metadata={"source": funding_market.source, "days": len(days), "rows": sum(s.funding_rates for s in stats)},
+    )
+    yield dg.MaterializeResult(asset_key=MARKS, metadata={"days": len(days), "rows": sum(s.mark_prices for s in stats)})
+    yield check_result(
+        "funding_quarantine",
+        {"passed": quarantined == 0, "quarantined": quarantined, "reasons": reasons},
+        dg.AssetCheckSeverity.WARN,
+        RATES,
+    )
+    examples = checked.get("examples", {})
+    for name, key, severity in (
+        ("funding_duplicates", "duplicate_funding_times", dg.AssetCheckSeverity.ERROR),
+        ("funding_gaps", "interval_gaps", dg.AssetCheckSeverity.WARN),
+        ("funding_bounds", "out_of_bounds", dg.AssetCheckSeverity.ERROR),
+    ):
+        verdict = {"passed": checked[key] == 0, key: checked[key], "examples": examples.get(key, [])}
+        yield check_result(name, verdict, severity, RATES)
+
+
+@dg.asset(
+    partitions_def=FUNDING_DAYS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    deps=[RATES, MARKS],
+)
+def funding_opportunities(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Long/short pairs of one symbol on two exchanges per snapshot, with APR from each leg's latest published rate."""
+    days = partition_dates(context.partition_keys)
+    with warehouse.connect() as con:
+        rows = sum(build_opportunities(con, d) for d in days)
+    return dg.MaterializeResult(metadata={"days": len(days), "rows": rows})
