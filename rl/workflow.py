@@ -211,7 +211,7 @@ def train_family(
             "test_dates": [d.isoformat() for d in s.test_dates],
             "code_version": code,
         }
-        log(f"training {cfg.name} slice {s.name}: {len(s.train_dates)} sessions, {cfg.ppo.total_timesteps} steps")
+        log(f"training {cfg.name} slice {s.name}: {len(s.train_dates)} days, {cfg.ppo.total_timesteps} steps")
         train_days = days.select_dates(s.train_dates)
         result = train_policy(
             train_days,
