@@ -5,10 +5,13 @@ import dagster as dg
 from assets.common import WAREHOUSE_POOL, check_result
 from pipelines.partitions import FUNDING_DAYS, partition_dates
 from pipelines.resources import FundingMarketResource, WarehouseResource
-from warehouse.funding import build_opportunities, funding_checks, ingest_funding_day
+from warehouse.funding import build_opportunities, funding_checks, ingest_funding_day, opportunities_summary
 
 GROUP = "funding_data"
 RATES, MARKS = "raw_funding_rates", "raw_mark_prices"
+# A day's opportunities use each leg's latest rate, published up to a day before a snapshot: rates of D-1 and D.
+# The first partition maps to itself alone (Dagster requires no partition before the start).
+PREVIOUS_AND_SAME_DAY = dg.TimeWindowPartitionMapping(start_offset=-1)
 
 
 def _partitioned_spec(key: str, description: str) -> dg.AssetSpec:
@@ -43,7 +46,12 @@ def raw_funding(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     quarantined = sum(s.quarantined for s in stats)
     yield dg.MaterializeResult(
         asset_key=RATES,
-        metadata={"source": funding_market.source, "days": len(days), "rows": sum(s.funding_rates for s in stats)},
+        metadata={
+            "source": funding_market.source,
+            "source_name": source.name,
+            "days": len(days),
+            "rows": sum(s.funding_rates for s in stats),
+        },
     )
     yield dg.MaterializeResult(asset_key=MARKS, metadata={"days": len(days), "rows": sum(s.mark_prices for s in stats)})
     yield check_result(
@@ -68,11 +76,13 @@ def raw_funding(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb"},
-    deps=[RATES, MARKS],
+    deps=[dg.AssetDep(RATES, partition_mapping=PREVIOUS_AND_SAME_DAY), MARKS],
 )
 def funding_opportunities(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Long/short pairs of one symbol on two exchanges per snapshot, with APR from each leg's latest published rate."""
     days = partition_dates(context.partition_keys)
     with warehouse.connect() as con:
-        rows = sum(build_opportunities(con, d) for d in days)
-    return dg.MaterializeResult(metadata={"days": len(days), "rows": rows})
+        for d in days:
+            build_opportunities(con, d)
+        summary = opportunities_summary(con, days)
+    return dg.MaterializeResult(metadata={"days": len(days), **summary})

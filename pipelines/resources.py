@@ -128,7 +128,13 @@ def funding_market_from_yaml(path: Path) -> FundingMarketResource:
     unknown = set(ccxt) - {"exchanges", "symbols"}
     if unknown:
         raise ValueError(f"{path.name}: funding.ccxt: unknown keys {sorted(unknown)}")
-    return FundingMarketResource(source=raw.get("source", "embedded"), embedded=raw.get("embedded") or {}, **ccxt)
+    for name, names in ccxt.items():
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"{path.name}: funding.ccxt.{name} must be a non-empty list of names, got {names!r}")
+    embedded = raw.get("embedded") or {}
+    if not isinstance(embedded, dict):
+        raise ValueError(f"{path.name}: funding.embedded must be a mapping of settings, got {embedded!r}")
+    return FundingMarketResource(source=raw.get("source", "embedded"), embedded=embedded, **ccxt)
 
 
 def default_resources(home: Path | None = None, configs: Path | None = None) -> dict:

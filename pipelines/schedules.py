@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import dagster as dg
 
@@ -43,4 +43,4 @@ def funding_request(run_date: date) -> dg.RunRequest:
 )
 def funding_data_nightly_schedule(context: dg.ScheduleEvaluationContext):
     """At 00:30 UTC, ingest the UTC day that just ended (crypto funding settles every day of the week)."""
-    return funding_request(context.scheduled_execution_time.date())
+    return funding_request(context.scheduled_execution_time.astimezone(UTC).date())

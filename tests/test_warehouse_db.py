@@ -212,3 +212,50 @@ def test_extra_where_narrows_the_partition_and_constants_fill_columns(con) -> No
     assert _count(con, "raw.ticks", D1, "SPY") == 3 and _count(con, "raw.ticks", D1, "QQQ") == 6
     replace_partition(con, "raw.ticks", D1, _ticks(D1, "SPY", 1))  # no extra_where: the whole day
     assert _count(con, "raw.ticks", D1) == 1
+
+
+def _rates(d: date, exchange: str, n: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "exchange": [exchange] * n,
+            "symbol": ["BTCUSDT"] * n,
+            "day": [d] * n,
+            "funding_time": [datetime(d.year, d.month, d.day, i) for i in range(n)],
+            "rate": [1e-4] * n,
+            "interval_hours": [1] * n,
+        },
+        schema_overrides={"funding_time": pl.Datetime("ns"), "interval_hours": pl.Int32},
+    )
+
+
+def _day_count(con: duckdb.DuckDBPyConnection, d: date) -> int:
+    return con.execute("SELECT count(*) FROM raw.funding_rates WHERE day = ?", [d]).fetchone()[0]
+
+
+def test_the_partition_column_is_chosen_per_call_or_per_write_and_validated(con) -> None:
+    replace_partition(con, "raw.funding_rates", D2, _rates(D2, "okx", 2), partition_column="day")
+    for _ in range(3):
+        assert replace_partition(con, "raw.funding_rates", D1, _rates(D1, "binance", 4), partition_column="day") == 4
+    assert _day_count(con, D1) == 4 and _day_count(con, D2) == 2
+    with pytest.raises(ValueError, match="do not belong to partition day"):
+        replace_partition(con, "raw.funding_rates", D1, _rates(D2, "okx", 1), partition_column="day")
+    for bad in ("day; DROP TABLE raw.ticks", "Day", ""):
+        with pytest.raises(ValueError, match="bad column name"):
+            replace_partition(con, "raw.funding_rates", D1, _rates(D1, "okx", 1), partition_column=bad)
+    assert _day_count(con, D1) == 4
+    # One transaction over tables keyed on different columns: the write's own column wins over the call's.
+    writes = [
+        PartitionWrite("raw.funding_rates", frame=_rates(D1, "bybit", 3)),
+        PartitionWrite("raw.ticks", frame=_ticks(D1, "SPY", 2), partition_column="session_date"),
+    ]
+    for _ in range(2):
+        assert replace_partitions(con, D1, writes, partition_column="day") == {"raw.funding_rates": 3, "raw.ticks": 2}
+    assert _day_count(con, D1) == 3 and _count(con, "raw.ticks", D1) == 2 and _day_count(con, D2) == 2
+    null_price = _ticks(D1, "SPY", 1).with_columns(pl.lit(None, dtype=pl.Float64).alias("price"))
+    broken = [
+        PartitionWrite("raw.funding_rates", frame=_rates(D1, "bybit", 5)),
+        PartitionWrite("raw.ticks", frame=null_price, partition_column="session_date"),
+    ]
+    with pytest.raises(duckdb.ConstraintException):
+        replace_partitions(con, D1, broken, partition_column="day")
+    assert _day_count(con, D1) == 3 and _count(con, "raw.ticks", D1) == 2  # both tables rolled back

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
@@ -24,6 +25,8 @@ from warehouse.funding import (
     funding_checks,
     import_opportunities_csv,
     ingest_funding_day,
+    load_funding_frames,
+    opportunities_summary,
     validate_funding_rates,
     validate_mark_prices,
 )
@@ -226,6 +229,16 @@ def test_opportunities_orient_legs_use_own_intervals_and_do_not_look_ahead(con: 
     assert after["apr"] == pytest.approx(1.752 - 0.876)
     assert before["spread_bps"] == pytest.approx(4.0, rel=1e-3) and before["volume_24h"] == 2e8
     assert (opp["apr"] >= 0).all()
+    summary = opportunities_summary(con, [DAY])
+    # 32 snapshots before 08:00 at 43.8% APR, 64 after at 87.6%: the flipped orientation is still one pair.
+    assert {k: summary[k] for k in ("rows", "pairs", "symbols", "snapshots")} == {
+        "rows": 96,
+        "pairs": 1,
+        "symbols": 1,
+        "snapshots": 96,
+    }
+    assert summary["median_apr"] == pytest.approx(0.876) and summary["max_apr"] == pytest.approx(0.876)
+    assert opportunities_summary(con, [DAY + timedelta(days=1)])["rows"] == 0
 
 
 def test_opportunities_match_a_build_from_data_truncated_at_each_snapshot(con: duckdb.DuckDBPyConnection) -> None:
@@ -328,3 +341,48 @@ def test_import_opportunities_csv_quarantines_and_is_idempotent(con: duckdb.Duck
     with pytest.raises(ValueError, match="short_exchange"):
         import_opportunities_csv(con, missing)
     assert _count(con, "SELECT count(*) FROM core.funding_opportunities") == 2
+
+
+def test_load_funding_frames_reads_rates_with_look_back_and_whole_days_of_marks(con: duckdb.DuckDBPyConnection) -> None:
+    from rl.funding.data import FundingDays
+
+    src = SyntheticFundingSource(CFG)
+    for offset in range(-3, 3):  # DAY-3 .. DAY+2: one extra day stored on each side, which must not be read
+        ingest_funding_day(con, src, DAY + timedelta(days=offset))
+    rates, marks = load_funding_frames(con, DAY, DAY + timedelta(days=1))
+    assert rates.columns == ["exchange", "symbol", "funding_time", "rate", "interval_hours"]
+    assert marks.columns == ["exchange", "symbol", "ts", "mark", "bid", "ask", "volume_24h"]
+    tapes = [src.fetch_day(DAY + timedelta(days=k)) for k in range(-2, 2)]
+    assert rates.height == sum(t.funding_rates.height for t in tapes)
+    assert rates["funding_time"].min() == T0 - timedelta(days=2)
+    assert rates["funding_time"].max() < T0 + timedelta(days=2)
+    assert marks.height == sum(t.mark_prices.height for t in tapes[2:])
+    assert marks["ts"].min() == T0 and marks["ts"].max() == T0 + timedelta(days=1, hours=23, minutes=45)
+    days = FundingDays.from_frames(rates, marks)
+    assert days.n_hours == 48 and np.isfinite(days.rate_now[0]).all()  # the first hour knows every leg's rate
+
+    btc_rates, btc_marks = load_funding_frames(con, DAY, DAY, symbols=["BTCUSDT"])
+    assert btc_rates["symbol"].unique().to_list() == ["BTCUSDT"] == btc_marks["symbol"].unique().to_list()
+    assert (
+        btc_marks.height
+        == marks.filter((pl.col("symbol") == "BTCUSDT") & (pl.col("ts") < T0 + timedelta(days=1))).height
+    )
+    with pytest.raises(ValueError, match="NOPEUSDT"):
+        load_funding_frames(con, DAY, DAY, symbols=["BTCUSDT", "NOPEUSDT"])
+    with pytest.raises(ValueError, match="before start"):
+        load_funding_frames(con, DAY, DAY - timedelta(days=1))
+
+
+def test_load_funding_frames_names_the_days_to_materialize(con: duckdb.DuckDBPyConnection) -> None:
+    src = SyntheticFundingSource(CFG)
+    for offset in (-2, -1, 0, 2):  # DAY+1 is missing
+        ingest_funding_day(con, src, DAY + timedelta(days=offset))
+    load_funding_frames(con, DAY, DAY)
+    with pytest.raises(ValueError, match="materialize raw_funding_rates for 2024-05-08") as err:
+        load_funding_frames(con, DAY, DAY + timedelta(days=2))
+    assert "2024-05-09" not in str(err.value)
+    with pytest.raises(ValueError, match="materialize raw_funding_rates for 2024-05-04"):
+        load_funding_frames(con, DAY - timedelta(days=1), DAY)  # its look-back day was never ingested
+    con.execute("DELETE FROM raw.mark_prices WHERE day = ?", [DAY])
+    with pytest.raises(ValueError, match="materialize raw_mark_prices for 2024-05-07"):
+        load_funding_frames(con, DAY, DAY)

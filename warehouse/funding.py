@@ -1,8 +1,8 @@
 """Funding-rate warehouse: validation + quarantine, idempotent daily ingest, opportunities SQL, checks, CSV import.
 
-Partitions are UTC days (`day`). `warehouse.partitions.replace_partitions` is keyed on `session_date`, so the
-day-partitioned writes here use the same pattern in `_replace` (views registered outside the transaction, every
-DELETE then every INSERT in ONE transaction, rollback + re-raise on error): writing a day 3x leaves one copy.
+Partitions are UTC days (`day`). Every write goes through `warehouse.partitions.replace_partitions` (every
+DELETE then every INSERT in ONE transaction, rollback + re-raise on error): writing a day 3x leaves one copy, and
+a failed fetch or insert leaves the stored day as it was. An imported CSV is its own partition (its `source`).
 Rejected rows go to raw.quarantine (session_date = the UTC day) with table_name 'funding_rates', 'mark_prices'
 or 'opportunities_csv'. Each rejected row gets exactly one reason, the first that applies in this order:
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -31,7 +30,8 @@ import polars as pl
 
 from market.funding import FundingSource, read_opportunities_csv
 from warehouse.checks import _examples
-from warehouse.db import query_polars, registered, utc_now
+from warehouse.db import query_polars, utc_now
+from warehouse.partitions import PartitionWrite, replace_partitions
 from warehouse.validate import _coerce
 
 MAX_RATE = 0.03  # |rate| per interval above this is not a plausible funding rate
@@ -168,33 +168,6 @@ def validate_mark_prices(frame: pl.DataFrame, day: date) -> tuple[pl.DataFrame, 
     return clean.select("exchange", "symbol", "day", "ts", "mark", "bid", "ask", "volume_24h"), bad
 
 
-def _replace(
-    con: duckdb.DuckDBPyConnection,
-    deletes: Sequence[tuple[str, list[Any]]],
-    inserts: Sequence[tuple[str, pl.DataFrame]],
-    select_sql: Sequence[tuple[str, str, Any]] = (),
-) -> dict[str, int]:
-    """ONE transaction: every DELETE, then every INSERT (frames by name, then `(table, INSERT ... SELECT, params)`
-    statements); rollback + re-raise on error. Frames are registered outside the transaction."""
-    counts: dict[str, int] = {}
-    with ExitStack() as stack:
-        views = [(t, stack.enter_context(registered(con, f))) for t, f in inserts if f.height]
-        con.begin()
-        try:
-            for sql, params in deletes:
-                con.execute(sql, params)
-            for table, view in views:
-                n = con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}").fetchone()[0]
-                counts[table] = counts.get(table, 0) + n
-            for table, sql, params in select_sql:
-                counts[table] = counts.get(table, 0) + con.execute(sql, params).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    return counts
-
-
 def _quarantine_rows(bad: pl.DataFrame, source: str) -> pl.DataFrame:
     return bad.with_columns(
         pl.lit(source).alias("source"), pl.lit(utc_now(), dtype=pl.Datetime("us")).alias("quarantined_at")
@@ -211,18 +184,17 @@ def ingest_funding_day(con: duckdb.DuckDBPyConnection, source: FundingSource, da
     marks, bad_m = validate_mark_prices(tape.mark_prices, day)
     source_name = getattr(source, "name", type(source).__name__)
     bad = _quarantine_rows(pl.concat([bad_r, bad_m]), source_name)
-    counts = _replace(
-        con,
-        deletes=[
-            ("DELETE FROM raw.funding_rates WHERE day = ?", [day]),
-            ("DELETE FROM raw.mark_prices WHERE day = ?", [day]),
-            (
-                "DELETE FROM raw.quarantine WHERE session_date = ? AND table_name IN ('funding_rates', 'mark_prices')",
-                [day],
-            ),
-        ],
-        inserts=[("raw.funding_rates", rates), ("raw.mark_prices", marks), ("raw.quarantine", bad)],
-    )
+    writes = [
+        PartitionWrite("raw.funding_rates", frame=rates),
+        PartitionWrite("raw.mark_prices", frame=marks),
+        PartitionWrite(
+            "raw.quarantine",
+            frame=bad,
+            extra_where={"table_name": ["funding_rates", "mark_prices"]},
+            partition_column="session_date",
+        ),
+    ]
+    counts = replace_partitions(con, day, writes, partition_column="day")
     return FundingIngestStats(
         day=day,
         source=source_name,
@@ -234,7 +206,6 @@ def ingest_funding_day(con: duckdb.DuckDBPyConnection, source: FundingSource, da
 
 
 OPPORTUNITIES_SQL = """
-INSERT INTO core.funding_opportunities BY NAME
 WITH marks AS (
     SELECT exchange, symbol, ts, bid, ask, volume_24h FROM raw.mark_prices WHERE day = $day
 ),
@@ -269,13 +240,37 @@ def build_opportunities(con: duckdb.DuckDBPyConnection, day: date) -> int:
     higher; each leg's rate is the latest published at or before ts (within a day); APR uses each leg's own
     interval; spread_bps = both legs' full bid-ask spread (a round trip at half-spread per crossing).
     """
-    counts = _replace(
-        con,
-        deletes=[("DELETE FROM core.funding_opportunities WHERE day = ? AND source = ?", [day, BUILD_SOURCE])],
-        inserts=[],
-        select_sql=[("core.funding_opportunities", OPPORTUNITIES_SQL, {"day": day, "source": BUILD_SOURCE})],
+    write = PartitionWrite(
+        "core.funding_opportunities",
+        select_sql=OPPORTUNITIES_SQL,
+        params={"day": day, "source": BUILD_SOURCE},
+        extra_where={"source": BUILD_SOURCE},
     )
-    return counts.get("core.funding_opportunities", 0)
+    return replace_partitions(con, day, [write], partition_column="day")["core.funding_opportunities"]
+
+
+def opportunities_summary(con: duckdb.DuckDBPyConnection, days: Sequence[date]) -> dict[str, Any]:
+    """What the built opportunities of `days` hold, as plain numbers for the asset's metadata (plotted per run).
+
+    `pairs` counts each symbol's exchange pairs regardless of which leg is long (the orientation follows the
+    rates and can flip between snapshots); APRs are fractions (1.0 = 100%) of the rows' short-minus-long APR.
+    """
+    row = con.execute(
+        """SELECT count(*), count(DISTINCT (symbol, least(long_exchange, short_exchange),
+                                            greatest(long_exchange, short_exchange))),
+                  count(DISTINCT symbol), count(DISTINCT ts), median(apr), max(apr)
+           FROM core.funding_opportunities WHERE list_contains(?, day) AND source = ?""",
+        [_day_list(days), BUILD_SOURCE],
+    ).fetchone()
+    rows, pairs, symbols, snapshots, median_apr, max_apr = row
+    return {
+        "rows": int(rows),
+        "pairs": int(pairs),
+        "symbols": int(symbols),
+        "snapshots": int(snapshots),
+        "median_apr": float(median_apr) if median_apr is not None else 0.0,
+        "max_apr": float(max_apr) if max_apr is not None else 0.0,
+    }
 
 
 def import_opportunities_csv(con: duckdb.DuckDBPyConnection, path: str | Path) -> CsvImportStats:
@@ -348,14 +343,11 @@ def import_opportunities_csv(con: duckdb.DuckDBPyConnection, path: str | Path) -
         "volume_24h",
         pl.lit(source).alias("source"),
     )
-    counts = _replace(
-        con,
-        deletes=[
-            ("DELETE FROM core.funding_opportunities WHERE source = ?", [source]),
-            ("DELETE FROM raw.quarantine WHERE table_name = 'opportunities_csv' AND source = ?", [source]),
-        ],
-        inserts=[("core.funding_opportunities", rows), ("raw.quarantine", bad)],
-    )
+    writes = [
+        PartitionWrite("core.funding_opportunities", frame=rows),
+        PartitionWrite("raw.quarantine", frame=bad, extra_where={"table_name": "opportunities_csv"}),
+    ]
+    counts = replace_partitions(con, source, writes, partition_column="source")
     return CsvImportStats(
         source=source,
         rows=df.height,
