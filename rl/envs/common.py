@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 
 def check_actions(actions: Any, n: int, n_actions: int) -> np.ndarray:
@@ -57,9 +57,70 @@ EMPTY_INFO = SharedEmptyInfo()
 
 class BatchedVecEnv(VecEnv):
     """SB3 plumbing shared by the array-batched envs: one object holds every env, so attributes are shared and
-    `action_masks` is one [N, A] array. Subclasses provide `_core.masks()`, `get_attr` and `STATE_ATTRS`."""
+    `action_masks` is one [N, A] array.
+
+    Subclasses provide `_core` (`step(sel, actions) -> (components, rewards, done codes)`, `observe(sel)`,
+    `masks()`), `COMPONENTS`, `auto_reset`, `done_mask`, `_obs`/`_actions` state, `_net_pnl`, `_finish`,
+    `get_attr` and `STATE_ATTRS`. Stepping is the same for every family: all envs in one array call, or only
+    the running ones once some have finished in evaluation mode (`auto_reset=False`).
+    """
 
     STATE_ATTRS: frozenset[str] = frozenset()  # per-env state: readable with get_attr, never settable
+    COMPONENTS: tuple[str, ...] = ()  # the ledger's reward components, as in `last_components`
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        if self._actions is None:
+            raise RuntimeError("step_wait() without step_async()")
+        n = self.num_envs
+        actions = check_actions(self._actions, n, int(self.action_space.n))
+        self._actions = None
+        core = self._core
+        if self.auto_reset or not self.done_mask.any():
+            comps, rewards, code = core.step(slice(None), actions)
+            obs = core.observe()
+        else:
+            idx = np.flatnonzero(~self.done_mask)
+            obs = self._obs.copy()
+            rewards = np.zeros(n)
+            code = np.zeros(n, dtype=np.int8)
+            comps = {name: np.zeros(n) for name in self.COMPONENTS}
+            if idx.size:
+                sub_comps, sub_rewards, sub_code = core.step(idx, actions[idx])
+                for name, values in sub_comps.items():
+                    comps[name][idx] = values
+                rewards[idx] = sub_rewards
+                code[idx] = sub_code
+                obs[idx] = core.observe(idx)
+        self.last_components = comps
+        self.last_rewards = rewards
+        self.last_net_pnl = self._net_pnl(comps)
+        self.last_done_code = code
+        dones = code != 0
+        infos: list[dict[str, Any]] = [EMPTY_INFO] * n
+        if dones.any():
+            self._finish(np.flatnonzero(dones), obs, comps, code, infos)
+        self._obs = obs
+        return obs, rewards, dones, infos
+
+    def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
+        """Each env's episode net P&L after the step just taken."""
+        raise NotImplementedError
+
+    def _finish(
+        self,
+        idx: np.ndarray,
+        obs: np.ndarray,
+        comps: dict[str, np.ndarray],
+        code: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """Fill the infos of the envs `idx` that just ended, then auto-reset or freeze them."""
+        raise NotImplementedError
 
     def action_masks(self) -> np.ndarray:
         """Valid actions of every env: a fresh bool [N, A] array (a copy: safe to keep across steps)."""

@@ -21,12 +21,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs
 
 from rl.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger
 from rl.config import EnvConfig
 from rl.data import MarketDays
-from rl.envs.common import EMPTY_INFO, BatchedVecEnv, check_actions
+from rl.envs.common import BatchedVecEnv, check_actions
 from rl.reward import RewardSpec, combine
 
 HOLD, BUY, SELL, CLOSE = 0, 1, 2, 3
@@ -235,6 +235,7 @@ class IntradayVecEnv(BatchedVecEnv):
     _PER_ENV = {"day_index": "day", "t": "t"}
     _PER_LEDGER = {"position": "pos", "net_pnl": "equity", "round_trips": "round_trips", "wins": "wins"}
     STATE_ATTRS = frozenset({*_PER_ENV, *_PER_LEDGER, "done_mask"})
+    COMPONENTS = COMPONENT_NAMES
 
     def __init__(
         self,
@@ -304,44 +305,8 @@ class IntradayVecEnv(BatchedVecEnv):
             return int(self.fixed_days[i])
         return int(self._rngs[i].integers(self._core.n_days))
 
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
-
-    def step_wait(self) -> VecEnvStepReturn:
-        if self._obs is None:
-            raise RuntimeError("call reset() before step()")
-        if self._actions is None:
-            raise RuntimeError("step_wait() without step_async()")
-        n = self.num_envs
-        actions = check_actions(self._actions, n, N_ACTIONS)
-        self._actions = None
-        core = self._core
-        if self.auto_reset or not self.done_mask.any():
-            comps, rewards, code = core.step(_ALL, actions)
-            obs = core.observe()
-        else:
-            idx = np.flatnonzero(~self.done_mask)
-            obs = self._obs.copy()
-            rewards = np.zeros(n)
-            code = np.zeros(n, dtype=np.int8)
-            comps = {name: np.zeros(n) for name in COMPONENT_NAMES}
-            if idx.size:
-                sub_comps, sub_rewards, sub_code = core.step(idx, actions[idx])
-                for name, values in sub_comps.items():
-                    comps[name][idx] = values
-                rewards[idx] = sub_rewards
-                code[idx] = sub_code
-                obs[idx] = core.observe(idx)
-        self.last_components = comps
-        self.last_rewards = rewards
-        self.last_net_pnl = comps["daily_pnl_level"]
-        self.last_done_code = code
-        dones = code != 0
-        infos: list[dict[str, Any]] = [EMPTY_INFO] * n
-        if dones.any():
-            self._finish(np.flatnonzero(dones), obs, comps, code, infos)
-        self._obs = obs
-        return obs, rewards, dones, infos
+    def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
+        return comps["daily_pnl_level"]
 
     def _finish(
         self,

@@ -28,9 +28,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs
 
-from rl.envs.common import EMPTY_INFO, BatchedVecEnv, check_actions
+from rl.envs.common import BatchedVecEnv, check_actions
 from rl.funding.accounting import COMPONENT_NAMES, DONE_REASONS, FundingLedger
 from rl.funding.config import FundingEnvConfig, TradingConfig
 from rl.funding.data import FundingDays
@@ -355,6 +355,7 @@ class FundingVecEnv(BatchedVecEnv):
     """
 
     STATE_ATTRS = frozenset({"configs", "t", "start", "done_mask"})
+    COMPONENTS = COMPONENT_NAMES
 
     def __init__(
         self,
@@ -429,45 +430,8 @@ class FundingVecEnv(BatchedVecEnv):
         self._obs = self._core.observe()
         return self._obs
 
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
-
-    def step_wait(self) -> VecEnvStepReturn:
-        if self._obs is None:
-            raise RuntimeError("call reset() before step()")
-        if self._actions is None:
-            raise RuntimeError("step_wait() without step_async()")
-        n = self.num_envs
-        actions = check_actions(self._actions, n, self._core.n_actions)
-        self._actions = None
-        core = self._core
-        if self.auto_reset or not self.done_mask.any():
-            comps, rewards, code = core.step(_ALL, actions)
-            obs = core.observe()
-        else:
-            idx = np.flatnonzero(~self.done_mask)
-            obs = self._obs.copy()
-            rewards = np.zeros(n)
-            code = np.zeros(n, dtype=np.int8)
-            comps = {name: np.zeros(n) for name in COMPONENT_NAMES}
-            if idx.size:
-                sub_comps, sub_rewards, sub_code = core.step(idx, actions[idx])
-                for name, values in sub_comps.items():
-                    comps[name][idx] = values
-                rewards[idx] = sub_rewards
-                code[idx] = sub_code
-                obs[idx] = core.observe(idx)
-        led = core.ledger
-        self.last_components = comps
-        self.last_rewards = rewards
-        self.last_net_pnl = led.equity - led.equity0
-        self.last_done_code = code
-        dones = code != 0
-        infos: list[dict[str, Any]] = [EMPTY_INFO] * n
-        if dones.any():
-            self._finish(np.flatnonzero(dones), obs, comps, code, infos)
-        self._obs = obs
-        return obs, rewards, dones, infos
+    def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
+        return self._core.ledger.equity - self._core.ledger.equity0
 
     def _finish(
         self,
