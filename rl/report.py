@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,6 +204,21 @@ def provenance_table(ctx: ReportContext) -> str:
     return table(["what", "id"], provenance)
 
 
+def overall_by_policy(
+    results: Mapping[str, Mapping[str, Any]], agent: str, concat: Callable[[str, Sequence[Any]], Any]
+) -> dict[str, Any]:
+    """Each policy's results over all slices (`concat`), the agent first, then the baselines in first-seen order."""
+    if not results:
+        raise ValueError("no evaluation results to report")
+    policies: list[str] = []
+    for per_policy in results.values():
+        policies += [p for p in per_policy if p not in policies]
+    if agent not in policies:
+        raise ValueError(f"agent {agent!r} is missing from the results (policies: {policies})")
+    policies = [agent] + [p for p in policies if p != agent]
+    return {p: concat(p, [per[p] for per in results.values() if p in per]) for p in policies}
+
+
 def checks_table(checks: Mapping[str, Mapping[str, Any]]) -> str:
     """One row per check: verdict (FAIL in bold), value, threshold, detail."""
     check_rows = []
@@ -230,17 +245,8 @@ def build_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not results:
-        raise ValueError("no evaluation results to report")
-    policies: list[str] = []
-    for per_policy in results.values():
-        policies += [p for p in per_policy if p not in policies]
-    if agent not in policies:
-        raise ValueError(f"agent {agent!r} is missing from the results (policies: {policies})")
-    policies = [agent] + [p for p in policies if p != agent]
-    overall = {
-        p: concat_results(p, [per_policy[p] for per_policy in results.values() if p in per_policy]) for p in policies
-    }
+    overall = overall_by_policy(results, agent, concat_results)
+    policies = list(overall)
     slice_dates = {s.name: s for s in slices}
 
     lines = [f"# {ctx.family} evaluation `{ctx.run_id}`", ""]

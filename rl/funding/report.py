@@ -17,7 +17,18 @@ import numpy as np
 
 from rl.funding.evaluate import FundingEvalResult, concat_funding_results
 from rl.funding.metrics import funding_metrics, reward_part_totals, symbol_breakdown
-from rl.report import REPORT_FILE, ReportContext, checks_table, figure, fmt, image, png, provenance_table, table
+from rl.report import (
+    REPORT_FILE,
+    ReportContext,
+    checks_table,
+    figure,
+    fmt,
+    image,
+    overall_by_policy,
+    png,
+    provenance_table,
+    table,
+)
 
 if TYPE_CHECKING:
     from rl.walkforward import Slice
@@ -195,18 +206,8 @@ def build_funding_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not results:
-        raise ValueError("no evaluation results to report")
-    policies: list[str] = []
-    for per_policy in results.values():
-        policies += [p for p in per_policy if p not in policies]
-    if agent not in policies:
-        raise ValueError(f"agent {agent!r} is missing from the results (policies: {policies})")
-    policies = [agent] + [p for p in policies if p != agent]
-    overall = {
-        p: concat_funding_results(p, [per_policy[p] for per_policy in results.values() if p in per_policy])
-        for p in policies
-    }
+    overall = overall_by_policy(results, agent, concat_funding_results)
+    policies = list(overall)
     slice_of = {s.name: s for s in slices}
     agent_result = overall[agent]
     configs = agent_result.config_names
