@@ -262,16 +262,15 @@ class FundingFamily:
         return funding_metrics(result)
 
     def run_checks(self, agent_result: Any, cfg: FamilyConfig) -> dict[str, dict[str, Any]]:
-        from rl.funding.metrics import flat_collapse, reward_pnl_alignment, symbol_concentration
+        from rl.funding.metrics import funding_run_checks
 
         ev = cfg.evaluation
-        return {
-            "reward_pnl_alignment": reward_pnl_alignment(agent_result, min_rho=ev.min_reward_pnl_rho),
-            "action_collapse": flat_collapse(agent_result),
-            "symbol_concentration": symbol_concentration(
-                agent_result, max_top_share=ev.max_top_symbol_share, max_hhi=ev.max_symbol_hhi
-            ),
-        }
+        return funding_run_checks(
+            agent_result,
+            min_rho=ev.min_reward_pnl_rho,
+            max_top_share=ev.max_top_symbol_share,
+            max_hhi=ev.max_symbol_hhi,
+        )
 
     def episode_rows(self, result: Any, slice_name: str, checkpoint_id: str, agent: str) -> list[dict[str, Any]]:
         return result.to_rows(slice_name, checkpoint_id, agent)
