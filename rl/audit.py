@@ -28,7 +28,8 @@ POLICIES: tuple[str, ...] = ("random_valid", "always_long", "always_flat", "flip
 _Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-def _random_valid(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def random_valid_actions(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random valid action per env, for any mask width (every family's audit rolls it out)."""
     return np.argmax(rng.random(masks.shape) * masks, axis=1)
 
 
@@ -46,7 +47,7 @@ def _flip(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 _POLICY_FUNCS: dict[str, _Policy] = {
-    "random_valid": _random_valid,
+    "random_valid": random_valid_actions,
     "always_long": _always_long,
     "always_flat": _always_flat,
     "flip": _flip,

@@ -10,15 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from rl.audit import AuditTarget
+from rl.audit import AuditTarget, random_valid_actions
 from rl.funding.accounting import COMPONENT_NAMES
 from rl.funding.config import FundingEnvConfig
 from rl.funding.data import FundingDays
 from rl.reward import RewardSpec
-
-
-def _random_valid(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.argmax(rng.random(masks.shape) * masks, axis=1)
 
 
 def _flat(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -34,7 +30,7 @@ def _policies(cfg: FundingEnvConfig) -> dict[str, Any]:
     def churn(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return np.where(masks[:, 1 + k], 1 + k, np.where(masks[:, 1], 1, 0))
 
-    return {"random_valid": _random_valid, "enter_best": enter_best, "churn": churn, "flat": _flat}
+    return {"random_valid": random_valid_actions, "enter_best": enter_best, "churn": churn, "flat": _flat}
 
 
 def funding_audit_target(days: FundingDays, env_cfg: FundingEnvConfig, reward: RewardSpec) -> AuditTarget:
