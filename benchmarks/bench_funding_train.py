@@ -26,8 +26,7 @@ from market.funding import FundingMarketConfig, generate_funding_day  # noqa: E4
 from rl import workflow  # noqa: E402
 from rl.families import FAMILIES  # noqa: E402
 from rl.family import load_family  # noqa: E402
-
-LOOKBACK_DAYS = 2
+from warehouse.funding import RATE_LOOKBACK_DAYS as LOOKBACK_DAYS  # noqa: E402
 
 
 def frames(cfg, start, end) -> tuple[pl.DataFrame, pl.DataFrame]:

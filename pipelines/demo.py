@@ -17,8 +17,6 @@ PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 FAMILIES = ("intraday", "funding")
-# The funding dataset reads rates published up to 2 days before its first day (the latest rate at hour 0).
-FUNDING_LOOKBACK_DAYS = 2
 
 
 def data_partitions(kind: str, start: date, end: date) -> tuple[str, list[date]]:
@@ -28,7 +26,10 @@ def data_partitions(kind: str, start: date, end: date) -> tuple[str, list[date]]
 
         return "market_data_job", sessions(start, end)
     if kind == "funding":
-        first = start - timedelta(days=FUNDING_LOOKBACK_DAYS)
+        # The funding dataset also reads rates published before its first day (the latest rate at hour 0).
+        from warehouse.funding import RATE_LOOKBACK_DAYS
+
+        first = start - timedelta(days=RATE_LOOKBACK_DAYS)
         return "funding_data_job", [first + timedelta(days=i) for i in range((end - first).days + 1)]
     raise ValueError(f"unknown family kind {kind!r}")
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rl.families import family_of
+from rl.families import FAMILIES, family_of
 from rl.family import FamilyConfig
 from rl.reward import RewardSpec
 from rl.walkforward import Slice, walk_forward_slices
@@ -44,8 +44,6 @@ class DatasetManifest:
 
     def load(self) -> Any:
         """The family's arrays (MarketDays, FundingDays), refused if the file no longer matches the version."""
-        from rl.families import FAMILIES
-
         days = FAMILIES[self.kind].load_days(Path(self.path))
         if days.content_hash() != self.data_version:
             raise ValueError(f"{self.path} no longer matches data version {self.data_version[:12]}")
@@ -274,8 +272,6 @@ class EvaluationOutcome:
             "policy_run_id": self.policy_run_id,
             "report_path": self.report_path,
         }
-        from rl.families import FAMILIES
-
         keys = FAMILIES[self.config["family_config"].get("kind", "intraday")].summary_keys
         for policy, values in overall.items():
             for key in keys:
