@@ -23,26 +23,36 @@ PARTITIONED = {
 @dg.asset(
     **PARTITIONED,
     kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec("quarantine_report", asset="raw_ticks")],
+    check_specs=[
+        dg.AssetCheckSpec("quarantine_report", asset="raw_ticks"),
+        dg.AssetCheckSpec("session_coverage", asset="raw_ticks"),
+    ],
 )
 def raw_ticks(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, market: MarketDataResource
 ) -> dg.MaterializeResult:
-    """Raw trades and quotes per session from the configured market source; bad ticks are quarantined with a reason."""
+    """Raw trades, quotes and vendor minute bars per session from the configured source (embedded, polygon, ibkr
+    or file); bad rows are quarantined with a reason, and sessions a source had nothing for are reported as gaps."""
     dates = partition_dates(context.partition_keys)
-    source = market.build()
-    with warehouse.connect() as con:
-        stats = [ingest_day(con, source, market.symbols, d) for d in dates]
+    with market.open() as source, warehouse.connect() as con:
+        stats = [ingest_day(con, source, market.symbols, d, extended_hours=market.extended_hours) for d in dates]
         quarantined = checks.quarantine_counts(con, dates)
+        coverage = checks.session_coverage(con, dates, market.symbols)
     return dg.MaterializeResult(
         metadata={
             "source": market.source,
             "sessions": len(dates),
             "ticks": sum(s.ticks for s in stats),
             "quotes": sum(s.quotes for s in stats),
+            "vendor_bars": sum(s.bars for s in stats),
             "quarantined": sum(s.quarantined for s in stats),
+            "extended_hours_dropped": sum(s.extended_dropped for s in stats),
+            "gaps": sum(len(s.gaps) for s in stats),
         },
-        check_results=[check_result("quarantine_report", quarantined, dg.AssetCheckSeverity.WARN)],
+        check_results=[
+            check_result("quarantine_report", quarantined, dg.AssetCheckSeverity.WARN),
+            check_result("session_coverage", coverage, dg.AssetCheckSeverity.WARN),
+        ],
     )
 
 
@@ -50,7 +60,10 @@ def raw_ticks(
     **PARTITIONED,
     kinds={"duckdb"},
     deps=[raw_ticks],
-    check_specs=[dg.AssetCheckSpec("bar_integrity", asset="bars_1m", blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec("bar_integrity", asset="bars_1m", blocking=True),
+        dg.AssetCheckSpec("vendor_bar_agreement", asset="bars_1m"),
+    ],
 )
 def bars_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Session-aware 1-minute OHLCV bars with VWAP, trade count, signed volume and mean spread, built in DuckDB SQL."""
@@ -58,13 +71,17 @@ def bars_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
     with warehouse.connect() as con:
         stats = [build_bars(con, d) for d in dates]
         integrity = checks.bar_integrity(con, dates)
+        agreement = checks.vendor_bar_agreement(con, dates)
     return dg.MaterializeResult(
         metadata={
             "sessions": len(dates),
             "bars": sum(s.bars for s in stats),
             "ticks": sum(s.ticks for s in stats),
         },
-        check_results=[check_result("bar_integrity", integrity, dg.AssetCheckSeverity.ERROR)],
+        check_results=[
+            check_result("bar_integrity", integrity, dg.AssetCheckSeverity.ERROR),
+            check_result("vendor_bar_agreement", agreement, dg.AssetCheckSeverity.WARN),
+        ],
     )
 
 

@@ -6,9 +6,10 @@ flattened into sorted numpy arrays; every helper below is a binary search over t
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -122,3 +123,25 @@ def non_session_days(start: date, end: date) -> list[date]:
     weekday = (days + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
     holidays = days[(weekday < 5) & ~np.isin(days, session_table().days)]
     return [_to_date(x) for x in holidays]
+
+
+EXTENDED_OPEN = time(4, 0)  # America/New_York: pre-market opens
+EXTENDED_CLOSE = time(20, 0)  # America/New_York: after-hours ends (also on early-close days)
+
+
+def extended_bounds(d: date) -> tuple[np.datetime64, np.datetime64]:
+    """Pre-market open (04:00 New York) and after-hours close (20:00, exclusive) of session `d`, naive UTC.
+
+    Vendors such as Polygon return these hours with every day's bars; the warehouse keeps or drops them."""
+    session_index(d)
+    zone = ZoneInfo("America/New_York")
+    lo, hi = (
+        datetime.combine(d, t, tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+        for t in (EXTENDED_OPEN, EXTENDED_CLOSE)
+    )
+    return np.datetime64(lo, "ns"), np.datetime64(hi, "ns")
+
+
+def fetch_window(d: date, extended_hours: bool) -> tuple[np.datetime64, np.datetime64]:
+    """The UTC window a source should fetch for session `d`: the regular session, or pre- to after-hours."""
+    return extended_bounds(d) if extended_hours else session_bounds(d)

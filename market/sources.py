@@ -6,7 +6,7 @@ owns all of that, so a live connector and the synthetic market go through the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -30,13 +30,45 @@ QUOTE_SCHEMA: dict[str, pl.DataType] = {
     "ask_size": pl.Float64(),
 }
 
+# A vendor's own 1-minute bars (Polygon aggregates, IB historical bars), kept beside the ticks to cross-check them.
+# ts is the bar's START (naive UTC ns), like Polygon's `t`; a minute without trades has no bar.
+BAR_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.Utf8(),
+    "ts": pl.Datetime("ns"),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),  # fractional on Polygon (fractional shares)
+    "vwap": pl.Float64(),  # null when the vendor gives none
+    "trade_count": pl.Int64(),  # null when the vendor gives none
+}
+
+
+class SourceError(RuntimeError):
+    """A source failed for good (retries exhausted, an error status, a refused request). Nothing is written."""
+
+
+class MissingDataError(SourceError):
+    """The vendor has nothing for a session the calendar says traded (e.g. a whole missing day on Polygon).
+
+    The ingest records it as a gap and leaves that symbol's stored partition as it was."""
+
+
+def empty_bars() -> pl.DataFrame:
+    """A vendor-bars frame with the contract's columns and no rows."""
+    return pl.DataFrame(schema=BAR_SCHEMA)
+
 
 @dataclass(frozen=True)
 class DayTape:
-    """One symbol's raw trades and quotes for one session (columns as TRADE_SCHEMA / QUOTE_SCHEMA)."""
+    """One symbol's raw trades, quotes and vendor minute bars for one session (TRADE/QUOTE/BAR_SCHEMA columns).
+
+    Rows may lie outside the regular session (pre- and after-hours): the warehouse keeps or drops them."""
 
     trades: pl.DataFrame
     quotes: pl.DataFrame
+    bars: pl.DataFrame = field(default_factory=empty_bars)
 
 
 def empty_trades() -> pl.DataFrame:
@@ -47,6 +79,33 @@ def empty_trades() -> pl.DataFrame:
 def empty_quotes() -> pl.DataFrame:
     """A quotes frame with the contract's columns and no rows (what an index returns)."""
     return pl.DataFrame(schema=QUOTE_SCHEMA)
+
+
+def minute_bars_from_trades(trades: pl.DataFrame) -> pl.DataFrame:
+    """Vendor-style 1-minute bars (BAR_SCHEMA) from raw trades: a bar per minute WITH trades, labelled by its start.
+
+    The embedded market uses it so that every source fills the same tables; rows that are not plausible trades
+    (null or non-finite values) are left out, as a vendor's aggregation would."""
+    ok = trades.filter(
+        pl.col("ts").is_not_null() & pl.col("price").is_finite() & pl.col("size").is_finite() & (pl.col("price") > 0)
+    )
+    grouped = (
+        ok.sort("ts", maintain_order=True)
+        .group_by("symbol", pl.col("ts").dt.truncate("1m"), maintain_order=True)
+        .agg(
+            pl.col("price").first().alias("open"),
+            pl.col("price").max().alias("high"),
+            pl.col("price").min().alias("low"),
+            pl.col("price").last().alias("close"),
+            pl.col("size").sum().alias("volume"),
+            pl.when(pl.col("size").sum() > 0)
+            .then((pl.col("price") * pl.col("size")).sum() / pl.col("size").sum())
+            .otherwise(None)
+            .alias("vwap"),
+            pl.len().cast(pl.Int64).alias("trade_count"),
+        )
+    )
+    return grouped.select(pl.col(name).cast(dtype) for name, dtype in BAR_SCHEMA.items())
 
 
 @runtime_checkable
@@ -71,10 +130,11 @@ class SyntheticSource:
         self.config = config if config is not None else SyntheticMarketConfig()
 
     def fetch_day(self, symbol: str, session_date: date) -> DayTape:
-        """Generate (deterministically) the day's tape for `symbol`."""
+        """Generate (deterministically) the day's tape for `symbol`, with minute bars aggregated from its trades."""
         from market.synthetic import generate_day
 
-        return generate_day(self.config, symbol, session_date)
+        tape = generate_day(self.config, symbol, session_date)
+        return DayTape(tape.trades, tape.quotes, minute_bars_from_trades(tape.trades))
 
     def __repr__(self) -> str:
         return f"SyntheticSource({self.config!r})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -14,7 +15,8 @@ from market.funding import FundingSource
 from market.sources import MarketSource
 from pipelines.settings import config_dir, tradeflow_home
 
-MARKET_SOURCES = ("embedded",)
+MARKET_SOURCES = ("embedded", "polygon", "ibkr", "file")
+POLYGON_KEY_ENV = "POLYGON_API_KEY"
 FUNDING_SOURCES = ("embedded", "ccxt")
 
 
@@ -35,16 +37,25 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Where raw ticks come from. `embedded` is the deterministic synthetic market (no keys, no network)."""
+    """Where raw ticks come from: `embedded` (the deterministic synthetic market; no keys, no network), `polygon`,
+    `ibkr` or `file`. Each live source's settings are its section of `configs/market.yaml`; the Polygon key is
+    never configuration but Dagster's EnvVar(POLYGON_API_KEY), so the UI shows the variable's name, not its value.
+    """
 
     source: str = "embedded"
     symbols: list[str] = ["SPY", "QQQ", "SPX"]
+    extended_hours: bool = False  # keep pre- and after-hours rows (04:00-20:00 New York) in the raw tables
     seed: int = 7
     trades_per_day: int = 20_000
     edge: float | None = None
+    polygon: dict = {}
+    ibkr: dict = {}
+    file: dict = {}
+    file_base_dir: str = "."  # relative paths in `file` resolve against it
+    polygon_api_key: str | None = None
 
     def build(self) -> MarketSource:
-        """The configured source; unknown names fail before anything is fetched or written."""
+        """The configured source; unknown names and bad settings fail before anything is fetched or written."""
         if self.source == "embedded":
             from market.synthetic import SyntheticMarketConfig, SyntheticSource
 
@@ -52,7 +63,55 @@ class MarketDataResource(dg.ConfigurableResource):
             if self.edge is not None:
                 kwargs["edge"] = self.edge
             return SyntheticSource(SyntheticMarketConfig(**kwargs))
-        raise ValueError(f"unknown market source {self.source!r}; available: {', '.join(MARKET_SOURCES)}")
+        settings = source_settings(self.source, self.section(), self.extended_hours)
+        if self.source == "polygon":
+            from market.polygon_source import PolygonSource
+
+            return PolygonSource(settings, self.polygon_api_key)
+        if self.source == "ibkr":
+            from market.ibkr_source import IbkrSource
+
+            return IbkrSource(settings)
+        from market.file_source import FileSource
+
+        return FileSource(settings, Path(self.file_base_dir))
+
+    def section(self) -> dict:
+        """The settings of the chosen live source ({} for the embedded market)."""
+        return {"polygon": self.polygon, "ibkr": self.ibkr, "file": self.file}.get(self.source, {})
+
+    @contextmanager
+    def open(self) -> Iterator[MarketSource]:
+        """The configured source, closed afterwards (the IBKR source holds a socket to TWS)."""
+        source = self.build()
+        try:
+            yield source
+        finally:
+            close = getattr(source, "close", None)
+            if callable(close):
+                close()
+
+
+def source_settings(source: str, section: dict, extended_hours: bool) -> Any:
+    """The frozen config of a live source from its YAML section; ValueError naming a bad or unknown key."""
+    if source not in MARKET_SOURCES or source == "embedded":
+        raise ValueError(f"unknown market source {source!r}; available: {', '.join(MARKET_SOURCES)}")
+    if not isinstance(section, dict):
+        raise ValueError(f"market.yaml: {source} must be a mapping of settings, got {section!r}")
+    if "extended_hours" in section:
+        raise ValueError(f"market.yaml: set extended_hours at the top level, not under {source}")
+    settings = {**section, "extended_hours": extended_hours}
+    if source == "polygon":
+        from market.polygon_source import PolygonConfig
+
+        return PolygonConfig.from_dict(settings)
+    if source == "ibkr":
+        from market.ibkr_source import IbkrConfig
+
+        return IbkrConfig.from_dict(settings)
+    from market.file_source import FileImportConfig
+
+    return FileImportConfig.from_dict(settings)
 
 
 class FundingMarketResource(dg.ConfigurableResource):
@@ -106,15 +165,33 @@ class ConfigStore(dg.ConfigurableResource):
 
 
 def market_from_yaml(path: Path) -> MarketDataResource:
-    """The market resource described by `configs/market.yaml`; unknown keys are refused."""
+    """The market resource described by `configs/market.yaml`; unknown keys and bad settings are refused here,
+    when the code location loads, not halfway through a backfill."""
     raw = yaml.safe_load(path.read_text()) or {}
-    unknown = set(raw) - {"source", "symbols", "embedded", "funding"}
+    unknown = set(raw) - {"source", "symbols", "extended_hours", "embedded", "polygon", "ibkr", "file", "funding"}
     if unknown:
         raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
+    source = raw.get("source", "embedded")
+    if source not in MARKET_SOURCES:
+        raise ValueError(f"{path.name}: unknown source {source!r}; available: {', '.join(MARKET_SOURCES)}")
+    extended = raw.get("extended_hours", False)
+    if not isinstance(extended, bool):
+        raise ValueError(f"{path.name}: extended_hours must be true or false, got {extended!r}")
+    sections = {name: raw.get(name) or {} for name in ("polygon", "ibkr", "file")}
+    for name, section in sections.items():
+        if name in raw:
+            source_settings(name, section, extended)
+    extra: dict[str, Any] = {}
+    if source == "polygon":
+        extra["polygon_api_key"] = dg.EnvVar(POLYGON_KEY_ENV)
     return MarketDataResource(
-        source=raw.get("source", "embedded"),
+        source=source,
         symbols=list(raw.get("symbols", ["SPY", "QQQ", "SPX"])),
+        extended_hours=extended,
+        file_base_dir=str(path.parent.parent),
+        **sections,
         **(raw.get("embedded") or {}),
+        **extra,
     )
 
 

@@ -35,6 +35,8 @@ EXPECTED_ASSETS = {
 }
 EXPECTED_CHECKS = {
     ("raw_ticks", "quarantine_report"),
+    ("raw_ticks", "session_coverage"),
+    ("bars_1m", "vendor_bar_agreement"),
     ("bars_1m", "bar_integrity"),
     ("features_1m", "features_finite"),
     ("features_1m", "features_truncation_invariant"),

@@ -26,7 +26,7 @@ def _counts(home: Path, day: str) -> dict[str, int]:
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         out = {}
-        for table in ("raw.ticks", "raw.quotes", "core.bars_1m", "core.features_1m"):
+        for table in ("raw.ticks", "raw.quotes", "raw.minute_bars", "core.bars_1m", "core.features_1m"):
             out[table] = con.execute(f"select count(*) from {table} where session_date = ?", [day]).fetchone()[0]
         out["dup_bars"] = con.execute(
             "select count(*) from (select symbol, minute from core.bars_1m where session_date = ? "
@@ -49,14 +49,16 @@ def test_one_partition_through_the_real_graph_three_times_keeps_one_copy(tf_env)
         evaluations = result.get_asset_check_evaluations()
         assert {e.check_name for e in evaluations} == {
             "quarantine_report",
+            "session_coverage",
             "bar_integrity",
+            "vendor_bar_agreement",
             "features_finite",
             "features_truncation_invariant",
         }
         assert all(e.passed for e in evaluations), [(e.check_name, e.metadata) for e in evaluations]
         seen.append(_counts(tf_env.home, "2024-01-03"))
     assert seen[0] == seen[1] == seen[2]
-    assert seen[0]["raw.ticks"] > 0 and seen[0]["raw.quotes"] > 0
+    assert seen[0]["raw.ticks"] > 0 and seen[0]["raw.quotes"] > 0 and seen[0]["raw.minute_bars"] > 0
     assert seen[0]["core.bars_1m"] == MINUTES * SYMBOLS
     assert seen[0]["core.features_1m"] == MINUTES * SYMBOLS
     assert seen[0]["dup_bars"] == 0

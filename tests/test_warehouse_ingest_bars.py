@@ -103,7 +103,8 @@ def _planted(open_: datetime) -> PlantedSource:
             (open_ + timedelta(minutes=5), float("nan"), 100.0),
             (open_ + timedelta(minutes=6), -5.0, 100.0),
             (open_ + timedelta(minutes=7), 470.0, 0.0),
-            (open_ - timedelta(minutes=1), 470.0, 100.0),
+            (open_ - timedelta(hours=6), 470.0, 100.0),  # 03:30 New York: outside even the extended hours
+            (open_ - timedelta(minutes=1), 470.0, 100.0),  # pre-market: dropped (and counted), not quarantined
         ],
     )
     wrong = _trades("QQQ", [(open_ + timedelta(minutes=8), 400.0, 10.0)]).with_columns(pl.lit("SPY").alias("symbol"))
@@ -125,6 +126,7 @@ def test_ingest_writes_validated_ticks_and_quarantines_bad_rows_with_reasons(con
         "zero_size": 1,
     }
     assert stats.quarantined == 6 and stats.ticks == sum(stats.ticks_by_symbol.values())
+    assert stats.extended_dropped == 1
     assert (stats.ticks, stats.quotes, stats.quarantined) == _counts(con, DAY)
     raw = {s: source.inner.fetch_day(s, DAY) for s in SYMBOLS}
     assert stats.ticks == sum(t.trades.height for t in raw.values())  # the clean synthetic rows all survive

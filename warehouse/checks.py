@@ -157,7 +157,8 @@ def quarantine_counts(con: duckdb.DuckDBPyConnection, dates: Sequence[date], max
         by_symbol = dict(con.execute(f"SELECT symbol, count(*) FROM {q} GROUP BY ALL ORDER BY ALL").fetchall())
         kept = con.execute(
             f"""SELECT (SELECT count(*) FROM raw.ticks JOIN {dv} USING (session_date))
-                     + (SELECT count(*) FROM raw.quotes JOIN {dv} USING (session_date))"""
+                     + (SELECT count(*) FROM raw.quotes JOIN {dv} USING (session_date))
+                     + (SELECT count(*) FROM raw.minute_bars JOIN {dv} USING (session_date))"""
         ).fetchone()[0]
         examples = query_polars(
             con,
@@ -176,6 +177,74 @@ def quarantine_counts(con: duckdb.DuckDBPyConnection, dates: Sequence[date], max
         "by_reason": {k: int(v) for k, v in by_reason.items()},
         "by_table": {k: int(v) for k, v in by_table.items()},
         "by_symbol": {k: int(v) for k, v in by_symbol.items()},
+        "examples": _examples(examples),
+    }
+
+
+def session_coverage(con: duckdb.DuckDBPyConnection, dates: Sequence[date], symbols: Sequence[str]) -> dict:
+    """Every (symbol, session) asked for must have stored ticks; the rest are gaps against the calendar, each with
+    the source's reason where it gave one (a vendor's missing day, an explicit "no data", a missing file)."""
+    days = _dates(dates)
+    wanted = pl.DataFrame({"symbol": list(dict.fromkeys(symbols))}).join(_date_frame(days), how="cross")
+    with registered(con, wanted) as wv:
+        gaps = query_polars(
+            con,
+            f"""SELECT w.symbol, w.session_date, g.source, coalesce(g.reason, 'no ticks stored') AS reason
+                FROM (SELECT symbol, session_date::DATE AS session_date FROM {wv}) w
+                LEFT JOIN (SELECT DISTINCT symbol, session_date FROM raw.ticks) t USING (symbol, session_date)
+                LEFT JOIN raw.ingest_gaps g USING (symbol, session_date)
+                WHERE t.symbol IS NULL
+                ORDER BY w.session_date, w.symbol""",
+        )
+    return {
+        "passed": gaps.height == 0,
+        "dates": [d.isoformat() for d in days],
+        "expected": int(wanted.height),
+        "gaps": int(gaps.height),
+        "gap_list": _examples(gaps, n=50),
+    }
+
+
+def vendor_bar_agreement(
+    con: duckdb.DuckDBPyConnection, dates: Sequence[date], max_close_diff: float = 1e-3, max_fraction: float = 0.01
+) -> dict:
+    """Our tick-built bars against the vendor's own minute bars, where the vendor sent any.
+
+    A vendor bar on a minute where we hold no trade means ticks went missing (a truncated page, issue #72 of the
+    Polygon client); a close differing by more than `max_close_diff` (relative) means the two disagree on price.
+    Both are counted over the vendor's regular-session bars; it passes while each is at most `max_fraction`."""
+    days = _dates(dates)
+    bounds = np.array([session_bounds(d) for d in days], dtype="datetime64[ns]").reshape(-1, 2)
+    sessions = pl.DataFrame(
+        {"session_date": pl.Series(days, dtype=pl.Date), "open": bounds[:, 0], "close": bounds[:, 1]}
+    )
+    with registered(con, sessions) as sv:
+        vendor = f"""(SELECT v.symbol, v.ts::TIMESTAMP AS minute, v.close AS vendor_close, b.close, b.trade_count
+                      FROM raw.minute_bars v
+                      JOIN {sv} s ON s.session_date = v.session_date AND v.ts >= s.open AND v.ts < s.close
+                      JOIN (SELECT DISTINCT symbol, session_date FROM core.bars_1m) h
+                        ON h.symbol = v.symbol AND h.session_date = v.session_date
+                      LEFT JOIN core.bars_1m b ON b.symbol = v.symbol AND b.minute = v.ts::TIMESTAMP)"""
+        bad = "coalesce(trade_count, 0) = 0 OR abs(close - vendor_close) > $tol * vendor_close"
+        row = con.execute(
+            f"""SELECT count(*), count(*) FILTER (WHERE coalesce(trade_count, 0) = 0),
+                       count(*) FILTER (WHERE trade_count > 0 AND abs(close - vendor_close) > $tol * vendor_close)
+                FROM {vendor}""",
+            {"tol": max_close_diff},
+        ).fetchone()
+        examples = query_polars(
+            con, f"SELECT * FROM {vendor} WHERE {bad} ORDER BY ALL LIMIT {MAX_EXAMPLES}", {"tol": max_close_diff}
+        )
+    compared, missing, differ = (int(x) for x in row)
+    passed = compared == 0 or (missing <= max_fraction * compared and differ <= max_fraction * compared)
+    return {
+        "passed": bool(passed),
+        "dates": [d.isoformat() for d in days],
+        "vendor_bars": compared,
+        "minutes_without_our_trades": missing,
+        "close_mismatches": differ,
+        "max_close_diff": float(max_close_diff),
+        "max_fraction": float(max_fraction),
         "examples": _examples(examples),
     }
 

@@ -1,9 +1,12 @@
 """Ingest one session: fetch every symbol's raw tape, validate it, then replace the raw partitions at once.
 
 Everything that can fail (the fetch, malformed frames) happens before the first write, and the writes for
-raw.ticks, raw.quotes and raw.quarantine share ONE transaction, so a failure leaves the stored day as it was.
-The replaced partition is (session_date, the ingested symbols): ingesting one symbol never deletes another's
-data.
+raw.ticks, raw.quotes, raw.minute_bars, raw.quarantine and raw.ingest_gaps share ONE transaction, so a failure
+leaves the stored day as it was. The replaced partition is (session_date, the ingested symbols): ingesting one
+symbol never deletes another's data.
+A symbol the source has nothing for (`MissingDataError`) is a gap: its stored rows stay as they were and the gap
+is recorded with the source's reason. Pre- and after-hours rows are dropped (and counted) unless
+`extended_hours`, in which case the session window widens to 04:00-20:00 New York.
 Quarantine rows carry the symbol whose tape they came in (the received symbol is in the payload).
 """
 
@@ -18,12 +21,12 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from market.calendar import is_session
-from market.sources import MarketSource
+from market.calendar import fetch_window, is_session
+from market.sources import MarketSource, MissingDataError
 from market.symbols import get_symbol
 from warehouse.db import utc_now
 from warehouse.partitions import PartitionWrite, replace_partitions
-from warehouse.validate import validate_quotes, validate_trades
+from warehouse.validate import split_extended, validate_bars, validate_quotes, validate_trades
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class IngestStats:
     ticks: int
     quotes: int
     quarantined: int
+    bars: int = 0
+    extended_dropped: int = 0
+    gaps: dict[str, str] = field(default_factory=dict)  # symbol -> the source's reason
     reasons: dict[str, int] = field(default_factory=dict)
     ticks_by_symbol: dict[str, int] = field(default_factory=dict)
     fetch_s: float = 0.0
@@ -44,7 +50,12 @@ class IngestStats:
 
 
 def ingest_day(
-    con: duckdb.DuckDBPyConnection, source: MarketSource, symbols: Sequence[str], session_date: date
+    con: duckdb.DuckDBPyConnection,
+    source: MarketSource,
+    symbols: Sequence[str],
+    session_date: date,
+    *,
+    extended_hours: bool = False,
 ) -> IngestStats:
     """Fetch + validate all `symbols` for `session_date`, then replace their raw partitions (one transaction).
 
@@ -58,42 +69,47 @@ def ingest_day(
     specs = [get_symbol(s) for s in names]
     if not is_session(session_date):
         raise ValueError(f"{session_date} is not an NYSE session")
+    window = fetch_window(session_date, extended_hours)
 
     fetch_s = validate_s = 0.0
-    ticks, quotes, quarantine = [], [], []
+    fetched, gaps, quarantine, writes = [], {}, [], []
+    dropped = 0
     ticks_by_symbol: dict[str, int] = {}
     for spec in specs:
         t0 = time.perf_counter()
-        tape = source.fetch_day(spec.symbol, session_date)
+        try:
+            tape = source.fetch_day(spec.symbol, session_date)
+        except MissingDataError as exc:
+            gaps[spec.symbol] = str(exc) or "no data"
+            fetch_s += time.perf_counter() - t0
+            continue
         t1 = time.perf_counter()
-        clean_t, bad_t = validate_trades(tape.trades, spec, session_date)
-        clean_q, bad_q = validate_quotes(tape.quotes, spec, session_date)
+        frames = {"trades": tape.trades, "quotes": tape.quotes, "bars": tape.bars}
+        if not extended_hours:
+            for kind, frame in frames.items():
+                frames[kind], n = split_extended(frame, session_date)
+                dropped += n
+        clean_t, bad_t = validate_trades(frames["trades"], spec, session_date, window)
+        clean_q, bad_q = validate_quotes(frames["quotes"], spec, session_date, window)
+        clean_b, bad_b = validate_bars(frames["bars"], spec, session_date, window)
         validate_s += time.perf_counter() - t1
         fetch_s += t1 - t0
-        ticks.append(clean_t)
-        quotes.append(clean_q)
+        fetched.append(spec.symbol)
         ticks_by_symbol[spec.symbol] = clean_t.height
-        for bad in (bad_t, bad_q):
+        for bad in (bad_t, bad_q, bad_b):
             if bad.height:
                 quarantine.append(bad.with_columns(pl.lit(spec.symbol).alias("symbol")))
+        # One insert per symbol with the symbol as a SQL constant (a repeated string column costs more).
+        for table, clean in (("raw.ticks", clean_t), ("raw.quotes", clean_q), ("raw.minute_bars", clean_b)):
+            writes.append((table, spec.symbol, clean.drop("symbol", "session_date")))
 
     now = utc_now()
     source_name = getattr(source, "name", type(source).__name__)
-    scope = {"symbol": names}
-    writes = []
-    for spec, clean_t, clean_q in zip(specs, ticks, quotes, strict=True):
-        # One insert per symbol with the symbol as a SQL constant (a repeated string column costs more).
-        const = {"symbol": spec.symbol}
-        writes.append(
-            PartitionWrite(
-                "raw.ticks", frame=clean_t.drop("symbol", "session_date"), constants=const, extra_where=scope
-            )
-        )
-        writes.append(
-            PartitionWrite(
-                "raw.quotes", frame=clean_q.drop("symbol", "session_date"), constants=const, extra_where=scope
-            )
-        )
+    scope = {"symbol": fetched}
+    parts = [
+        PartitionWrite(table, frame=frame, constants={"symbol": symbol}, extra_where=scope)
+        for table, symbol, frame in writes
+    ]
     bad_all = (
         pl.concat(quarantine).with_columns(
             pl.lit(source_name).alias("source"),
@@ -102,9 +118,14 @@ def ingest_day(
         if quarantine
         else pl.DataFrame(schema={"session_date": pl.Date})
     )
-    writes.append(PartitionWrite("raw.quarantine", frame=bad_all, extra_where=scope))
+    parts.append(PartitionWrite("raw.quarantine", frame=bad_all, extra_where=scope))
+    gap_rows = pl.DataFrame(
+        {"symbol": list(gaps), "reason": list(gaps.values())}, schema={"symbol": pl.Utf8, "reason": pl.Utf8}
+    ).with_columns(pl.lit(source_name).alias("source"), pl.lit(now, dtype=pl.Datetime("us")).alias("recorded_at"))
+    # Gaps are replaced for every symbol asked for: a symbol fetched now is no longer a gap.
+    parts.append(PartitionWrite("raw.ingest_gaps", frame=gap_rows, extra_where={"symbol": names}))
     t0 = time.perf_counter()
-    counts = replace_partitions(con, session_date, writes)
+    counts = replace_partitions(con, session_date, parts)
     write_s = time.perf_counter() - t0
     reasons = Counter(bad_all["reason"].to_list()) if bad_all.height else Counter()
     return IngestStats(
@@ -114,6 +135,9 @@ def ingest_day(
         ticks=counts.get("raw.ticks", 0),
         quotes=counts.get("raw.quotes", 0),
         quarantined=counts.get("raw.quarantine", 0),
+        bars=counts.get("raw.minute_bars", 0),
+        extended_dropped=dropped,
+        gaps=gaps,
         reasons=dict(sorted(reasons.items())),
         ticks_by_symbol=ticks_by_symbol,
         fetch_s=fetch_s,

@@ -10,6 +10,13 @@ what enters the warehouse. Each rejected row gets exactly one reason, the first 
   quotes: wrong_symbol, null_ts, out_of_session, nan_price (bid or ask), non_positive_price, crossed_quote
           (bid >= ask: crossed or locked), zero_size (bid or ask size null/NaN/inf or <= 0), duplicate,
           out_of_order
+  vendor minute bars: wrong_symbol, null_ts, out_of_session, misaligned (ts not on a minute), nan_price (any of
+          OHLC), non_positive_price, bad_ohlc (high below open/close/low, or low above open/close),
+          bad_volume (null/NaN/inf or < 0), duplicate (a second bar for the same minute, whatever its values),
+          out_of_order
+
+"Session" is the regular session unless the caller passes a wider window (extended hours kept by
+configuration); `split_extended` first removes pre- and after-hours rows a vendor sent when they are not kept.
 
 A frame with a missing column or a column of the wrong type is not data to quarantine but a broken source:
 ValueError naming the column.
@@ -22,7 +29,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from market.calendar import session_bounds
+from market.calendar import extended_bounds, session_bounds
 from market.symbols import SymbolSpec
 
 TRADE_COLUMNS: dict[str, str] = {"symbol": "string", "ts": "datetime", "price": "numeric", "size": "numeric"}
@@ -56,6 +63,30 @@ QUOTE_REASONS = (
     "duplicate",
     "out_of_order",
 )
+BAR_COLUMNS: dict[str, str] = {
+    "symbol": "string",
+    "ts": "datetime",
+    "open": "numeric",
+    "high": "numeric",
+    "low": "numeric",
+    "close": "numeric",
+    "volume": "numeric",
+    "vwap": "numeric",
+    "trade_count": "numeric",
+}
+BAR_REASONS = (
+    "wrong_symbol",
+    "null_ts",
+    "out_of_session",
+    "misaligned",
+    "nan_price",
+    "non_positive_price",
+    "bad_ohlc",
+    "bad_volume",
+    "duplicate",
+    "out_of_order",
+)
+Window = tuple[np.datetime64, np.datetime64]
 QUARANTINE_COLUMNS = ("table_name", "session_date", "symbol", "ts", "reason", "payload")
 _PRICE_TOL = 1e-9  # relative; prices closer than this are the same tick
 
@@ -162,8 +193,24 @@ def _split(
     return clean, quarantine
 
 
-def _common_reasons(spec: SymbolSpec, session_date: date) -> pl.Expr:
+def split_extended(frame: pl.DataFrame, session_date: date) -> tuple[pl.DataFrame, int]:
+    """`frame` without its pre- and after-hours rows (inside the extended window but outside the regular
+    session), and how many were dropped. Rows outside both windows stay, for validation to quarantine."""
+    if frame.height == 0 or "ts" not in frame.columns or not isinstance(frame.schema["ts"], pl.Datetime):
+        return frame, 0
     open_, close_ = session_bounds(session_date)
+    ext_open, ext_close = extended_bounds(session_date)
+    ts = pl.col("ts")
+    if frame.schema["ts"].time_zone is not None:
+        ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    ts = ts.cast(pl.Datetime("ns"))
+    extended = ((ts >= pl.lit(ext_open)) & (ts < pl.lit(open_))) | ((ts >= pl.lit(close_)) & (ts < pl.lit(ext_close)))
+    kept = frame.filter(~extended.fill_null(False))
+    return kept, frame.height - kept.height
+
+
+def _common_reasons(spec: SymbolSpec, session_date: date, window: Window | None = None) -> pl.Expr:
+    open_, close_ = window if window is not None else session_bounds(session_date)
     return (
         pl.when(pl.col("symbol").is_null() | (pl.col("symbol") != spec.symbol))
         .then(pl.lit("wrong_symbol"))
@@ -174,10 +221,13 @@ def _common_reasons(spec: SymbolSpec, session_date: date) -> pl.Expr:
     )
 
 
-def validate_trades(trades: pl.DataFrame, spec: SymbolSpec, session_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+def validate_trades(
+    trades: pl.DataFrame, spec: SymbolSpec, session_date: date, window: Window | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split raw trades into clean rows (raw.ticks columns, ts order, seq, tick-rule side) and quarantine.
 
     Quarantined rows have columns table_name, session_date, symbol, ts, reason, payload (JSON of the row).
+    `window` (naive UTC, end exclusive) widens the session, e.g. to extended hours; default the regular session.
     """
     df = _coerce(trades, TRADE_COLUMNS, "trades")
     if spec.is_index:
@@ -187,7 +237,7 @@ def validate_trades(trades: pl.DataFrame, spec: SymbolSpec, session_date: date) 
         size_reason = ~_finite("size") | (pl.col("size") <= 0)
         size_label = "zero_size"
     reason = (
-        _common_reasons(spec, session_date)
+        _common_reasons(spec, session_date, window)
         .when(~_finite("price"))
         .then(pl.lit("nan_price"))
         .when(pl.col("price") <= 0)
@@ -210,11 +260,13 @@ def validate_trades(trades: pl.DataFrame, spec: SymbolSpec, session_date: date) 
     return clean, quarantine
 
 
-def validate_quotes(quotes: pl.DataFrame, spec: SymbolSpec, session_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+def validate_quotes(
+    quotes: pl.DataFrame, spec: SymbolSpec, session_date: date, window: Window | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split raw quotes into clean rows (raw.quotes columns, ts order) and quarantine (as for trades)."""
     df = _coerce(quotes, QUOTE_COLUMNS, "quotes")
     reason = (
-        _common_reasons(spec, session_date)
+        _common_reasons(spec, session_date, window)
         .when(~_finite("bid") | ~_finite("ask"))
         .then(pl.lit("nan_price"))
         .when((pl.col("bid") <= 0) | (pl.col("ask") <= 0))
@@ -231,5 +283,44 @@ def validate_quotes(quotes: pl.DataFrame, spec: SymbolSpec, session_date: date) 
         pl.lit(spec.symbol).alias("symbol"),
         pl.lit(session_date, dtype=pl.Date).alias("session_date"),
         *keys,
+    )
+    return clean, quarantine
+
+
+def validate_bars(
+    bars: pl.DataFrame, spec: SymbolSpec, session_date: date, window: Window | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a vendor's minute bars into clean rows (raw.minute_bars columns, ts order) and quarantine.
+
+    A vendor sends at most one bar per minute, so a second bar for a minute is a duplicate even when its values
+    differ (keeping both would double the minute's volume)."""
+    df = _coerce(bars, BAR_COLUMNS, "bars")
+    ohlc = ["open", "high", "low", "close"]
+    reason = (
+        _common_reasons(spec, session_date, window)
+        .when(pl.col("ts").dt.truncate("1m") != pl.col("ts"))
+        .then(pl.lit("misaligned"))
+        .when(pl.any_horizontal(~_finite(c) for c in ohlc))
+        .then(pl.lit("nan_price"))
+        .when(pl.any_horizontal(pl.col(c) <= 0 for c in ohlc))
+        .then(pl.lit("non_positive_price"))
+        .when(
+            (pl.col("high") < pl.max_horizontal("open", "close", "low"))
+            | (pl.col("low") > pl.min_horizontal("open", "close"))
+        )
+        .then(pl.lit("bad_ohlc"))
+        .when(~_finite("volume") | (pl.col("volume") < 0))
+        .then(pl.lit("bad_volume"))
+        .otherwise(None)
+    )
+    clean, quarantine = _split(df, reason, ["ts"], "minute_bars", session_date)
+    clean = clean.select(
+        pl.lit(spec.symbol).alias("symbol"),
+        pl.lit(session_date, dtype=pl.Date).alias("session_date"),
+        "ts",
+        *ohlc,
+        "volume",
+        pl.col("vwap").fill_nan(None),
+        pl.col("trade_count").cast(pl.Int64, strict=False),
     )
     return clean, quarantine
