@@ -41,6 +41,8 @@ import numpy as np
 import polars as pl
 
 from market.funding import FUNDING_RATE_SCHEMA, MARK_PRICE_SCHEMA, FundingTape
+from market.retry import call_with_backoff
+from market.sources import SourceError
 
 __all__ = ["DEFAULT_CLIENT_OPTIONS", "CcxtFundingSource", "CcxtSourceError", "infer_intervals"]
 
@@ -49,7 +51,6 @@ _DAY_MS = 24 * _HOUR_MS
 _VALID_INTERVALS = (1, 2, 4, 8)
 _LOOKBACK_MS = 8 * _HOUR_MS  # one longest interval before the day, so the first row has its predecessor
 _MAX_PAGES = 10_000  # hard bound on one pagination loop
-_MAX_BACKOFF_S = 30.0
 
 DEFAULT_CLIENT_OPTIONS: dict[str, dict[str, Any]] = {
     # only USD-M markets: spares the spot/coin-M exchangeInfo calls and the keyed sapi currency/margin calls
@@ -61,7 +62,7 @@ DEFAULT_CLIENT_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-class CcxtSourceError(RuntimeError):
+class CcxtSourceError(SourceError):
     """A ccxt call failed for good (a non-transient error, or retries exhausted)."""
 
 
@@ -164,32 +165,24 @@ class CcxtFundingSource:
             self._call(client, "load_markets")
         return client
 
-    def _redact(self, client: Any, text: str) -> str:
-        for attr in ("apiKey", "secret", "password"):
-            value = getattr(client, attr, None)
-            if isinstance(value, str) and value:
-                text = text.replace(value, "***")
-        return text
-
     def _call(self, client: Any, method: str, *args: Any, symbol: str | None = None, **kwargs: Any) -> Any:
         """Call `client.method(*args, **kwargs)`, retrying transient ccxt errors with exponential backoff."""
         import ccxt
 
-        transient = (ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.NetworkError)
-        where = f"{client.id} {method}" + (f"({symbol})" if symbol else "")
-        for attempt in range(self.max_retries + 1):
-            try:
-                return getattr(client, method)(*args, **kwargs)
-            except transient as exc:
-                if attempt == self.max_retries:
-                    msg = f"{where} failed after {attempt + 1} attempts: {type(exc).__name__}: {exc}"
-                    raise CcxtSourceError(self._redact(client, msg)) from None
-                self.retry_count += 1
-                self._sleep(min(self.backoff_s * 2**attempt, _MAX_BACKOFF_S))
-            except ccxt.BaseError as exc:
-                msg = f"{where} failed: {type(exc).__name__}: {exc}"
-                raise CcxtSourceError(self._redact(client, msg)) from None
-        raise AssertionError("unreachable")
+        def bump(_: BaseException) -> None:
+            self.retry_count += 1
+
+        return call_with_backoff(
+            lambda: getattr(client, method)(*args, **kwargs),
+            where=f"{client.id} {method}" + (f"({symbol})" if symbol else ""),
+            transient=(ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.NetworkError),
+            error=CcxtSourceError,
+            max_retries=self.max_retries,
+            backoff_s=self.backoff_s,
+            sleep=self._sleep,
+            secrets=tuple(getattr(client, attr, None) for attr in ("apiKey", "secret", "password")),
+            on_retry=bump,
+        )
 
     def _market(self, client: Any, symbol: str) -> dict:
         """The linear USDT-style swap market of `symbol` ("BTCUSDT" or a unified "BTC/USDT:USDT") on `client`."""
