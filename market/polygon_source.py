@@ -1,0 +1,475 @@
+"""Polygon (massive) market data as a `MarketSource`: one symbol's raw trades, quotes and vendor minute bars a session.
+
+Client: the `massive` package, the maintained rename of `polygon-api-client` with the same API; where only the old
+package is installed, its `polygon` import is used instead (`polygon_client_package()` says which). The client is
+imported lazily, when the first request is made, never at module import. The API key is passed to
+`RESTClient(api_key=...)` explicitly: massive's own default reads MASSIVE_API_KEY from the environment at import time.
+
+How each column is obtained, and what is approximated:
+- Equity trades: `list_trades(ticker, timestamp.gte/.lt = fetch_window(d, extended_hours) in UTC ns, sort=timestamp,
+  order=asc, limit=page_limit)`. ts = `sip_timestamp` (the SIP's clock, UTC ns) as naive UTC Datetime(ns); price;
+  size = `decimal_size` where Polygon sends it (the exact fractional size), else `size`. Fractional sizes stay
+  fractional. Nothing is filtered: odd lots, corrections and late prints pass through raw for the warehouse.
+- Equity quotes (`quotes: true`): `list_quotes` over the same window: bid_price, ask_price, bid_size, ask_size at
+  sip_timestamp. Sizes are converted to shares: Polygon's docs count them in round lots, so they are multiplied by
+  `quote_lot_size` (100; set 1 to keep Polygon's numbers as sent).
+- Vendor minute bars (`bars: true`): `list_aggs(ticker, 1, "minute", d, d, adjusted=False, sort=asc, limit=50000)`
+  (not `get_aggs`, which reads one page only). ts = `t` (ms, the bar START); open/high/low/close = o/h/l/c;
+  volume = v (fractional kept); vwap = vw; trade_count = n (null where absent). `adjusted=False` keeps the bars in
+  the same unadjusted prices as the trades they cross-check. Polygon sends the whole day, pre-market 04:00 to
+  after-hours 20:00 New York, and no bar for a minute without trades: both pass through as sent (the warehouse keeps
+  or drops extended hours by configuration; nothing is filled in).
+- Index levels (`SymbolSpec.is_index`, vendor ticker such as I:SPX): 1-second aggregates
+  (`list_aggs(ticker, 1, "second", d, d)`) as TRADES rows with price = the second's close `c` and size 0.0; no
+  quotes. A second's close is only known when the second ends, so a level is stamped ts = t + 1 s - 1 ns: never
+  before it could have been seen (no look-ahead), yet still inside its own second and minute, so the level of
+  15:59:59 stays inside the session (whose close is exclusive). APPROXIMATED: one level per second (the open, high
+  and low inside a second are dropped), and a second without a print has no row. The index's minute aggregates are
+  its vendor bars, with volume 0.0 where Polygon gives none (indexes have no volume).
+
+Polygon's traps: every list follows `next_url` (the massive iterator does, keeping only the URL's path and query, so
+the base stays ours), because a page can stop short of `limit` (client issue #72). A whole session can be missing
+(#338): no trades and no minute bars for a day the calendar says traded raises `MissingDataError`, and the ingest
+records the gap. A page that is not valid JSON makes the client log an error and END the list early, silently; that
+log is watched and turned into a (retried) failure.
+
+Errors: each list call is materialised whole inside `market.retry.call_with_backoff`. The client's own urllib3
+retries are 0, so our backoff (with an injectable sleep) governs. Transient, retried: HTTP 429, 500, 502, 503, 504
+(also 413, 499), which urllib3 raises as `MaxRetryError`, connection errors and timeouts (also `MaxRetryError`),
+and a garbled page. Any other non-200 answer (401, 403 NOT_AUTHORIZED, 404, ...) comes back from the client as
+`BadResponse(<body>)` and fails at once. Either way the caller gets `PolygonSourceError` naming the call, symbol and
+date. The API key never appears in an error, repr or log record: messages are redacted, causes dropped, and the
+client's verbose/trace modes stay off.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from datetime import date
+from types import MappingProxyType, ModuleType
+from typing import Any
+from urllib.parse import urlsplit
+
+import polars as pl
+
+from market.calendar import fetch_window
+from market.retry import call_with_backoff, redact
+from market.sources import (
+    BAR_SCHEMA,
+    QUOTE_SCHEMA,
+    TRADE_SCHEMA,
+    DayTape,
+    MissingDataError,
+    SourceError,
+    empty_bars,
+    empty_quotes,
+)
+from market.symbols import get_symbol
+
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TICKERS",
+    "PolygonConfig",
+    "PolygonSource",
+    "PolygonSourceError",
+    "polygon_client_package",
+    "rest_client_class",
+]
+
+API_KEY_ENV = "POLYGON_API_KEY"  # where the key comes from (through Dagster's EnvVar); named in errors, never read here
+DEFAULT_BASE_URL = "https://api.massive.com"  # massive's own default base (the old client's api.polygon.io also works)
+DEFAULT_TICKERS: Mapping[str, str] = MappingProxyType({"SPX": "I:SPX"})
+MAX_PAGE_LIMIT = 50_000  # Polygon's largest page
+CLIENT_RETRIES = 0  # urllib3 retries inside the client: none, so call_with_backoff alone decides (and tests don't wait)
+CLIENT_PACKAGES = ("massive", "polygon")  # preferred first
+_CLIENT_LOGGER = "RESTClient"  # the logger name of both client packages
+_MS_NS = 1_000_000
+_SECOND_NS = 1_000_000_000
+
+logger = logging.getLogger(__name__)
+
+
+class PolygonSourceError(SourceError):
+    """A Polygon request failed for good (refused, or transient failures outlasted the retries)."""
+
+
+class _GarbledPage(Exception):
+    """The client could not decode a page and ended the list early; retried like a dropped connection."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Client package
+
+
+def _client_module() -> ModuleType:
+    problems = []
+    for name in CLIENT_PACKAGES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        if hasattr(module, "RESTClient"):
+            return module
+        problems.append(f"{name}: has no RESTClient")
+    raise ImportError(
+        "the Polygon source needs the `massive` package (pip install massive) or, where only it is installed, the "
+        "older `polygon-api-client` (import polygon); never both, their certifi pins conflict. Neither is usable: "
+        + "; ".join(problems)
+    )
+
+
+def polygon_client_package() -> str:
+    """Which client package the source uses: "massive", or "polygon" where only the old one is installed."""
+    return _client_module().__name__
+
+
+def rest_client_class() -> type:
+    """The `RESTClient` class of the package `polygon_client_package()` names (imported now, not at module import)."""
+    return _client_module().RESTClient
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Config
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _bad_ticker(ticker: object) -> bool:
+    return not isinstance(ticker, str) or not ticker or any(c.isspace() or c in "/?#%" for c in ticker)
+
+
+@dataclass(frozen=True)
+class PolygonConfig:
+    """The `polygon` section of configs/market.yaml. Holds no API key: that goes to `PolygonSource` separately."""
+
+    base_url: str = DEFAULT_BASE_URL  # REST base URL; tests point it at a local fake
+    tickers: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TICKERS))  # symbol -> vendor ticker
+    extended_hours: bool = False  # fetch trades/quotes from 04:00 to 20:00 New York instead of the regular session
+    quotes: bool = True  # fetch equity quotes (NBBO), the largest of the three downloads
+    quote_lot_size: float = 100.0  # shares per unit of Polygon's bid_size/ask_size (its docs: round lots of 100)
+    bars: bool = True  # fetch Polygon's own minute bars beside the ticks, to cross-check them
+    page_limit: int = MAX_PAGE_LIMIT  # rows asked per trades/quotes page (1..50000); next_url is followed regardless
+    max_retries: int = 4  # retries of a list call after a transient failure
+    backoff_s: float = 0.5  # first wait between retries; doubles each retry
+    timeout_s: float = 30.0  # connect and read timeout of one HTTP request
+
+    def __post_init__(self) -> None:
+        def bad(key: str, msg: str) -> None:
+            raise ValueError(f"PolygonConfig.{key}: {msg}")
+
+        if not isinstance(self.base_url, str):
+            bad("base_url", f"must be a URL string, got {self.base_url!r}")
+        parts = urlsplit(self.base_url)
+        if parts.username or parts.password:  # checked first: the URL is not echoed when it holds credentials
+            bad("base_url", "must not carry credentials (the key is passed to the source separately)")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            bad("base_url", f"must be an http(s) URL, got {self.base_url!r}")
+        if parts.query or parts.fragment:
+            bad("base_url", f"must have no query or fragment, got {self.base_url!r}")
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))  # the client appends "/v3/..."
+        if not isinstance(self.tickers, Mapping):
+            bad("tickers", f"must be a mapping of symbol to vendor ticker, got {self.tickers!r}")
+        for symbol, ticker in self.tickers.items():
+            if not isinstance(symbol, str) or not symbol:
+                bad("tickers", f"symbols must be non-empty strings, got {symbol!r}")
+            if _bad_ticker(ticker):
+                bad(
+                    "tickers",
+                    f"{symbol}: vendor ticker must be a non-empty string without /?#% or spaces, got {ticker!r}",
+                )
+        object.__setattr__(self, "tickers", dict(self.tickers))
+        for key in ("extended_hours", "quotes", "bars"):
+            if not isinstance(getattr(self, key), bool):
+                bad(key, f"must be true or false, got {getattr(self, key)!r}")
+        if not _is_int(self.page_limit) or not 1 <= self.page_limit <= MAX_PAGE_LIMIT:
+            bad("page_limit", f"must be an integer in [1, {MAX_PAGE_LIMIT}], got {self.page_limit!r}")
+        if not _is_int(self.max_retries) or not 0 <= self.max_retries <= 20:
+            bad("max_retries", f"must be an integer in [0, 20], got {self.max_retries!r}")
+        if not _is_number(self.backoff_s) or not 0 <= self.backoff_s <= 60:
+            bad("backoff_s", f"must be a number of seconds in [0, 60], got {self.backoff_s!r}")
+        if not _is_number(self.quote_lot_size) or not 0 < self.quote_lot_size <= 1_000_000:
+            bad("quote_lot_size", f"must be a positive number of shares per lot, got {self.quote_lot_size!r}")
+        if not _is_number(self.timeout_s) or not 0 < self.timeout_s <= 600:
+            bad("timeout_s", f"must be a number of seconds in (0, 600], got {self.timeout_s!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> PolygonConfig:
+        """Build from a YAML section; unknown keys and bad values raise ValueError naming the key.
+
+        `tickers` entries are merged over the defaults ({"SPX": "I:SPX"}), so mapping one symbol keeps the others."""
+        if d is None:
+            return cls()
+        if not isinstance(d, Mapping):
+            raise ValueError(f"PolygonConfig: expected a mapping of settings, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in d if k not in known)
+        if unknown:
+            raise ValueError(f"PolygonConfig: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values = dict(d)
+        if "tickers" in values:
+            if not isinstance(values["tickers"], Mapping):
+                raise ValueError(f"PolygonConfig.tickers: must be a mapping, got {values['tickers']!r}")
+            values["tickers"] = {**DEFAULT_TICKERS, **values["tickers"]}
+        return cls(**values)
+
+    def ticker(self, symbol: str) -> str:
+        """Polygon's ticker for `symbol` (e.g. SPX -> I:SPX); unmapped symbols are their own ticker."""
+        return self.tickers.get(symbol, symbol)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Frames
+
+
+def _frame(schema: dict[str, pl.DataType], symbol: str, ts_ns: list[Any], **cols: list[Any]) -> pl.DataFrame:
+    """Exactly `schema`'s columns; values that are not numbers become null (the warehouse quarantines them)."""
+    data: dict[str, pl.Series] = {
+        "symbol": pl.Series("symbol", [symbol] * len(ts_ns), dtype=pl.Utf8),
+        "ts": pl.Series("ts", ts_ns, dtype=pl.Int64, strict=False).cast(pl.Datetime("ns")),
+    }
+    for name, values in cols.items():
+        data[name] = pl.Series(name, values, dtype=schema[name], strict=False)
+    return pl.DataFrame(data).select(list(schema))
+
+
+def _size(trade: Any) -> Any:
+    exact = getattr(trade, "decimal_size", None)
+    if exact is not None:
+        try:
+            return float(exact)
+        except (TypeError, ValueError):
+            pass
+    return trade.size
+
+
+def _trades_frame(symbol: str, trades: list[Any]) -> pl.DataFrame:
+    return _frame(
+        TRADE_SCHEMA,
+        symbol,
+        [t.sip_timestamp for t in trades],
+        price=[t.price for t in trades],
+        size=[_size(t) for t in trades],
+    )
+
+
+def _quotes_frame(symbol: str, quotes: list[Any], lot_size: float) -> pl.DataFrame:
+    """Quotes with sizes in shares (Polygon sends round lots); a size that is not a number stays null."""
+    frame = _frame(
+        QUOTE_SCHEMA,
+        symbol,
+        [q.sip_timestamp for q in quotes],
+        bid=[q.bid_price for q in quotes],
+        ask=[q.ask_price for q in quotes],
+        bid_size=[q.bid_size for q in quotes],
+        ask_size=[q.ask_size for q in quotes],
+    )
+    return frame.with_columns(pl.col("bid_size", "ask_size") * lot_size)
+
+
+def _ms_to_ns(ms: Any, offset_ns: int = 0) -> Any:
+    return ms * _MS_NS + offset_ns if _is_int(ms) else None
+
+
+def _levels_frame(symbol: str, seconds: list[Any]) -> pl.DataFrame:
+    """Index levels: each second's close, stamped at the last nanosecond of its second (see the module docstring)."""
+    return _frame(
+        TRADE_SCHEMA,
+        symbol,
+        [_ms_to_ns(a.timestamp, _SECOND_NS - 1) for a in seconds],
+        price=[a.close for a in seconds],
+        size=[0.0] * len(seconds),
+    )
+
+
+def _bars_frame(symbol: str, aggs: list[Any], is_index: bool) -> pl.DataFrame:
+    return _frame(
+        BAR_SCHEMA,
+        symbol,
+        [_ms_to_ns(a.timestamp) for a in aggs],
+        open=[a.open for a in aggs],
+        high=[a.high for a in aggs],
+        low=[a.low for a in aggs],
+        close=[a.close for a in aggs],
+        volume=[0.0 if is_index and a.volume is None else a.volume for a in aggs],
+        vwap=[a.vwap for a in aggs],
+        trade_count=[a.transactions for a in aggs],
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Source
+
+
+class _PageWatch(logging.Handler):
+    """Counts the client's "Error decoding json response" records from this thread (the list then ends early)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.thread = threading.get_ident()
+        self.garbled = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread and str(record.msg).startswith("Error decoding json"):
+            self.garbled += 1
+
+
+@contextmanager
+def _watch_pages() -> Iterator[_PageWatch]:
+    watch = _PageWatch()
+    client_logger = logging.getLogger(_CLIENT_LOGGER)
+    client_logger.addHandler(watch)
+    try:
+        yield watch
+    finally:
+        client_logger.removeHandler(watch)
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    from urllib3 import exceptions as u3  # a dependency of both client packages
+
+    return (u3.MaxRetryError, u3.ProtocolError, u3.TimeoutError, ConnectionError, _GarbledPage)
+
+
+class PolygonSource:
+    """Raw trades, quotes and minute bars of one symbol and session from Polygon (see the module docstring).
+
+    `api_key` comes from the POLYGON_API_KEY environment variable (through Dagster's EnvVar); it is required
+    unless a ready `client` is injected. `sleep` is the backoff sleeper (tests pass a recorder)."""
+
+    name = "polygon"
+
+    def __init__(
+        self,
+        config: PolygonConfig,
+        api_key: str | None,
+        *,
+        client: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not isinstance(config, PolygonConfig):
+            raise TypeError(f"config must be a PolygonConfig, got {type(config).__name__}")
+        key = api_key.strip() if isinstance(api_key, str) else None
+        if client is None and not key:
+            raise PolygonSourceError(
+                f"no Polygon API key: set the {API_KEY_ENV} environment variable (passed to the source through "
+                "Dagster's EnvVar)"
+            )
+        self.config = config
+        self._api_key = key or None
+        self._client = client
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"PolygonSource(config={self.config!r}, api_key=***)"
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        return (self._api_key,)
+
+    def _rest(self) -> Any:
+        """The REST client, built on first use with our key, base URL and no client-side retries."""
+        if self._client is None:
+            cls = rest_client_class()
+            try:
+                self._client = cls(
+                    api_key=self._api_key,
+                    base=self.config.base_url,
+                    retries=CLIENT_RETRIES,
+                    connect_timeout=float(self.config.timeout_s),
+                    read_timeout=float(self.config.timeout_s),
+                    pagination=True,
+                    verbose=False,
+                    trace=False,
+                )
+            except Exception as exc:
+                msg = f"polygon: building the {cls.__module__} RESTClient failed: {type(exc).__name__}: {exc}"
+                raise PolygonSourceError(redact(msg, self._secrets())) from None
+        return self._client
+
+    def _list(self, call: str, ticker: str, symbol: str, session_date: date, **kwargs: Any) -> list[Any]:
+        """Every row of one list call (all pages), retried whole on transient failures."""
+        where = f"polygon {call}({ticker!r}) for {symbol} on {session_date}"
+        client = self._rest()
+
+        def fetch() -> list[Any]:
+            with _watch_pages() as watch:
+                rows = list(getattr(client, call)(ticker, **kwargs))
+            if watch.garbled:
+                raise _GarbledPage("a page was not valid JSON, so the client ended the list early")
+            return rows
+
+        def on_retry(exc: BaseException) -> None:
+            logger.warning(redact(f"{where}: {type(exc).__name__}: {exc}; retrying", self._secrets()))
+
+        rows = call_with_backoff(
+            fetch,
+            where=where,
+            transient=_transient(),
+            error=PolygonSourceError,
+            max_retries=self.config.max_retries,
+            backoff_s=self.config.backoff_s,
+            sleep=self._sleep,
+            secrets=self._secrets(),
+            on_retry=on_retry,
+        )
+        logger.debug("%s: %d rows", where, len(rows))
+        return rows
+
+    def _aggs(self, ticker: str, symbol: str, session_date: date, timespan: str) -> list[Any]:
+        return self._list(
+            "list_aggs",
+            ticker,
+            symbol,
+            session_date,
+            multiplier=1,
+            timespan=timespan,
+            from_=session_date,
+            to=session_date,
+            adjusted=False,
+            sort="asc",
+            limit=MAX_PAGE_LIMIT,
+        )
+
+    def fetch_day(self, symbol: str, session_date: date) -> DayTape:
+        """Raw trades, quotes and vendor minute bars of `symbol` on `session_date`.
+
+        ValueError for an unknown symbol or a day that is not an NYSE session (before any request);
+        MissingDataError when Polygon has neither trades nor bars for the session; PolygonSourceError otherwise."""
+        spec = get_symbol(symbol)
+        start, end = fetch_window(session_date, self.config.extended_hours)
+        ticker = self.config.ticker(symbol)
+        if spec.is_index:
+            trades = _levels_frame(symbol, self._aggs(ticker, symbol, session_date, "second"))
+        else:
+            window = {"timestamp_gte": int(start.astype("int64")), "timestamp_lt": int(end.astype("int64"))}
+            page = {"limit": self.config.page_limit, "sort": "timestamp", "order": "asc"}
+            trades = _trades_frame(symbol, self._list("list_trades", ticker, symbol, session_date, **window, **page))
+        bars = empty_bars()
+        if self.config.bars:
+            bars = _bars_frame(symbol, self._aggs(ticker, symbol, session_date, "minute"), spec.is_index)
+        if trades.height == 0 and bars.height == 0:
+            what = "no trades and no minute bars" if self.config.bars else "no trades"
+            kind = "levels" if spec.is_index else "ticks"
+            raise MissingDataError(
+                f"polygon has {what} for {symbol} (ticker {ticker}) on {session_date}, an NYSE session: the vendor "
+                f"is missing this day's {kind}"
+            )
+        quotes = empty_quotes()
+        if self.config.quotes and not spec.is_index:
+            listed = self._list("list_quotes", ticker, symbol, session_date, **window, **page)
+            quotes = _quotes_frame(symbol, listed, self.config.quote_lot_size)
+        return DayTape(trades=trades, quotes=quotes, bars=bars)
