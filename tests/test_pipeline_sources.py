@@ -1,0 +1,152 @@
+"""The real asset graph with each market source: the same tables, the same shapes, failures that keep stored data.
+
+Live sources run against the local fakes (a fake Polygon over HTTP, a fake TWS over its socket protocol, files in a
+temp folder) that serve the same synthetic market as the embedded default, so each run can be compared with it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+import duckdb
+import pytest
+
+from market.synthetic import SyntheticMarketConfig
+from pipelines.definitions import build_definitions
+from tests.fake_polygon import serve_polygon, synthetic_polygon_data
+
+DAYS = ["2024-01-03", "2024-01-04"]
+RANGE = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[1]}
+SYMBOLS = ["SPY", "QQQ", "SPX"]
+KEY = "pk-test-4c1d2e9f7a"
+RAW_TABLES = ("raw.ticks", "raw.quotes", "raw.minute_bars")
+SHAPED = ("raw.ticks", "raw.quotes", "raw.minute_bars", "core.bars_1m", "core.features_1m")
+
+
+def _synthetic(tf_env: SimpleNamespace) -> SyntheticMarketConfig:
+    """The embedded market exactly as the shrunk market.yaml configures it."""
+    import yaml
+
+    embedded = yaml.safe_load((tf_env.configs / "market.yaml").read_text())["embedded"]
+    return SyntheticMarketConfig(**{k: v for k, v in embedded.items() if v is not None})
+
+
+def _use_source(tf_env: SimpleNamespace, home: Path, monkeypatch: pytest.MonkeyPatch, source: str, **section) -> None:
+    monkeypatch.setenv("TRADEFLOW_HOME", str(home))
+
+    def edit(m: dict) -> None:
+        m["source"] = source
+        if section:
+            m[source] = section
+
+    tf_env.edit_yaml(tf_env.configs / "market.yaml", edit)
+
+
+def _run_market_data(**tags: str) -> dg.ExecuteInProcessResult:
+    job = build_definitions().resolve_job_def("market_data_job")
+    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags or RANGE, raise_on_error=False)
+
+
+def _shape(home: Path) -> dict:
+    """Per table: its columns and types, and rows per (session, symbol)."""
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        out = {}
+        for table in SHAPED:
+            cols = con.execute(f"DESCRIBE {table}").fetchall()
+            rows = con.execute(
+                f"SELECT session_date::VARCHAR, symbol, count(*) FROM {table} GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+            out[table] = {"columns": [(c[0], c[1]) for c in cols], "rows": rows}
+        return out
+    finally:
+        con.close()
+
+
+def _rows(home: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _event_text(result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(repr(e) for e in result.all_events)
+
+
+@pytest.fixture
+def embedded_shape(tf_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The embedded default's tables over DAYS, to compare every live source with."""
+    _use_source(tf_env, tmp_path / "embedded", monkeypatch, "embedded")
+    assert _run_market_data().success
+    return _shape(tmp_path / "embedded")
+
+
+def test_polygon_fills_the_same_tables_as_the_embedded_market(
+    tf_env, embedded_shape: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    days = [date.fromisoformat(d) for d in DAYS]
+    data = synthetic_polygon_data(SYMBOLS, days, _synthetic(tf_env), api_key=KEY)
+    monkeypatch.setenv("POLYGON_API_KEY", KEY)
+    home = tmp_path / "polygon"
+    with serve_polygon(data) as url:
+        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, backoff_s=0.0)
+        result = _run_market_data()
+    assert result.success
+    assert _shape(home) == embedded_shape
+    spy = "SELECT ts, price, size FROM raw.ticks WHERE symbol = 'SPY' ORDER BY session_date, seq"
+    assert _rows(home, spy) == _rows(tmp_path / "embedded", spy)  # equities come through exactly
+    assert {r.path.split("/")[2] for r in data.requests} >= {"trades", "quotes"}
+    mat = result.asset_materializations_for_node("raw_ticks")[0].metadata
+    assert mat["source"].value == "polygon" and mat["gaps"].value == 0
+    assert KEY not in _event_text(result)
+
+
+def test_polygon_without_its_key_fails_before_fetching_and_names_the_variable(
+    tf_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POLYGON_API_KEY", raising=False)
+    data = synthetic_polygon_data(["SPY"], [date(2024, 1, 3)], _synthetic(tf_env), api_key=KEY)
+    with serve_polygon(data) as url:
+        _use_source(tf_env, tmp_path / "nokey", monkeypatch, "polygon", base_url=url)
+        with pytest.raises(dg.DagsterInvalidConfigError, match="POLYGON_API_KEY"):
+            _run_market_data()
+    assert data.requests == []
+
+
+def test_a_failed_polygon_fetch_leaves_the_stored_day_untouched_and_a_missing_day_is_reported(
+    tf_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[0]}
+    monkeypatch.setenv("POLYGON_API_KEY", KEY)
+    home = tmp_path / "polygon"
+    good = synthetic_polygon_data(SYMBOLS, [date(2024, 1, 3)], _synthetic(tf_env), api_key=KEY)
+    with serve_polygon(good) as url:
+        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, backoff_s=0.0, max_retries=1)
+        assert _run_market_data(**day).success
+    stored = _shape(home)
+
+    with serve_polygon(good) as url:  # the same day again, but the server now fails every quotes request
+        good.fail("/v3/quotes/", 500, times=100)
+        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, backoff_s=0.0, max_retries=1)
+        failed = _run_market_data(**day)
+    assert not failed.success
+    assert "PolygonSourceError" in _event_text(failed) and KEY not in _event_text(failed)
+    assert _shape(home) == stored
+
+    empty = synthetic_polygon_data(["QQQ", "SPX"], [date(2024, 1, 3)], _synthetic(tf_env), api_key=KEY)
+    with serve_polygon(empty) as url:  # Polygon has nothing for SPY that day (client issue #338)
+        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, backoff_s=0.0)
+        result = _run_market_data(**day)
+    assert result.success
+    assert _shape(home)["raw.ticks"] == stored["raw.ticks"]  # SPY's stored ticks were kept
+    coverage = next(e for e in result.get_asset_check_evaluations() if e.check_name == "session_coverage")
+    assert coverage.passed  # the stored ticks still cover the session ...
+    gaps = _rows(home, "SELECT symbol, session_date::VARCHAR, source FROM raw.ingest_gaps")
+    assert gaps == [("SPY", DAYS[0], "polygon")]  # ... and the vendor's gap is on record
+    mat = result.asset_materializations_for_node("raw_ticks")[0].metadata
+    assert mat["gaps"].value == 1
