@@ -38,8 +38,10 @@ def raw_ticks(
         stats = [ingest_day(con, source, market.symbols, d, extended_hours=market.extended_hours) for d in dates]
         quarantined = checks.quarantine_counts(con, dates)
         coverage = checks.session_coverage(con, dates, market.symbols)
+        report = source.report(dates) if callable(getattr(source, "report", None)) else None
     return dg.MaterializeResult(
         metadata={
+            **({"import_report": dg.MetadataValue.md(report)} if report else {}),
             "source": market.source,
             "sessions": len(dates),
             "ticks": sum(s.ticks for s in stats),

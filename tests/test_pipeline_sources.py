@@ -150,3 +150,62 @@ def test_a_failed_polygon_fetch_leaves_the_stored_day_untouched_and_a_missing_da
     assert gaps == [("SPY", DAYS[0], "polygon")]  # ... and the vendor's gap is on record
     mat = result.asset_materializations_for_node("raw_ticks")[0].metadata
     assert mat["gaps"].value == 1
+
+
+def _write_files(folder: Path, config: SyntheticMarketConfig) -> None:
+    """The synthetic market as a user's per-symbol, per-day CSV files (trades, quotes, bars; UTC ISO timestamps)."""
+    from market.sources import SyntheticSource
+
+    source = SyntheticSource(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    for symbol in SYMBOLS:
+        for d in DAYS:
+            tape = source.fetch_day(symbol, date.fromisoformat(d))
+            for kind, frame in (("trades", tape.trades), ("quotes", tape.quotes), ("bars", tape.bars)):
+                frame.write_csv(folder / f"{symbol}_{d}_{kind}.csv")
+
+
+def test_file_import_fills_the_same_tables_and_quarantines_bad_rows(
+    tf_env, embedded_shape: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "userdata"
+    _write_files(folder, _synthetic(tf_env))
+    files = {kind: str(folder / f"{{symbol}}_{{date}}_{kind}.csv") for kind in ("trades", "quotes", "bars")}
+    home = tmp_path / "file"
+    _use_source(tf_env, home, monkeypatch, "file", **files)
+    result = _run_market_data()
+    assert result.success
+    assert _shape(home) == embedded_shape
+    spy = "SELECT ts, price, size FROM raw.ticks WHERE symbol = 'SPY' ORDER BY session_date, seq"
+    assert _rows(home, spy) == _rows(tmp_path / "embedded", spy)
+    report = result.asset_materializations_for_node("raw_ticks")[0].metadata["import_report"].value
+    assert "File import" in report and "2024-01-03" in report
+
+    trades = folder / f"SPY_{DAYS[0]}_trades.csv"
+    with trades.open("a") as f:  # a broken recording: unparseable price, no timestamp, another symbol's row
+        f.write("SPY,2024-01-03T15:00:00.000000000,abc,100.0\n")
+        f.write("SPY,,470.0,100.0\n")
+        f.write("QQQ,2024-01-03T15:00:01.000000000,400.0,10.0\n")
+    result = _run_market_data(
+        **{"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[0]}
+    )
+    assert result.success
+    reasons = _rows(home, "SELECT reason, count(*) FROM raw.quarantine GROUP BY ALL ORDER BY ALL")
+    assert reasons == [("nan_price", 1), ("null_ts", 1), ("wrong_symbol", 1)]
+    assert _shape(home)["raw.ticks"] == embedded_shape["raw.ticks"]  # the partition was replaced, not appended
+
+
+def test_a_broken_file_fails_the_run_and_keeps_the_stored_day(
+    tf_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "userdata"
+    _write_files(folder, _synthetic(tf_env))
+    home = tmp_path / "file"
+    _use_source(tf_env, home, monkeypatch, "file", trades=str(folder / "{symbol}_{date}_trades.csv"))
+    day = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[0]}
+    assert _run_market_data(**day).success
+    stored = _shape(home)
+    (folder / f"QQQ_{DAYS[0]}_trades.csv").write_text("when,what\n1,2\n")  # no mapped columns
+    failed = _run_market_data(**day)
+    assert not failed.success and "FileSourceError" in _event_text(failed)
+    assert _shape(home) == stored
