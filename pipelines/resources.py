@@ -188,7 +188,7 @@ def market_from_yaml(path: Path) -> MarketDataResource:
         source=source,
         symbols=list(raw.get("symbols", ["SPY", "QQQ", "SPX"])),
         extended_hours=extended,
-        file_base_dir=str(path.parent.parent),
+        file_base_dir=str(path.resolve().parent.parent),
         **sections,
         **(raw.get("embedded") or {}),
         **extra,

@@ -16,6 +16,7 @@ import pytest
 
 from market.synthetic import SyntheticMarketConfig
 from pipelines.definitions import build_definitions
+from pipelines.resources import market_from_yaml
 from tests.fake_polygon import serve_polygon, synthetic_polygon_data
 
 DAYS = ["2024-01-03", "2024-01-04"]
@@ -209,3 +210,43 @@ def test_a_broken_file_fails_the_run_and_keeps_the_stored_day(
     failed = _run_market_data(**day)
     assert not failed.success and "FileSourceError" in _event_text(failed)
     assert _shape(home) == stored
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        ({"source": "bloomberg"}, "unknown source 'bloomberg'"),
+        ({"extended_hours": "yes"}, "extended_hours must be true or false"),
+        ({"polygon": {"api_key": "pk-123"}}, "api_key"),
+        ({"polygon": {"page_limit": 0}}, "page_limit"),
+        ({"polygon": {"extended_hours": True}}, "at the top level"),
+        ({"ibkr": {"port": 70000}}, "port"),
+        ({"ibkr": {"client": 3}}, "client"),
+        ({"file": {"trades": "x.csv", "timezone": "Mars/Olympus"}}, "timezone"),
+        ({"file": {"quotes": "q.csv"}}, "trades"),
+        ({"polygon": ["base_url"]}, "must be a mapping"),
+        ({"feed": "x"}, "unknown keys"),
+    ],
+)
+def test_bad_market_settings_fail_when_the_definitions_load(tf_env, edit: dict, match: str) -> None:
+    tf_env.edit_yaml(tf_env.configs / "market.yaml", lambda m: m.update(edit))
+    with pytest.raises(ValueError, match=match):
+        market_from_yaml(tf_env.configs / "market.yaml")
+    with pytest.raises(ValueError, match=match):
+        build_definitions()
+
+
+def test_each_live_source_is_built_from_its_section_with_the_top_level_extended_hours(tf_env) -> None:
+    def edit(m: dict) -> None:
+        m["extended_hours"] = True
+        m["file"]["trades"] = "recordings/{symbol}.parquet"
+
+    tf_env.edit_yaml(tf_env.configs / "market.yaml", edit)
+    resource = market_from_yaml(tf_env.configs / "market.yaml")
+    file_source = resource.model_copy(update={"source": "file"}).build()
+    assert file_source.name == "file" and file_source.config.extended_hours
+    assert Path(file_source.base_dir) == tf_env.configs.parent
+    ibkr = resource.model_copy(update={"source": "ibkr"}).build()
+    assert ibkr.name == "ibkr" and ibkr.config.extended_hours and ibkr.config.port == 7497
+    polygon = resource.model_copy(update={"source": "polygon", "polygon_api_key": KEY}).build()
+    assert polygon.name == "polygon" and polygon.config.extended_hours and KEY not in repr(polygon)
