@@ -250,3 +250,58 @@ def test_each_live_source_is_built_from_its_section_with_the_top_level_extended_
     assert ibkr.name == "ibkr" and ibkr.config.extended_hours and ibkr.config.port == 7497
     polygon = resource.model_copy(update={"source": "polygon", "polygon_api_key": KEY}).build()
     assert polygon.name == "polygon" and polygon.config.extended_hours and KEY not in repr(polygon)
+
+
+def _tws_market(config: SyntheticMarketConfig):
+    """The synthetic market over DAYS as a fake TWS serves it (whole-second ticks, minute bars)."""
+    import polars as pl
+
+    from market.sources import DayTape, SyntheticSource
+    from tests.fake_tws import FakeMarket, market_from_tape
+
+    source, market = SyntheticSource(config), FakeMarket()
+    for symbol in SYMBOLS:
+        tapes = [source.fetch_day(symbol, date.fromisoformat(d)) for d in DAYS]
+        joined = DayTape(*(pl.concat([getattr(t, part) for t in tapes]) for part in ("trades", "quotes", "bars")))
+        market_from_tape(joined, symbol, into=market)
+    return market
+
+
+NO_PACING = {"identical_s": 0, "contract_window_s": 0, "window_s": 0}  # the fake does not pace; real TWS does
+
+
+def test_ibkr_fills_the_same_tables_and_never_sends_an_order(
+    tf_env, embedded_shape: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_tws import FakeTws
+
+    home = tmp_path / "ibkr"
+    with FakeTws(_tws_market(_synthetic(tf_env))) as tws:
+        _use_source(tf_env, home, monkeypatch, "ibkr", port=tws.port, timeout_s=2, pacing=NO_PACING)
+        result = _run_market_data()
+        assert tws.order_messages() == [] and tws.requests
+    assert result.success
+    assert _shape(home) == embedded_shape  # same tables, same rows per session and symbol, same bars and features
+    spy = "SELECT time_bucket(INTERVAL 1 SECOND, ts), price, size FROM raw.ticks WHERE symbol = 'SPY' ORDER BY ALL"
+    assert _rows(home, spy) == _rows(tmp_path / "embedded", spy)  # the same trades at IB's 1-second resolution
+    assert _rows(home, "SELECT count(*) FROM raw.quarantine") == [(0,)]
+
+
+def test_an_ibkr_error_fails_the_run_and_keeps_the_stored_day(
+    tf_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_tws import FakeTws, error
+
+    home = tmp_path / "ibkr"
+    day = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[0]}
+    market = _tws_market(_synthetic(tf_env))
+    with FakeTws(market) as tws:
+        _use_source(tf_env, home, monkeypatch, "ibkr", port=tws.port, timeout_s=2, pacing=NO_PACING)
+        assert _run_market_data(**day).success
+    stored = _shape(home)
+    with FakeTws(market, scripts=[error(321, "Error validating request", symbol="QQQ")]) as tws:
+        _use_source(tf_env, home, monkeypatch, "ibkr", port=tws.port, timeout_s=2, pacing=NO_PACING, max_retries=0)
+        failed = _run_market_data(**day)
+    assert not failed.success
+    assert "IbkrSourceError" in _event_text(failed) and "321" in _event_text(failed)
+    assert _shape(home) == stored
