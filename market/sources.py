@@ -81,8 +81,9 @@ def empty_quotes() -> pl.DataFrame:
     return pl.DataFrame(schema=QUOTE_SCHEMA)
 
 
-def minute_bars_from_trades(trades: pl.DataFrame) -> pl.DataFrame:
-    """Vendor-style 1-minute bars (BAR_SCHEMA) from raw trades: a bar per minute WITH trades, labelled by its start.
+def bars_from_trades(trades: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
+    """Vendor-style bars (BAR_SCHEMA) of `every` ("1m", "1s") from raw trades: a bar per period WITH trades, labelled
+    by its start.
 
     The embedded market uses it so that every source fills the same tables; rows that are not plausible trades
     (null or non-finite values) are left out, as a vendor's aggregation would."""
@@ -91,7 +92,7 @@ def minute_bars_from_trades(trades: pl.DataFrame) -> pl.DataFrame:
     )
     grouped = (
         ok.sort("ts", maintain_order=True)
-        .group_by("symbol", pl.col("ts").dt.truncate("1m"), maintain_order=True)
+        .group_by("symbol", pl.col("ts").dt.truncate(every), maintain_order=True)
         .agg(
             pl.col("price").first().alias("open"),
             pl.col("price").max().alias("high"),
@@ -134,7 +135,7 @@ class SyntheticSource:
         from market.synthetic import generate_day
 
         tape = generate_day(self.config, symbol, session_date)
-        return DayTape(tape.trades, tape.quotes, minute_bars_from_trades(tape.trades))
+        return DayTape(tape.trades, tape.quotes, bars_from_trades(tape.trades))
 
     def __repr__(self) -> str:
         return f"SyntheticSource({self.config!r})"

@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from market.polygon_source import DEFAULT_TICKERS
-from market.sources import DayTape
+from market.sources import DayTape, bars_from_trades
 from market.symbols import get_symbol
 
 DEFAULT_KEY = "test-polygon-key"
@@ -366,24 +366,13 @@ def quotes_to_polygon(quotes: pl.DataFrame, lot_size: float = 100.0) -> list[dic
 
 def aggs_from_trades(trades: pl.DataFrame, every: str, with_volume: bool = True) -> list[dict[str, Any]]:
     """Polygon aggregates of `every` ("1m", "1s") from trades; periods without trades get no bar."""
-    grouped = (
-        trades.sort("ts")
-        .group_by(pl.col("ts").dt.truncate(every).alias("start"), maintain_order=True)
-        .agg(
-            pl.col("price").first().alias("o"),
-            pl.col("price").max().alias("h"),
-            pl.col("price").min().alias("l"),
-            pl.col("price").last().alias("c"),
-            pl.col("size").sum().alias("v"),
-            ((pl.col("price") * pl.col("size")).sum() / pl.col("size").sum()).alias("vw"),
-            pl.len().alias("n"),
-        )
-    )
+    bars = bars_from_trades(trades, every)
     out = []
-    for row, start in zip(grouped.iter_rows(named=True), _ns(grouped["start"]), strict=True):
-        agg = {"o": row["o"], "h": row["h"], "l": row["l"], "c": row["c"], "t": start // _MS_NS}
+    for row, start in zip(bars.iter_rows(named=True), _ns(bars["ts"]), strict=True):
+        agg = {"o": row["open"], "h": row["high"], "l": row["low"], "c": row["close"], "t": start // _MS_NS}
         if with_volume:
-            agg.update({"v": _number(row["v"]), "vw": round(row["vw"], 4), "n": row["n"]})
+            vwap = None if row["vwap"] is None else round(row["vwap"], 4)
+            agg.update({"v": _number(row["volume"]), "vw": vwap, "n": row["trade_count"]})
         out.append(agg)
     return out
 

@@ -56,7 +56,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from market.sources import DayTape
+from market.sources import DayTape, bars_from_trades
 from market.symbols import get_symbol
 
 SERVER_VERSION = 178
@@ -172,30 +172,14 @@ class FakeMarket:
 
 
 def _bars_from_trades(trades: pl.DataFrame, index: bool) -> list[Bar]:
-    """1-minute bars (start-labelled) from trades: OHLC, volume, volume-weighted price, count; -1 wap without volume."""
-    if trades.height == 0:
-        return []
-    per_minute = (
-        trades.with_columns(minute=pl.col("ts").dt.truncate("1m"), notional=pl.col("price") * pl.col("size"))
-        .group_by("minute", maintain_order=True)
-        .agg(
-            pl.col("price").first().alias("open"),
-            pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"),
-            pl.col("size").sum().alias("volume"),
-            pl.col("notional").sum().alias("notional"),
-            pl.len().alias("count"),
-        )
-        .sort("minute")
-    )
-    bars = []
-    for row in per_minute.iter_rows(named=True):
-        volume = 0.0 if index else float(row["volume"])
-        wap = float(row["notional"]) / volume if volume > 0 else -1.0
-        start = int(row["minute"].replace(tzinfo=UTC).timestamp())
-        bars.append(Bar(start, row["open"], row["high"], row["low"], row["close"], volume, wap, int(row["count"])))
-    return bars
+    """1-minute bars (start-labelled) from trades as IB sends them: no volume for an index, -1 for a missing wap."""
+    bars = bars_from_trades(trades)
+    out = []
+    for start, r in zip(_seconds(bars["ts"]), bars.iter_rows(named=True), strict=True):
+        wap = -1.0 if index or r["vwap"] is None else r["vwap"]
+        volume = 0.0 if index else r["volume"]
+        out.append(Bar(start, r["open"], r["high"], r["low"], r["close"], volume, wap, r["trade_count"]))
+    return out
 
 
 def _seconds(ts: pl.Series) -> list[int]:

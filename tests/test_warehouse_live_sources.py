@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from market.calendar import extended_bounds, fetch_window, session_bounds
-from market.sources import BAR_SCHEMA, DayTape, MissingDataError, minute_bars_from_trades
+from market.sources import BAR_SCHEMA, DayTape, MissingDataError, bars_from_trades
 from market.symbols import get_symbol
 from market.synthetic import SyntheticMarketConfig, SyntheticSource
 from warehouse.bars import build_bars
@@ -111,7 +111,7 @@ def test_minute_bars_from_trades_match_the_tick_built_bars(con) -> None:
     assert ours.drop("volume").equals(theirs)
     assert np.allclose(ours["volume"].to_numpy(), tape.bars["volume"].to_numpy())
     assert vendor_bar_agreement(con, [DAY])["passed"]
-    empty = minute_bars_from_trades(tape.trades.head(0))
+    empty = bars_from_trades(tape.trades.head(0))
     assert empty.height == 0 and empty.schema == pl.Schema(BAR_SCHEMA)
 
 
@@ -136,7 +136,7 @@ class ShiftedSource:
             }
         )
         trades = pl.concat([extra.head(1), tape.trades, extra.tail(1)])
-        return DayTape(trades, tape.quotes, minute_bars_from_trades(trades))
+        return DayTape(trades, tape.quotes, bars_from_trades(trades))
 
 
 def test_extended_hours_are_dropped_by_default_and_kept_when_configured(con) -> None:
