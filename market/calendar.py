@@ -126,7 +126,7 @@ def non_session_days(start: date, end: date) -> list[date]:
 
 
 EXTENDED_OPEN = time(4, 0)  # America/New_York: pre-market opens
-EXTENDED_CLOSE = time(20, 0)  # America/New_York: after-hours ends (also on early-close days)
+EXTENDED_CLOSE = time(20, 0)  # America/New_York: after-hours ends (17:00 on early-close days; 20:00 is a superset)
 
 
 def extended_bounds(d: date) -> tuple[np.datetime64, np.datetime64]:

@@ -182,6 +182,7 @@ class CcxtFundingSource:
             sleep=self._sleep,
             secrets=tuple(getattr(client, attr, None) for attr in ("apiKey", "secret", "password")),
             on_retry=bump,
+            fatal=(ccxt.BaseError,),
         )
 
     def _market(self, client: Any, symbol: str) -> dict:

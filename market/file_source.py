@@ -89,7 +89,6 @@ from market.sources import (
     DayTape,
     MissingDataError,
     SourceError,
-    empty_bars,
     empty_quotes,
 )
 from market.symbols import DEFAULT_SYMBOLS, SymbolSpec, get_symbol
@@ -622,7 +621,13 @@ class FileSource:
         start, end = fetch_window(session_date, self.config.extended_hours)
         trades = self._read_kind("trades", spec, session_date, start, end)
         if trades is None:
-            pattern = self.config.template("trades").pattern(spec.symbol, session_date)
+            template = self.config.template("trades")
+            pattern = template.pattern(spec.symbol, session_date)
+            if not template.files(self.base_dir):  # nothing matches on any day: a wrong path, not a missing day
+                raise FileSourceError(
+                    f"file source: no file matches trades {self.config.trades!r} under {self.base_dir} for any symbol "
+                    "or date; check the path"
+                )
             raise MissingDataError(
                 f"file source: no trades file for {spec.symbol} on {session_date} (looked for {pattern!r} "
                 f"under {self.base_dir})"
@@ -632,13 +637,10 @@ class FileSource:
                 f"file source: the trades files hold no rows of {spec.symbol} for {session_date} "
                 f"({'04:00-20:00' if self.config.extended_hours else 'regular session'}, New York)"
             )
-        quotes = None if spec.is_index else self._read_kind("quotes", spec, session_date, start, end)
+        # No quotes or bars file (or none configured) is None, not empty: the warehouse keeps what is stored.
+        quotes = empty_quotes() if spec.is_index else self._read_kind("quotes", spec, session_date, start, end)
         bars = self._read_kind("bars", spec, session_date, start, end)
-        return DayTape(
-            trades=trades,
-            quotes=quotes if quotes is not None else empty_quotes(),
-            bars=bars if bars is not None else empty_bars(),
-        )
+        return DayTape(trades=trades, quotes=quotes, bars=bars)
 
     def _read_kind(self, kind: str, spec: SymbolSpec, day: date, start: Any, end: Any) -> pl.DataFrame | None:
         """The session's rows of `kind` from every matching file; None when none matches (or none is set)."""

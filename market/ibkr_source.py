@@ -43,7 +43,8 @@ Pacing (enforced by `PacingLimiter` before every historical request; IB's docume
   order of 500,000 trades in a regular session: about 500 TRADES pages, which at 60 requests per 10 minutes
   (6 a minute) take about 85 minutes; its BID_ASK history is at least as long and each page counts twice, so
   another 170 minutes or more. A full SPY day of ticks and quotes takes about 4 hours; bars alone take one
-  request. Backfill long ranges with `ticks: false, quotes: false` and fetch ticks for recent days only.
+  request. `ticks: false` / `quotes: false` return those streams as None (not fetched), so the warehouse keeps
+  what it has stored for them; the tick-built bars downstream need ticks fetched once per session.
 - The limiter only sees this process's requests. IB counts per TWS / Gateway session, so share one limiter
   between sources that use the same TWS (the `limiter=` argument) and do not run two processes against it.
 
@@ -741,12 +742,13 @@ class IbkrSource:
         start_s, end_s = int(lo.astype(np.int64) // 1_000_000_000), int(hi.astype(np.int64) // 1_000_000_000)
         c, day = self.config, session_date
         with self._lock:  # one fetch at a time on the one connection
-            bars = self._bars(symbol, day, contract, cspec, start_s, end_s, index) if c.bars else empty_bars()
-            trades = empty_trades()
+            # A stream switched off is None, not empty: the warehouse then keeps what it has stored.
+            bars = self._bars(symbol, day, contract, cspec, start_s, end_s, index) if c.bars else None
+            trades = None
             if c.ticks:
                 ticks = self._ticks(symbol, day, contract, cspec, c.index_ticks if index else "TRADES", start_s, end_s)
                 trades = _trades_frame(symbol, ticks, index)
-            quotes = empty_quotes()
+            quotes = empty_quotes() if index else None
             if c.quotes and not index:
                 quotes = _quotes_frame(symbol, self._ticks(symbol, day, contract, cspec, "BID_ASK", start_s, end_s))
         return DayTape(trades=trades, quotes=quotes, bars=bars)
@@ -815,6 +817,8 @@ class IbkrSource:
                     _ib_utc(last_s),
                 )
                 cursor, boundary = last_s + 1, Counter()
+                if cursor >= end_s:  # that was the window's last second: nothing is left to ask for
+                    break
                 continue
             if not fresh:
                 break

@@ -10,9 +10,12 @@ How each column is obtained, and what is approximated:
   order=asc, limit=page_limit)`. ts = `sip_timestamp` (the SIP's clock, UTC ns) as naive UTC Datetime(ns); price;
   size = `decimal_size` where Polygon sends it (the exact fractional size), else `size`. Fractional sizes stay
   fractional. Nothing is filtered: odd lots, corrections and late prints pass through raw for the warehouse.
+  Distinct prints (exchange, id) sharing one SIP nanosecond are spaced 1 ns apart in Polygon's order, so they are
+  not mistaken for duplicated rows; the same (exchange, id) sent twice keeps its time and is quarantined as such.
 - Equity quotes (`quotes: true`): `list_quotes` over the same window: bid_price, ask_price, bid_size, ask_size at
   sip_timestamp. Sizes are converted to shares: Polygon's docs count them in round lots, so they are multiplied by
-  `quote_lot_size` (100; set 1 to keep Polygon's numbers as sent).
+  `quote_lot_size` (100) for sessions before `quote_shares_since` (2025-11-03): from that day Polygon publishes
+  them in shares (the SEC's market-data infrastructure rules), and they are kept as sent.
 - Vendor minute bars (`bars: true`): `list_aggs(ticker, 1, "minute", d, d, adjusted=False, sort=asc, limit=50000)`
   (not `get_aggs`, which reads one page only). ts = `t` (ms, the bar START); open/high/low/close = o/h/l/c;
   volume = v (fractional kept); vwap = vw; trade_count = n (null where absent). `adjusted=False` keeps the bars in
@@ -52,7 +55,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, datetime
 from types import MappingProxyType, ModuleType
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,7 +71,6 @@ from market.sources import (
     DayTape,
     MissingDataError,
     SourceError,
-    empty_bars,
     empty_quotes,
 )
 from market.symbols import get_symbol
@@ -88,6 +90,7 @@ API_KEY_ENV = "POLYGON_API_KEY"  # where the key comes from (through Dagster's E
 DEFAULT_BASE_URL = "https://api.massive.com"  # massive's own default base (the old client's api.polygon.io also works)
 DEFAULT_TICKERS: Mapping[str, str] = MappingProxyType({"SPX": "I:SPX"})
 MAX_PAGE_LIMIT = 50_000  # Polygon's largest page
+QUOTE_SHARES_SINCE = date(2025, 11, 3)  # Polygon's switch of quote sizes from round lots to shares (SEC MDI rules)
 CLIENT_RETRIES = 0  # urllib3 retries inside the client: none, so call_with_backoff alone decides (and tests don't wait)
 CLIENT_PACKAGES = ("massive", "polygon")  # preferred first
 _CLIENT_LOGGER = "RESTClient"  # the logger name of both client packages
@@ -161,7 +164,8 @@ class PolygonConfig:
     tickers: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TICKERS))  # symbol -> vendor ticker
     extended_hours: bool = False  # fetch trades/quotes from 04:00 to 20:00 New York instead of the regular session
     quotes: bool = True  # fetch equity quotes (NBBO), the largest of the three downloads
-    quote_lot_size: float = 100.0  # shares per unit of Polygon's bid_size/ask_size (its docs: round lots of 100)
+    quote_lot_size: float = 100.0  # shares per unit of Polygon's bid_size/ask_size before quote_shares_since
+    quote_shares_since: date = QUOTE_SHARES_SINCE  # first session whose quote sizes Polygon publishes in shares
     bars: bool = True  # fetch Polygon's own minute bars beside the ticks, to cross-check them
     page_limit: int = MAX_PAGE_LIMIT  # rows asked per trades/quotes page (1..50000); next_url is followed regardless
     max_retries: int = 4  # retries of a list call after a transient failure
@@ -180,7 +184,7 @@ class PolygonConfig:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             bad("base_url", f"must be an http(s) URL, got {self.base_url!r}")
         if parts.query or parts.fragment:
-            bad("base_url", f"must have no query or fragment, got {self.base_url!r}")
+            bad("base_url", "must have no query or fragment (a key in a URL would leak; it is passed separately)")
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))  # the client appends "/v3/..."
         if not isinstance(self.tickers, Mapping):
             bad("tickers", f"must be a mapping of symbol to vendor ticker, got {self.tickers!r}")
@@ -204,6 +208,15 @@ class PolygonConfig:
             bad("backoff_s", f"must be a number of seconds in [0, 60], got {self.backoff_s!r}")
         if not _is_number(self.quote_lot_size) or not 0 < self.quote_lot_size <= 1_000_000:
             bad("quote_lot_size", f"must be a positive number of shares per lot, got {self.quote_lot_size!r}")
+        since = self.quote_shares_since
+        if isinstance(since, str):
+            try:
+                since = date.fromisoformat(since)
+            except ValueError:
+                bad("quote_shares_since", f"must be a date (YYYY-MM-DD), got {since!r}")
+        if not isinstance(since, date) or isinstance(since, datetime):
+            bad("quote_shares_since", f"must be a date (YYYY-MM-DD), got {since!r}")
+        object.__setattr__(self, "quote_shares_since", since)
         if not _is_number(self.timeout_s) or not 0 < self.timeout_s <= 600:
             bad("timeout_s", f"must be a number of seconds in (0, 600], got {self.timeout_s!r}")
 
@@ -257,11 +270,34 @@ def _size(trade: Any) -> Any:
     return trade.size
 
 
+def _spaced_sip_timestamps(trades: list[Any]) -> list[Any]:
+    """SIP timestamps with distinct prints that share one nanosecond spaced 1 ns apart, in Polygon's order.
+
+    Distinct prints (another exchange or trade id) can share a SIP nanosecond, price and size; left equal they would
+    be quarantined as a feed's duplicated rows. The same (exchange, id) sent twice keeps its first time, so a real
+    repeat still reaches the warehouse as a duplicate."""
+    seen: dict[tuple[Any, Any, Any], int] = {}
+    used: dict[Any, int] = {}
+    out = []
+    for i, t in enumerate(trades):
+        ts = t.sip_timestamp
+        if not _is_int(ts):
+            out.append(ts)
+            continue
+        trade_id = getattr(t, "id", None)
+        key = (ts, getattr(t, "exchange", None), trade_id if trade_id is not None else f"#{i}")
+        if key not in seen:
+            seen[key] = used.get(ts, 0)
+            used[ts] = seen[key] + 1
+        out.append(ts + seen[key])
+    return out
+
+
 def _trades_frame(symbol: str, trades: list[Any]) -> pl.DataFrame:
     return _frame(
         TRADE_SCHEMA,
         symbol,
-        [t.sip_timestamp for t in trades],
+        _spaced_sip_timestamps(trades),
         price=[t.price for t in trades],
         size=[_size(t) for t in trades],
     )
@@ -458,18 +494,30 @@ class PolygonSource:
             window = {"timestamp_gte": int(start.astype("int64")), "timestamp_lt": int(end.astype("int64"))}
             page = {"limit": self.config.page_limit, "sort": "timestamp", "order": "asc"}
             trades = _trades_frame(symbol, self._list("list_trades", ticker, symbol, session_date, **window, **page))
-        bars = empty_bars()
+        bars = None  # not fetched: the warehouse keeps the stored vendor bars
         if self.config.bars:
             bars = _bars_frame(symbol, self._aggs(ticker, symbol, session_date, "minute"), spec.is_index)
-        if trades.height == 0 and bars.height == 0:
+        n_bars = 0 if bars is None else bars.height
+        if trades.height == 0 and n_bars == 0:
             what = "no trades and no minute bars" if self.config.bars else "no trades"
             kind = "levels" if spec.is_index else "ticks"
             raise MissingDataError(
                 f"polygon has {what} for {symbol} (ticker {ticker}) on {session_date}, an NYSE session: the vendor "
                 f"is missing this day's {kind}"
             )
-        quotes = empty_quotes()
+        if trades.height == 0:  # bars prove the day traded: an empty list is a cut-short answer, not the day
+            raise PolygonSourceError(
+                f"polygon sent {n_bars} minute bars but no {'levels' if spec.is_index else 'trades'} for {symbol} on "
+                f"{session_date}: refusing to replace the stored day with nothing"
+            )
+        quotes = empty_quotes() if spec.is_index else None  # an index has no quotes; None = not fetched
         if self.config.quotes and not spec.is_index:
             listed = self._list("list_quotes", ticker, symbol, session_date, **window, **page)
-            quotes = _quotes_frame(symbol, listed, self.config.quote_lot_size)
+            lot = 1.0 if session_date >= self.config.quote_shares_since else self.config.quote_lot_size
+            quotes = _quotes_frame(symbol, listed, lot)
+            if quotes.height == 0:
+                raise PolygonSourceError(
+                    f"polygon sent {trades.height} trades but no quotes for {symbol} on {session_date}: refusing to "
+                    "replace the stored quotes with nothing (set quotes: false to leave them alone)"
+                )
         return DayTape(trades=trades, quotes=quotes, bars=bars)

@@ -29,11 +29,12 @@ def call_with_backoff(
     sleep: Callable[[float], None] = time.sleep,
     secrets: tuple[str | None, ...] = (),
     on_retry: Callable[[BaseException], None] | None = None,
+    fatal: tuple[type[BaseException], ...] = (Exception,),
 ) -> T:
     """`fn()`, retried on `transient` exceptions with waits backoff_s * 2**attempt (capped at MAX_BACKOFF_S).
 
     Raises `error` (message redacted, original cause dropped so no secret rides along in its traceback) when
-    retries run out or on any non-transient exception."""
+    retries run out or on a `fatal` exception; anything else (a programming error, say) propagates untouched."""
     for attempt in range(max_retries + 1):
         try:
             return fn()
@@ -46,6 +47,6 @@ def call_with_backoff(
             sleep(min(backoff_s * 2**attempt, MAX_BACKOFF_S))
         except error:
             raise
-        except Exception as exc:
+        except fatal as exc:
             raise error(redact(f"{where} failed: {type(exc).__name__}: {exc}", secrets)) from None
     raise AssertionError("unreachable")

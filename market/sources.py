@@ -6,7 +6,7 @@ owns all of that, so a live connector and the synthetic market go through the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -64,11 +64,13 @@ def empty_bars() -> pl.DataFrame:
 class DayTape:
     """One symbol's raw trades, quotes and vendor minute bars for one session (TRADE/QUOTE/BAR_SCHEMA columns).
 
-    Rows may lie outside the regular session (pre- and after-hours): the warehouse keeps or drops them."""
+    None means the stream was not fetched (switched off, or a source without vendor bars): the warehouse then leaves
+    that table's stored rows alone, whereas an empty frame replaces them with nothing. Rows may lie outside the
+    regular session (pre- and after-hours): the warehouse keeps or drops them."""
 
-    trades: pl.DataFrame
-    quotes: pl.DataFrame
-    bars: pl.DataFrame = field(default_factory=empty_bars)
+    trades: pl.DataFrame | None
+    quotes: pl.DataFrame | None
+    bars: pl.DataFrame | None = None
 
 
 def empty_trades() -> pl.DataFrame:

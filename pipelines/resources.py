@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 import yaml
+from pydantic import Field
 
 from market.funding import FundingSource
 from market.sources import MarketSource
@@ -52,7 +53,7 @@ class MarketDataResource(dg.ConfigurableResource):
     ibkr: dict = {}
     file: dict = {}
     file_base_dir: str = "."  # relative paths in `file` resolve against it
-    polygon_api_key: str | None = None
+    polygon_api_key: str | None = Field(default=None, repr=False)  # resolved from EnvVar; never shown
 
     def build(self) -> MarketSource:
         """The configured source; unknown names and bad settings fail before anything is fetched or written."""

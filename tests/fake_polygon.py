@@ -402,7 +402,11 @@ def add_tape(data: FakePolygonData, symbol: str, tape: DayTape, tickers: Mapping
         return
     fake.trades.extend(trades_to_polygon(tape.trades))
     fake.quotes.extend(quotes_to_polygon(tape.quotes))
-    minute.extend(bars_to_polygon(tape.bars) if tape.bars.height else aggs_from_trades(tape.trades, "1m"))
+    minute.extend(
+        bars_to_polygon(tape.bars)
+        if tape.bars is not None and tape.bars.height
+        else aggs_from_trades(tape.trades, "1m")
+    )
 
 
 def polygon_data_from_tapes(

@@ -211,7 +211,7 @@ def market_from_tape(
         columns = [q[c].to_list() for c in ("bid", "ask", "bid_size", "ask_size")]
         rows = zip(_seconds(q["ts"]), *columns, strict=True)
         market.set_ticks(symbol, "BID_ASK", [QuoteTick(*row) for row in rows])
-    if tape.bars.height:
+    if tape.bars is not None and tape.bars.height:
         b = tape.bars
         market.set_bars(
             symbol,

@@ -66,8 +66,7 @@ def test_recorded_new_york_ticks_become_utc_ns_split_by_session(tmp_path: Path) 
     for i, day in enumerate(DAYS):
         tape = src.fetch_day("SPY", day)
         assert dict(tape.trades.schema) == TRADE_SCHEMA
-        assert tape.quotes.schema == pl.Schema(QUOTE_SCHEMA) and tape.quotes.height == 0
-        assert tape.bars.schema == pl.Schema(BAR_SCHEMA) and tape.bars.height == 0
+        assert tape.quotes is None and tape.bars is None  # not configured: the stored rows stay as they are
         assert tape.trades["ts"].to_list() == [
             _utc(day, 9, 30, 0.000001),
             _utc(day, 12, 0, 30.5),
@@ -248,10 +247,10 @@ def test_quotes_and_bars_files_with_mappings_and_optional_columns(tmp_path: Path
     assert tape.bars.row(1)[-3:] == (None, None, None)  # bad volume and empty count become null, no vwap column
     _, bad_q = validate_quotes(tape.quotes, get_symbol("SPY"), day)
     assert bad_q["reason"].to_list() == ["crossed_quote"]
-    # a day with trades but no quote or bar file: empty frames of the schema
+    # a day with trades but no quote or bar file: those streams were not fetched (None), so nothing stored is lost
     _write(tmp_path / "t" / "SPY_2024-01-04.csv", "ts,price,size\n2024-01-04 10:00:00,471,1\n")
     other = src.fetch_day("SPY", date(2024, 1, 4))
-    assert other.quotes.height == 0 and other.bars.height == 0 and dict(other.bars.schema) == BAR_SCHEMA
+    assert other.quotes is None and other.bars is None
 
 
 def test_index_levels_without_a_size_column_get_size_zero_and_no_quotes(tmp_path: Path) -> None:
@@ -356,6 +355,9 @@ def test_missing_day_or_file_is_missing_data_and_bad_requests_are_value_errors(t
         src.fetch_day("SPY", SATURDAY)
     with pytest.raises(ValueError, match="unknown symbol"):
         src.fetch_day("AAPL", DAYS[0])
+    typo = _source(tmp_path, trades="{symbol}.cvs", timezone="America/New_York")  # matches nothing at all
+    with pytest.raises(FileSourceError, match="no file matches"):
+        typo.fetch_day("SPY", DAYS[0])
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -632,3 +632,26 @@ def test_live_paper_tws_bars() -> None:
     lo, hi = (t.astype("datetime64[us]").astype(datetime) for t in session_bounds(day))
     assert tape.bars.height > 0
     assert tape.bars["ts"].min() >= lo and tape.bars["ts"].max() < hi
+
+
+def test_a_full_page_in_the_last_second_of_the_window_ends_the_stream() -> None:
+    earlier = [TradeTick(CLOSE - 5, 470.5, 2.0)]
+    dense = [TradeTick(CLOSE - 1, 471.0 + i / 1000, 1.0) for i in range(1000)]
+    m = small_market().set_ticks("SPY", "TRADES", earlier + dense)
+    with FakeTws(m) as tws:
+        source, _, _ = make_source(tws.port, quotes=False, bars=False)
+        with source:
+            tape = source.fetch_day("SPY", DAY)
+        assert len(tws.requests_of("ticks")) == 2  # no request from the close, which would answer nothing
+    assert tape.trades.height == 1001
+
+
+def test_a_stream_switched_off_is_none_so_the_warehouse_keeps_it() -> None:
+    with FakeTws(small_market()) as tws:
+        source, _, _ = make_source(tws.port, ticks=False, quotes=False)
+        with source:
+            tape = source.fetch_day("SPY", DAY)
+            index = source.fetch_day("SPX", DAY)
+        assert tws.requests_of("ticks") == []
+    assert tape.trades is None and tape.quotes is None and tape.bars.height > 0
+    assert index.quotes is not None and index.quotes.height == 0  # an index has no quotes: empty, not "not fetched"

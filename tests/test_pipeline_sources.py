@@ -146,9 +146,10 @@ def test_a_failed_polygon_fetch_leaves_the_stored_day_untouched_and_a_missing_da
     assert result.success
     assert _shape(home)["raw.ticks"] == stored["raw.ticks"]  # SPY's stored ticks were kept
     coverage = next(e for e in result.get_asset_check_evaluations() if e.check_name == "session_coverage")
-    assert coverage.passed  # the stored ticks still cover the session ...
+    assert not coverage.passed  # the vendor's gap is reported although the earlier ticks are kept
+    assert coverage.metadata["vendor_gaps_with_ticks_kept"].value == 1 and coverage.metadata["without_ticks"].value == 0
     gaps = _rows(home, "SELECT symbol, session_date::VARCHAR, source FROM raw.ingest_gaps")
-    assert gaps == [("SPY", DAYS[0], "polygon")]  # ... and the vendor's gap is on record
+    assert gaps == [("SPY", DAYS[0], "polygon")]
     mat = result.asset_materializations_for_node("raw_ticks")[0].metadata
     assert mat["gaps"].value == 1
 

@@ -34,8 +34,10 @@ from market.polygon_source import (
     rest_client_class,
 )
 from market.sources import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, MarketSource, MissingDataError
+from market.symbols import get_symbol
 from market.synthetic import SyntheticMarketConfig
 from tests.fake_polygon import FakePolygonData, polygon_data_from_tapes, serve_polygon, synthetic_polygon_data
+from warehouse.validate import validate_trades
 
 pytest.importorskip("massive")
 
@@ -434,7 +436,9 @@ class _OldRESTClient:
         return iter([SimpleNamespace(sip_timestamp=OPEN_NS + 5, price=470.0, size=3)])
 
     def list_quotes(self, ticker: str, **kwargs: Any) -> Any:
-        return iter([])
+        return iter(
+            [SimpleNamespace(sip_timestamp=OPEN_NS + 4, bid_price=469.99, ask_price=470.01, bid_size=2, ask_size=3)]
+        )
 
     def list_aggs(self, ticker: str, **kwargs: Any) -> Any:
         return iter([])
@@ -497,3 +501,54 @@ def test_live_polygon_session() -> None:
     assert tape.trades.height > 0 and tape.bars.height > 0
     lo, hi = session_bounds(day)
     assert tape.trades["ts"].min() >= lo.astype(datetime) and tape.trades["ts"].max() < hi.astype(datetime)
+
+
+def test_an_empty_trades_list_beside_minute_bars_is_an_error_not_an_empty_day() -> None:
+    data = spy_market()
+    data.ticker("SPY").trades = []
+    with serve_polygon(data) as url, pytest.raises(PolygonSourceError, match="minute bars but no trades"):
+        make_source(url).fetch_day("SPY", DAY)
+    data = spy_market()
+    data.ticker("SPY").quotes = []
+    with serve_polygon(data) as url:
+        with pytest.raises(PolygonSourceError, match="no quotes"):
+            make_source(url).fetch_day("SPY", DAY)
+        tape = make_source(url, quotes=False, bars=False).fetch_day("SPY", DAY)
+    assert tape.quotes is None and tape.bars is None and tape.trades.height == 5  # not fetched: stored rows stay
+
+
+def test_quote_sizes_are_round_lots_before_november_2025_and_shares_from_then() -> None:
+    before, after = date(2025, 10, 31), date(2025, 11, 3)
+    data = FakePolygonData(api_key=KEY)
+    spy = data.ticker("SPY")
+    for d in (before, after):
+        open_ns = int(session_bounds(d)[0].astype(np.int64))
+        spy.trades.append(_trade(open_ns + 1, 600.0, 10))
+        spy.quotes.append(_quote(open_ns + 2, 600.0, 600.02, 3, 140))  # lots before, shares from 2025-11-03
+    with serve_polygon(data) as url:
+        sizes = {d: make_source(url, bars=False).fetch_day("SPY", d).quotes.row(0)[-2:] for d in (before, after)}
+    assert sizes == {before: (300.0, 14_000.0), after: (3.0, 140.0)}
+    assert PolygonConfig.from_dict({"quote_shares_since": "2026-01-05"}).quote_shares_since == date(2026, 1, 5)
+
+
+def test_distinct_prints_sharing_a_nanosecond_survive_and_a_resent_print_is_a_duplicate() -> None:
+    data = FakePolygonData(api_key=KEY)
+    same = OPEN_NS + 42
+    data.ticker("SPY").trades = [
+        _trade(same, 470.0, 100, id="a"),
+        _trade(same, 470.0, 100, id="b"),
+        _trade(same, 470.0, 100, id="c", exchange=12),
+        _trade(same, 470.0, 100, id="a"),  # Polygon sending print "a" again
+    ]
+    data.ticker("SPY").quotes = [_quote(same, 469.99, 470.01, 1, 1)]
+    with serve_polygon(data) as url:
+        tape = make_source(url, bars=False).fetch_day("SPY", DAY)
+    assert _ts(tape.trades) == [same, same + 1, same + 2, same]
+    clean, bad = validate_trades(tape.trades, get_symbol("SPY"), DAY)
+    assert clean.height == 3 and bad["reason"].to_list() == ["duplicate"]
+
+
+def test_a_base_url_carrying_a_key_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValueError, match="base_url") as info:
+        PolygonConfig.from_dict({"base_url": f"https://api.massive.com/?apiKey={KEY}"})
+    assert KEY not in str(info.value)

@@ -178,15 +178,29 @@ def test_a_missing_day_is_a_gap_that_keeps_stored_rows_and_is_reported(con) -> N
     assert _count(con, "raw.minute_bars", DAY, "SPY") > 0
     ingest_day(con, source, ["SPY", "QQQ"], DAY2)
     coverage = session_coverage(con, [DAY, DAY2], ["SPY", "QQQ"])
-    assert not coverage["passed"] and coverage["gaps"] == 1
+    assert not coverage["passed"] and coverage["without_ticks"] == 1 and coverage["vendor_gaps_with_ticks_kept"] == 1
     assert coverage["gap_list"] == [
-        {"symbol": "QQQ", "session_date": "2024-03-11", "source": "gappy", "reason": source_reason("QQQ", DAY2)}
+        {
+            "symbol": "SPY",
+            "session_date": "2024-03-08",
+            "source": "gappy",
+            "reason": source_reason("SPY", DAY),
+            "ticks_kept": True,
+        },
+        {
+            "symbol": "QQQ",
+            "session_date": "2024-03-11",
+            "source": "gappy",
+            "reason": source_reason("QQQ", DAY2),
+            "ticks_kept": False,
+        },
     ]
 
     source.missing = set()
     assert ingest_day(con, source, ["SPY", "QQQ"], DAY2).gaps == {}
+    assert ingest_day(con, source, ["SPY", "QQQ"], DAY).gaps == {}
     assert session_coverage(con, [DAY, DAY2], ["SPY", "QQQ"])["passed"]
-    assert _count(con, "raw.ingest_gaps", DAY) == 1 and _count(con, "raw.ingest_gaps", DAY2) == 0
+    assert _count(con, "raw.ingest_gaps", DAY) == 0 and _count(con, "raw.ingest_gaps", DAY2) == 0
 
 
 def source_reason(symbol: str, d: date) -> str:
@@ -211,3 +225,37 @@ def test_vendor_bars_without_our_trades_flag_truncated_ticks(con) -> None:
     assert result["vendor_bars"] == inner.fetch_day("SPY", DAY).bars.height
     assert result["minutes_without_our_trades"] > 100
     assert result["examples"]
+
+
+@dataclass
+class SwitchedSource:
+    """The synthetic market with some streams not fetched (None), like a live source with `ticks: false`."""
+
+    inner: SyntheticSource
+    off: tuple[str, ...] = ()
+    name: str = "switched"
+
+    def fetch_day(self, symbol: str, session_date: date) -> DayTape:
+        tape = self.inner.fetch_day(symbol, session_date)
+        parts = {"trades": tape.trades, "quotes": tape.quotes, "bars": tape.bars}
+        return DayTape(**{k: None if k in self.off else v for k, v in parts.items()})
+
+
+def test_a_stream_not_fetched_keeps_its_stored_rows_and_their_quarantine(con) -> None:
+    inner = SyntheticSource(CFG)
+
+    class Noisy:
+        name = "noisy"
+
+        def fetch_day(self, symbol: str, session_date: date) -> DayTape:
+            tape = inner.fetch_day(symbol, session_date)
+            return DayTape(pl.concat([tape.trades, tape.trades.head(1)]), tape.quotes, tape.bars)  # one duplicate
+
+    ingest_day(con, Noisy(), ["SPY"], DAY)
+    stored = {t: _count(con, t, DAY) for t in ("raw.ticks", "raw.quotes", "raw.minute_bars", "raw.quarantine")}
+    assert stored["raw.quarantine"] == 1
+    stats = ingest_day(con, SwitchedSource(inner, off=("trades", "quotes")), ["SPY"], DAY)
+    assert stats.ticks == 0 and stats.bars == stored["raw.minute_bars"]
+    assert {t: _count(con, t, DAY) for t in stored} == stored  # ticks, quotes and the ticks' quarantine row stay
+    ingest_day(con, SwitchedSource(inner), ["SPY"], DAY)  # everything fetched again, clean this time
+    assert _count(con, "raw.quarantine", DAY) == 0 and _count(con, "raw.ticks", DAY) == stored["raw.ticks"]

@@ -182,25 +182,33 @@ def quarantine_counts(con: duckdb.DuckDBPyConnection, dates: Sequence[date], max
 
 
 def session_coverage(con: duckdb.DuckDBPyConnection, dates: Sequence[date], symbols: Sequence[str]) -> dict:
-    """Every (symbol, session) asked for must have stored ticks; the rest are gaps against the calendar, each with
-    the source's reason where it gave one (a vendor's missing day, an explicit "no data", a missing file)."""
+    """Every (symbol, session) asked for must have stored ticks and no open vendor gap.
+
+    Listed: sessions without ticks (against the calendar), with the source's reason where it gave one, and sessions
+    whose last fetch found nothing (a vendor's missing day, an explicit "no data", a missing file) while ticks from
+    an earlier fetch are still stored ("kept")."""
     days = _dates(dates)
     wanted = pl.DataFrame({"symbol": list(dict.fromkeys(symbols))}).join(_date_frame(days), how="cross")
     with registered(con, wanted) as wv:
         gaps = query_polars(
             con,
-            f"""SELECT w.symbol, w.session_date, g.source, coalesce(g.reason, 'no ticks stored') AS reason
+            f"""SELECT w.symbol, w.session_date, g.source,
+                       coalesce(g.reason, 'no ticks stored') AS reason,
+                       t.symbol IS NOT NULL AS ticks_kept
                 FROM (SELECT symbol, session_date::DATE AS session_date FROM {wv}) w
                 LEFT JOIN (SELECT DISTINCT symbol, session_date FROM raw.ticks) t USING (symbol, session_date)
                 LEFT JOIN raw.ingest_gaps g USING (symbol, session_date)
-                WHERE t.symbol IS NULL
+                WHERE t.symbol IS NULL OR g.symbol IS NOT NULL
                 ORDER BY w.session_date, w.symbol""",
         )
+    missing = int((~gaps["ticks_kept"]).sum())
     return {
         "passed": gaps.height == 0,
         "dates": [d.isoformat() for d in days],
         "expected": int(wanted.height),
         "gaps": int(gaps.height),
+        "without_ticks": missing,
+        "vendor_gaps_with_ticks_kept": int(gaps.height - missing),
         "gap_list": _examples(gaps, n=50),
     }
 

@@ -72,9 +72,13 @@ def ingest_day(
     window = fetch_window(session_date, extended_hours)
 
     fetch_s = validate_s = 0.0
-    fetched, gaps, quarantine, writes = [], {}, [], []
+    gaps: dict[str, str] = {}
+    parts: list[PartitionWrite] = []
+    quarantine: list[pl.DataFrame] = []
     dropped = 0
     ticks_by_symbol: dict[str, int] = {}
+    now = utc_now()
+    source_name = getattr(source, "name", type(source).__name__)
     for spec in specs:
         t0 = time.perf_counter()
         try:
@@ -84,41 +88,39 @@ def ingest_day(
             fetch_s += time.perf_counter() - t0
             continue
         t1 = time.perf_counter()
-        frames = {"trades": tape.trades, "quotes": tape.quotes, "bars": tape.bars}
-        if not extended_hours:
-            for kind, frame in frames.items():
-                frames[kind], n = split_extended(frame, session_date)
-                dropped += n
-        clean_t, bad_t = validate_trades(frames["trades"], spec, session_date, window)
-        clean_q, bad_q = validate_quotes(frames["quotes"], spec, session_date, window)
-        clean_b, bad_b = validate_bars(frames["bars"], spec, session_date, window)
-        validate_s += time.perf_counter() - t1
         fetch_s += t1 - t0
-        fetched.append(spec.symbol)
-        ticks_by_symbol[spec.symbol] = clean_t.height
-        for bad in (bad_t, bad_q, bad_b):
-            if bad.height:
-                quarantine.append(bad.with_columns(pl.lit(spec.symbol).alias("symbol")))
-        # One insert per symbol with the symbol as a SQL constant (a repeated string column costs more).
-        for table, clean in (("raw.ticks", clean_t), ("raw.quotes", clean_q), ("raw.minute_bars", clean_b)):
-            writes.append((table, spec.symbol, clean.drop("symbol", "session_date")))
-
-    now = utc_now()
-    source_name = getattr(source, "name", type(source).__name__)
-    scope = {"symbol": fetched}
-    parts = [
-        PartitionWrite(table, frame=frame, constants={"symbol": symbol}, extra_where=scope)
-        for table, symbol, frame in writes
-    ]
-    bad_all = (
-        pl.concat(quarantine).with_columns(
+        scope = {"symbol": [spec.symbol]}
+        streams = [(tape.trades, validate_trades, "ticks"), (tape.quotes, validate_quotes, "quotes")]
+        streams.append((tape.bars, validate_bars, "minute_bars"))
+        replaced, bad_rows = [], []
+        for frame, validate, name in streams:
+            if frame is None:  # not fetched (switched off): the stored rows stay as they are
+                continue
+            if not extended_hours:
+                frame, n = split_extended(frame, session_date)
+                dropped += n
+            clean, bad = validate(frame, spec, session_date, window)
+            if name == "ticks":
+                ticks_by_symbol[spec.symbol] = clean.height
+            replaced.append(name)
+            bad_rows.append(bad)
+            # One insert per symbol with the symbol as a SQL constant (a repeated string column costs more).
+            frame = clean.drop("symbol", "session_date")
+            parts.append(
+                PartitionWrite(f"raw.{name}", frame=frame, constants={"symbol": spec.symbol}, extra_where=scope)
+            )
+        validate_s += time.perf_counter() - t1
+        if not replaced:
+            continue
+        bad_all = pl.concat(bad_rows).with_columns(
+            pl.lit(spec.symbol).alias("symbol"),
             pl.lit(source_name).alias("source"),
             pl.lit(now, dtype=pl.Datetime("us")).alias("quarantined_at"),
         )
-        if quarantine
-        else pl.DataFrame(schema={"session_date": pl.Date})
-    )
-    parts.append(PartitionWrite("raw.quarantine", frame=bad_all, extra_where=scope))
+        quarantine.append(bad_all)
+        where = {**scope, "table_name": replaced}  # a stream not fetched keeps its quarantined rows too
+        parts.append(PartitionWrite("raw.quarantine", frame=bad_all, extra_where=where))
+
     gap_rows = pl.DataFrame(
         {"symbol": list(gaps), "reason": list(gaps.values())}, schema={"symbol": pl.Utf8, "reason": pl.Utf8}
     ).with_columns(pl.lit(source_name).alias("source"), pl.lit(now, dtype=pl.Datetime("us")).alias("recorded_at"))
@@ -127,7 +129,7 @@ def ingest_day(
     t0 = time.perf_counter()
     counts = replace_partitions(con, session_date, parts)
     write_s = time.perf_counter() - t0
-    reasons = Counter(bad_all["reason"].to_list()) if bad_all.height else Counter()
+    reasons = Counter(r for bad in quarantine for r in bad["reason"].to_list())
     return IngestStats(
         session_date=session_date,
         source=source_name,
