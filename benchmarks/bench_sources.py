@@ -47,7 +47,7 @@ def _row(name: str, rows: int, seconds: float, goal: float) -> None:
 
 
 def _rows(tape) -> int:
-    return tape.trades.height + tape.quotes.height + tape.bars.height
+    return sum(f.height for f in (tape.trades, tape.quotes, tape.bars) if f is not None)
 
 
 def _polygon_paths() -> list[str]:
