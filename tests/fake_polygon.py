@@ -119,6 +119,7 @@ class FakePolygonData:
         self.api_key = api_key
         self.page_cap = page_cap
         self.forbidden = set(forbidden)
+        self.next_url_base: str | None = None  # set to hand out next_url on another host (the client must not go there)
         self.requests: list[LoggedRequest] = []
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
@@ -231,7 +232,7 @@ class FakePolygonData:
             return page, None
         state = {"query": query, "offset": offset + size}
         cursor = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
-        return page, f"{base_url}{path}?cursor={cursor}"
+        return page, f"{self.next_url_base or base_url}{path}?cursor={cursor}"
 
 
 def _error(status: int, text: str | None = None) -> tuple[int, str]:

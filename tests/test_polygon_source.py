@@ -552,3 +552,11 @@ def test_a_base_url_carrying_a_key_is_refused_without_echoing_it() -> None:
     with pytest.raises(ValueError, match="base_url") as info:
         PolygonConfig.from_dict({"base_url": f"https://api.massive.com/?apiKey={KEY}"})
     assert KEY not in str(info.value)
+
+
+def test_a_next_url_on_another_host_is_followed_on_our_base_only() -> None:
+    data = spy_market(page_cap=2)
+    data.next_url_base = "http://127.0.0.1:9"  # nothing listens there: a request to it would fail the fetch
+    with serve_polygon(data) as url:
+        tape = make_source(url, max_retries=0).fetch_day("SPY", DAY)
+    assert tape.trades.height == 5 and len(data.paths("/v3/trades/")) == 3  # every page came from our server
