@@ -36,13 +36,14 @@ the base stays ours), because a page can stop short of `limit` (client issue #72
 records the gap. A page that is not valid JSON makes the client log an error and END the list early, silently; that
 log is watched and turned into a (retried) failure.
 
-Errors: each list call is materialised whole inside `market.retry.call_with_backoff`. The client's own urllib3
-retries are 0, so our backoff (with an injectable sleep) governs. Transient, retried: HTTP 429, 500, 502, 503, 504
-(also 413, 499), which urllib3 raises as `MaxRetryError`, connection errors and timeouts (also `MaxRetryError`),
-and a garbled page. Any other non-200 answer (401, 403 NOT_AUTHORIZED, 404, ...) comes back from the client as
-`BadResponse(<body>)` and fails at once. Either way the caller gets `PolygonSourceError` naming the call, symbol and
-date. The API key never appears in an error, repr or log record: messages are redacted, causes dropped, and the
-client's verbose/trace modes stay off.
+Errors: each page is first retried inside the client (`page_retries`, urllib3's backoff of 0.2 s doubling, honouring
+Retry-After), so a rate limit on page 40 does not restart the list. When a page's retries run out, the whole list
+call is retried by `market.retry.call_with_backoff` (`max_retries`, `backoff_s`, an injectable sleep). Transient:
+HTTP 429, 500, 502, 503, 504 (also 413, 499), which urllib3 raises as `MaxRetryError`, connection errors and
+timeouts (also `MaxRetryError`), and a garbled page. Any other non-200 answer (401, 403 NOT_AUTHORIZED, 404, ...)
+comes back from the client as `BadResponse(<body>)` and fails at once. Either way the caller gets
+`PolygonSourceError` naming the call, symbol and date. The API key never appears in an error, repr or log record:
+messages are redacted, causes dropped, and the client's verbose/trace modes stay off.
 """
 
 from __future__ import annotations
@@ -91,7 +92,6 @@ DEFAULT_BASE_URL = "https://api.massive.com"  # massive's own default base (the 
 DEFAULT_TICKERS: Mapping[str, str] = MappingProxyType({"SPX": "I:SPX"})
 MAX_PAGE_LIMIT = 50_000  # Polygon's largest page
 QUOTE_SHARES_SINCE = date(2025, 11, 3)  # Polygon's switch of quote sizes from round lots to shares (SEC MDI rules)
-CLIENT_RETRIES = 0  # urllib3 retries inside the client: none, so call_with_backoff alone decides (and tests don't wait)
 CLIENT_PACKAGES = ("massive", "polygon")  # preferred first
 _CLIENT_LOGGER = "RESTClient"  # the logger name of both client packages
 _MS_NS = 1_000_000
@@ -168,7 +168,8 @@ class PolygonConfig:
     quote_shares_since: date = QUOTE_SHARES_SINCE  # first session whose quote sizes Polygon publishes in shares
     bars: bool = True  # fetch Polygon's own minute bars beside the ticks, to cross-check them
     page_limit: int = MAX_PAGE_LIMIT  # rows asked per trades/quotes page (1..50000); next_url is followed regardless
-    max_retries: int = 4  # retries of a list call after a transient failure
+    page_retries: int = 8  # retries of ONE page inside the client on 429/5xx (urllib3 waits 0.2 s, doubling)
+    max_retries: int = 4  # retries of a whole list call (from its first page) once a page's retries run out
     backoff_s: float = 0.5  # first wait between retries; doubles each retry
     timeout_s: float = 30.0  # connect and read timeout of one HTTP request
 
@@ -202,6 +203,8 @@ class PolygonConfig:
                 bad(key, f"must be true or false, got {getattr(self, key)!r}")
         if not _is_int(self.page_limit) or not 1 <= self.page_limit <= MAX_PAGE_LIMIT:
             bad("page_limit", f"must be an integer in [1, {MAX_PAGE_LIMIT}], got {self.page_limit!r}")
+        if not _is_int(self.page_retries) or not 0 <= self.page_retries <= 20:
+            bad("page_retries", f"must be an integer in [0, 20], got {self.page_retries!r}")
         if not _is_int(self.max_retries) or not 0 <= self.max_retries <= 20:
             bad("max_retries", f"must be an integer in [0, 20], got {self.max_retries!r}")
         if not _is_number(self.backoff_s) or not 0 <= self.backoff_s <= 60:
@@ -417,14 +420,14 @@ class PolygonSource:
         return (self._api_key,)
 
     def _rest(self) -> Any:
-        """The REST client, built on first use with our key, base URL and no client-side retries."""
+        """The REST client, built on first use with our key, base URL and per-page retries."""
         if self._client is None:
             cls = rest_client_class()
             try:
                 self._client = cls(
                     api_key=self._api_key,
                     base=self.config.base_url,
-                    retries=CLIENT_RETRIES,
+                    retries=self.config.page_retries,
                     connect_timeout=float(self.config.timeout_s),
                     read_timeout=float(self.config.timeout_s),
                     pagination=True,

@@ -102,6 +102,7 @@ class _Failure:
     status: int
     remaining: int
     body: str | None
+    skip: int = 0  # matching requests to let through first
 
 
 class FakePolygonData:
@@ -128,10 +129,11 @@ class FakePolygonData:
         """The stored data of vendor ticker `name`, created empty on first use."""
         return self.tickers.setdefault(name, FakeTicker())
 
-    def fail(self, prefix: str, status: int, times: int = 1, body: str | None = None) -> None:
-        """Answer the next `times` requests whose path starts with `prefix` with `status` (and `body` if given)."""
+    def fail(self, prefix: str, status: int, times: int = 1, body: str | None = None, skip: int = 0) -> None:
+        """Answer `times` requests whose path starts with `prefix` with `status` (and `body` if given), after letting
+        the first `skip` of them through (to fail a later page of a list)."""
         with self._lock:
-            self._failures.append(_Failure(prefix, status, times, body))
+            self._failures.append(_Failure(prefix, status, times, body, skip))
 
     def paths(self, prefix: str = "") -> list[str]:
         """Paths requested so far that start with `prefix`, in order."""
@@ -157,6 +159,9 @@ class FakePolygonData:
         with self._lock:
             for failure in self._failures:
                 if failure.remaining > 0 and path.startswith(failure.prefix):
+                    if failure.skip > 0:
+                        failure.skip -= 1
+                        continue
                     failure.remaining -= 1
                     return (failure.status, failure.body) if failure.body is not None else _error(failure.status)
         if "cursor" in query:

@@ -95,7 +95,7 @@ def test_polygon_fills_the_same_tables_as_the_embedded_market(
     monkeypatch.setenv("POLYGON_API_KEY", KEY)
     home = tmp_path / "polygon"
     with serve_polygon(data) as url:
-        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, backoff_s=0.0)
+        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, page_retries=0, backoff_s=0.0)
         result = _run_market_data()
     assert result.success
     assert _shape(home) == embedded_shape
@@ -113,7 +113,7 @@ def test_polygon_without_its_key_fails_before_fetching_and_names_the_variable(
     monkeypatch.delenv("POLYGON_API_KEY", raising=False)
     data = synthetic_polygon_data(["SPY"], [date(2024, 1, 3)], _synthetic(tf_env), api_key=KEY)
     with serve_polygon(data) as url:
-        _use_source(tf_env, tmp_path / "nokey", monkeypatch, "polygon", base_url=url)
+        _use_source(tf_env, tmp_path / "nokey", monkeypatch, "polygon", base_url=url, page_retries=0)
         with pytest.raises(dg.DagsterInvalidConfigError, match="POLYGON_API_KEY"):
             _run_market_data()
     assert data.requests == []
@@ -127,13 +127,13 @@ def test_a_failed_polygon_fetch_leaves_the_stored_day_untouched_and_a_missing_da
     home = tmp_path / "polygon"
     good = synthetic_polygon_data(SYMBOLS, [date(2024, 1, 3)], _synthetic(tf_env), api_key=KEY)
     with serve_polygon(good) as url:
-        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, backoff_s=0.0, max_retries=1)
+        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, page_retries=0, backoff_s=0.0, max_retries=1)
         assert _run_market_data(**day).success
     stored = _shape(home)
 
     with serve_polygon(good) as url:  # the same day again, but the server now fails every quotes request
         good.fail("/v3/quotes/", 500, times=100)
-        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, backoff_s=0.0, max_retries=1)
+        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, page_retries=0, backoff_s=0.0, max_retries=1)
         failed = _run_market_data(**day)
     assert not failed.success
     assert "PolygonSourceError" in _event_text(failed) and KEY not in _event_text(failed)
@@ -141,7 +141,7 @@ def test_a_failed_polygon_fetch_leaves_the_stored_day_untouched_and_a_missing_da
 
     empty = synthetic_polygon_data(["QQQ", "SPX"], [date(2024, 1, 3)], _synthetic(tf_env), api_key=KEY)
     with serve_polygon(empty) as url:  # Polygon has nothing for SPY that day (client issue #338)
-        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, backoff_s=0.0)
+        _use_source(tf_env, home, monkeypatch, "polygon", base_url=url, page_retries=0, backoff_s=0.0)
         result = _run_market_data(**day)
     assert result.success
     assert _shape(home)["raw.ticks"] == stored["raw.ticks"]  # SPY's stored ticks were kept

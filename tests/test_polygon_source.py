@@ -25,7 +25,6 @@ import pytest
 from market.calendar import extended_bounds, latest_completed_session, session_bounds
 from market.polygon_source import (
     API_KEY_ENV,
-    CLIENT_RETRIES,
     DEFAULT_BASE_URL,
     PolygonConfig,
     PolygonSource,
@@ -116,6 +115,8 @@ def spy_market(page_cap: int = 50_000) -> FakePolygonData:
 
 
 def make_source(base_url: str, sleeps: list[float] | None = None, key: str = KEY, **cfg: Any) -> PolygonSource:
+    """A source whose retries are all ours (no per-page retries inside the client, which would really sleep)."""
+    cfg.setdefault("page_retries", 0)
     sleeper = sleeps.append if sleeps is not None else (lambda s: None)
     return PolygonSource(PolygonConfig(base_url=base_url, **cfg), key, sleep=sleeper)
 
@@ -372,7 +373,7 @@ def test_the_client_is_built_with_our_key_base_and_no_client_retries() -> None:
         source.fetch_day("SPY", DAY)
     client = source._rest()
     assert type(client).__module__.startswith("massive") and url == client.BASE
-    assert client.retries == CLIENT_RETRIES == 0 and client.timeout.read_timeout == 7.5
+    assert client.retries == 0 and client.timeout.read_timeout == 7.5
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -457,7 +458,7 @@ def test_the_old_polygon_package_is_used_where_massive_is_missing(monkeypatch: p
         {
             "api_key": KEY,
             "base": "http://127.0.0.1:9",
-            "retries": 0,
+            "retries": 8,
             "connect_timeout": 30.0,
             "read_timeout": 30.0,
             "pagination": True,
@@ -560,3 +561,15 @@ def test_a_next_url_on_another_host_is_followed_on_our_base_only() -> None:
     with serve_polygon(data) as url:
         tape = make_source(url, max_retries=0).fetch_day("SPY", DAY)
     assert tape.trades.height == 5 and len(data.paths("/v3/trades/")) == 3  # every page came from our server
+
+
+def test_a_rate_limited_later_page_is_retried_alone_without_restarting_the_list() -> None:
+    data = spy_market(page_cap=2)
+    data.fail("/v3/trades/", 429, times=2, skip=1)  # the second page is rate-limited twice
+    sleeps: list[float] = []
+    with serve_polygon(data) as url:
+        tape = make_source(url, sleeps, page_retries=3, quotes=False, bars=False).fetch_day("SPY", DAY)
+    assert tape.trades.height == 5 and sleeps == []  # no list restart: the client retried that page
+    trades = [r for r in data.requests if r.path.startswith("/v3/trades/")]
+    assert [r.status for r in trades] == [200, 429, 429, 200, 200]
+    assert sum("cursor" not in r.query for r in trades) == 1  # the first page was asked for once
