@@ -59,7 +59,9 @@ def ingest_day(
 ) -> IngestStats:
     """Fetch + validate all `symbols` for `session_date`, then replace their raw partitions (one transaction).
 
-    ValueError for an unknown symbol or a non-session date (before anything is fetched or written).
+    Per symbol and stream: a stream the source did not fetch (None) keeps its stored rows and quarantine; a symbol
+    the source has nothing for (MissingDataError) keeps all of them and is recorded as a gap. ValueError for an
+    unknown symbol or a non-session date (before anything is fetched or written).
     """
     if isinstance(symbols, str):
         symbols = [symbols]
@@ -105,9 +107,9 @@ def ingest_day(
             replaced.append(name)
             bad_rows.append(bad)
             # One insert per symbol with the symbol as a SQL constant (a repeated string column costs more).
-            frame = clean.drop("symbol", "session_date")
+            rows = clean.drop("symbol", "session_date")
             parts.append(
-                PartitionWrite(f"raw.{name}", frame=frame, constants={"symbol": spec.symbol}, extra_where=scope)
+                PartitionWrite(f"raw.{name}", frame=rows, constants={"symbol": spec.symbol}, extra_where=scope)
             )
         validate_s += time.perf_counter() - t1
         if not replaced:
