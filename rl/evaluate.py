@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -50,11 +50,19 @@ class EpisodeResult:
 
 
 @dataclass(frozen=True, eq=False)
-class EvalResult:
-    """All episodes of one policy on a set of days, in the days' order."""
+class EpisodeSet:
+    """One policy's episodes, in play order: the per-episode arrays every family's checks and report read.
 
+    Subclasses say how many action kinds their episodes count (`N_ACTIONS`)."""
+
+    N_ACTIONS: ClassVar[int]
     name: str
-    episodes: tuple[EpisodeResult, ...]
+    episodes: tuple[Any, ...]
+
+    @classmethod
+    def concat(cls, name: str, results: Sequence[EpisodeSet]) -> Self:
+        """One policy's episodes over several slices (e.g. all walk-forward test windows) as one result."""
+        return cls(name=name, episodes=tuple(ep for r in results for ep in r.episodes))
 
     @property
     def net_pnl(self) -> np.ndarray:
@@ -68,10 +76,18 @@ class EvalResult:
 
     @property
     def action_counts(self) -> np.ndarray:
-        """Decisions per action summed over episodes [4]."""
+        """Decisions per action kind summed over episodes [N_ACTIONS]."""
         if not self.episodes:
-            return np.zeros(len(ACTION_NAMES), dtype=np.int64)
+            return np.zeros(self.N_ACTIONS, dtype=np.int64)
         return np.sum([ep.action_counts for ep in self.episodes], axis=0).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult(EpisodeSet):
+    """All intraday episodes of one policy on a set of days, in the days' order."""
+
+    N_ACTIONS: ClassVar[int] = len(ACTION_NAMES)
+    episodes: tuple[EpisodeResult, ...]
 
     @property
     def position_counts(self) -> np.ndarray:
@@ -118,11 +134,6 @@ class EvalResult:
             **{f"n_{a.lower()}": pl.Int64 for a in ACTION_NAMES},
         }
         return pl.DataFrame(rows, schema=schema)
-
-
-def concat_results(name: str, results: Sequence[EvalResult]) -> EvalResult:
-    """One policy's episodes over several slices (e.g. all walk-forward test windows) as one result."""
-    return EvalResult(name=name, episodes=tuple(ep for r in results for ep in r.episodes))
 
 
 def evaluate_policy_on_days(

@@ -118,9 +118,9 @@ class IntradayFamily:
         return evaluate_with_baselines(agent, held_out, cfg.env, reward, seed=cfg.ppo.seed, agent_name=agent_name)
 
     def concat(self, name: str, results: Sequence[Any]) -> Any:
-        from rl.evaluate import concat_results
+        from rl.evaluate import EvalResult
 
-        return concat_results(name, results)
+        return EvalResult.concat(name, results)
 
     def metrics(self, result: Any) -> dict[str, float]:
         from rl.metrics import policy_metrics
@@ -252,9 +252,9 @@ class FundingFamily:
         )
 
     def concat(self, name: str, results: Sequence[Any]) -> Any:
-        from rl.funding.evaluate import concat_funding_results
+        from rl.funding.evaluate import FundingEvalResult
 
-        return concat_funding_results(name, results)
+        return FundingEvalResult.concat(name, results)
 
     def metrics(self, result: Any) -> dict[str, float]:
         from rl.funding.metrics import funding_metrics

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rl.baselines import ACTION_NAMES
-from rl.evaluate import EvalResult, concat_results
+from rl.evaluate import EvalResult
 from rl.metrics import (
     POSITION_NAMES,
     action_distribution,
@@ -245,7 +245,7 @@ def build_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    overall = overall_by_policy(results, agent, concat_results)
+    overall = overall_by_policy(results, agent, EvalResult.concat)
     policies = list(overall)
     slice_dates = {s.name: s for s in slices}
 

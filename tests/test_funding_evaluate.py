@@ -24,7 +24,6 @@ from rl.funding.data import FundingDays, random_funding_days
 from rl.funding.env import FundingEnv, FundingVecEnv, n_actions, observation_names
 from rl.funding.evaluate import (
     FundingEvalResult,
-    concat_funding_results,
     evaluate_funding_policy,
     evaluate_funding_with_baselines,
     evaluation_configs,
@@ -498,7 +497,7 @@ def test_metrics_and_symbol_breakdown_add_up(greedy_planted: FundingEvalResult) 
     assert m["fees"] <= m["spread"] <= 0 and m["episodes"] == len(greedy_planted.episodes)
     assert 0 < m["invested_share"] <= 1 and m["avg_hold_hours"] >= 1
     assert flat_collapse(greedy_planted)["value"] == pytest.approx(1 - m["invested_share"])
-    both = concat_funding_results("greedy", [greedy_planted, greedy_planted])
+    both = FundingEvalResult.concat("greedy", [greedy_planted, greedy_planted])
     assert funding_metrics(both)["total_pnl"] == pytest.approx(2 * m["total_pnl"])
 
 

@@ -13,7 +13,7 @@ from rl.baselines import BUY, CLOSE, HOLD, SELL, agent, baseline_policies, buy_a
 from rl.baselines import sma_crossover as sma_policy
 from rl.config import EnvConfig
 from rl.data import MarketDays
-from rl.evaluate import EvalResult, concat_results, evaluate_policy_on_days, evaluate_with_baselines
+from rl.evaluate import EvalResult, evaluate_policy_on_days, evaluate_with_baselines
 from rl.metrics import policy_metrics, run_checks
 from rl.reward import load_reward
 
@@ -182,7 +182,7 @@ def test_report_names_its_inputs_and_embeds_small_plots(tmp_path, days, reward):
     for s in slices:
         held_out = days.select_dates(s.test_dates)
         results[s.name] = evaluate_with_baselines(sma_policy(days.feature_names), held_out, EnvConfig(), reward)
-    agent_all = concat_results("agent", [r["agent"] for r in results.values()])
+    agent_all = EvalResult.concat("agent", [r["agent"] for r in results.values()])
     assert len(agent_all.episodes) == 8
     checks = run_checks(agent_all)
     checks["forced_failure"] = {"passed": False, "value": -0.5, "threshold": 0.0, "detail": "constructed"}

@@ -11,14 +11,15 @@ trip's P&L and holding time by symbol. Every dollar comes from `FundingLedger`, 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from rl.baselines import Policy
+from rl.evaluate import EpisodeSet
 from rl.funding.accounting import DONE_REASONS
 from rl.funding.baselines import ACTION_KINDS, GreedyRule, action_kinds, funding_baselines
 from rl.funding.config import MAX_LEVERAGE, MAX_POSITIONS, UTILIZATION_RANGE, FundingEnvConfig, TradingConfig
@@ -105,33 +106,16 @@ class FundingEpisode:
 
 
 @dataclass(frozen=True, eq=False)
-class FundingEvalResult:
+class FundingEvalResult(EpisodeSet):
     """All episodes of one policy on a set of hours and user configs, config by config in start order."""
 
-    name: str
+    N_ACTIONS: ClassVar[int] = len(ACTION_KINDS)  # HOLD, ENTER, EXIT
     episodes: tuple[FundingEpisode, ...]
-
-    @property
-    def net_pnl(self) -> np.ndarray:
-        """Net P&L per episode ($)."""
-        return np.array([ep.net_pnl for ep in self.episodes], dtype=np.float64)
 
     @property
     def pnl_pct(self) -> np.ndarray:
         """Net P&L per episode in percent of its initial equity."""
         return np.array([ep.pnl_pct for ep in self.episodes], dtype=np.float64)
-
-    @property
-    def total_reward(self) -> np.ndarray:
-        """Total reward per episode."""
-        return np.array([ep.total_reward for ep in self.episodes], dtype=np.float64)
-
-    @property
-    def action_counts(self) -> np.ndarray:
-        """Decisions per kind (HOLD, ENTER, EXIT) summed over episodes [3]."""
-        if not self.episodes:
-            return np.zeros(len(ACTION_KINDS), dtype=np.int64)
-        return np.sum([ep.action_counts for ep in self.episodes], axis=0).astype(np.int64)
 
     @property
     def config_names(self) -> tuple[str, ...]:
@@ -177,11 +161,6 @@ class FundingEvalResult:
                 }
             )
         return rows
-
-
-def concat_funding_results(name: str, results: Sequence[FundingEvalResult]) -> FundingEvalResult:
-    """One policy's episodes over several slices (e.g. all walk-forward test windows) as one result."""
-    return FundingEvalResult(name=name, episodes=tuple(ep for r in results for ep in r.episodes))
 
 
 def _fit(trading: TradingConfig, env_cfg: FundingEnvConfig) -> TradingConfig:

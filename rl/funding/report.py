@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rl.funding.evaluate import FundingEvalResult, concat_funding_results
+from rl.funding.evaluate import FundingEvalResult
 from rl.funding.metrics import funding_metrics, reward_part_totals, symbol_breakdown
 from rl.report import (
     REPORT_FILE,
@@ -206,7 +206,7 @@ def build_funding_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    overall = overall_by_policy(results, agent, concat_funding_results)
+    overall = overall_by_policy(results, agent, FundingEvalResult.concat)
     policies = list(overall)
     slice_of = {s.name: s for s in slices}
     agent_result = overall[agent]
