@@ -15,6 +15,7 @@ from rl.funding.config import FundingEnvConfig, TradingConfig, load_funding_rewa
 from rl.funding.data import FundingDays, random_funding_days
 from rl.funding.env import FundingVecEnv
 from rl.reward import RewardSpec
+from tests.funding_helpers import make_ledger
 
 T0 = datetime(2025, 10, 22)
 
@@ -62,23 +63,6 @@ def _frames(
     )
     # Unsorted input must not matter.
     return rate_frame.reverse(), mark_frame.sample(fraction=1.0, shuffle=True, seed=1)
-
-
-def _ledger(days: FundingDays, n: int = 1, **cfg) -> FundingLedger:
-    led = FundingLedger(days, n, 5)
-    tc = TradingConfig(**cfg)
-    one = np.ones(n)
-    led.configure(
-        slice(None),
-        one * tc.leverage,
-        one * tc.target_utilization,
-        (one * tc.max_positions).astype(np.int64),
-        one * tc.liquidation_buffer,
-        one * tc.taker_fee_bps,
-        one * tc.liquidation_fee_bps,
-        one * tc.initial_equity,
-    )
-    return led
 
 
 def _step(
@@ -222,7 +206,7 @@ def _flat_days(hours: int = 20, hourly_rate: float = 1e-4, eight_rate: float = 3
 
 def test_funding_paid_on_each_legs_own_schedule() -> None:
     d = _flat_days(20)
-    led = _ledger(d, taker_fee_bps=0.0, leverage=2.0, target_utilization=0.5, max_positions=1)
+    led = make_ledger(d, taker_fee_bps=0.0, leverage=2.0, target_utilization=0.5, max_positions=1)
     comps, _ = _step(led, 0, "enter", (0, 0, 1), apr=0.5)
     notional = 10_000 * 0.5 / 1 * 2.0
     q = notional / 100.0
@@ -242,7 +226,7 @@ def test_funding_paid_on_each_legs_own_schedule() -> None:
 
 def test_entry_exit_costs_are_fee_plus_half_spread_per_leg() -> None:
     d = _flat_days(10, a={"half": 0.05}, b={"half": 0.02})
-    led = _ledger(d, taker_fee_bps=4.0, leverage=3.0, target_utilization=0.6, max_positions=2)
+    led = make_ledger(d, taker_fee_bps=4.0, leverage=3.0, target_utilization=0.6, max_positions=2)
     comps, _ = _step(led, 0, "enter", (0, 0, 1), apr=1.0)
     notional = 10_000 * 0.6 / 2 * 3.0
     q = notional / 100.0
@@ -262,7 +246,7 @@ def test_entry_exit_costs_are_fee_plus_half_spread_per_leg() -> None:
 def test_liquidation_of_a_leg_closes_the_position_with_its_fee() -> None:
     jump = {"mark": lambda h: 100.0 if h < 3 else 108.0}
     d = _flat_days(10, hourly_rate=0.0, eight_rate=0.0, b=jump)
-    led = _ledger(d, taker_fee_bps=5.0, leverage=10.0, liquidation_buffer=0.5, liquidation_fee_bps=50.0)
+    led = make_ledger(d, taker_fee_bps=5.0, leverage=10.0, liquidation_buffer=0.5, liquidation_fee_bps=50.0)
     _step(led, 0, "enter", (0, 0, 1))
     q = led.qty[0, 0]
     _, code = _step(led, 1)
@@ -279,7 +263,7 @@ def test_liquidation_of_a_leg_closes_the_position_with_its_fee() -> None:
 
 def test_no_liquidation_inside_the_buffer() -> None:
     d = _flat_days(10, hourly_rate=0.0, eight_rate=0.0, b={"mark": lambda h: 100.0 if h < 3 else 103.0})
-    led = _ledger(d, leverage=10.0, liquidation_buffer=0.5)
+    led = make_ledger(d, leverage=10.0, liquidation_buffer=0.5)
     _step(led, 0, "enter", (0, 0, 1))
     comps, _ = _step(led, 2)
     assert comps["liquidation"][0] == 0.0 and led.n_open()[0] == 1

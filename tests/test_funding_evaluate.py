@@ -39,6 +39,7 @@ from rl.funding.metrics import (
 )
 from rl.funding.report import build_funding_report
 from rl.report import REPORT_FILE, ReportContext
+from tests.funding_helpers import make_ledger
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT = load_funding_reward(CONFIGS / "rewards" / "funding.yaml")
@@ -123,23 +124,6 @@ def _hand_days(hours: int = 12, jump_at: int | None = None, jump: float = 1.0, h
     )
 
 
-def _ledger(days: FundingDays, n: int = 1, **trading) -> FundingLedger:
-    led = FundingLedger(days, n, 5)
-    tc = TradingConfig(**trading)
-    one = np.ones(n)
-    led.configure(
-        slice(None),
-        one * tc.leverage,
-        one * tc.target_utilization,
-        (one * tc.max_positions).astype(np.int64),
-        one * tc.liquidation_buffer,
-        one * tc.taker_fee_bps,
-        one * tc.liquidation_fee_bps,
-        one * tc.initial_equity,
-    )
-    return led
-
-
 def _step(led: FundingLedger, t: int, action: str = "hold", slot: int = -1, last: bool = False, sel=None):
     n = led.n if sel is None else len(sel)
     full = np.full
@@ -158,7 +142,7 @@ def _step(led: FundingLedger, t: int, action: str = "hold", slot: int = -1, last
 
 def test_closed_trip_records_on_a_hand_made_case() -> None:
     d = _hand_days(12, half=0.05)
-    led = _ledger(d, taker_fee_bps=5.0, leverage=2.0, max_positions=3)
+    led = make_ledger(d, taker_fee_bps=5.0, leverage=2.0, max_positions=3)
     _step(led, 0, "enter")
     assert led.entered_sym.tolist() == [0] and np.isnan(led.closed_net).all()
     q0 = led.qty[0, 0]
@@ -184,7 +168,7 @@ def test_closed_trip_records_on_a_hand_made_case() -> None:
 
 def test_entry_liquidated_in_its_first_hour_is_a_recorded_trip() -> None:
     d = _hand_days(10, jump_at=3, jump=1.08)
-    led = _ledger(d, taker_fee_bps=5.0, leverage=10.0, liquidation_buffer=0.5, liquidation_fee_bps=50.0)
+    led = make_ledger(d, taker_fee_bps=5.0, leverage=10.0, liquidation_buffer=0.5, liquidation_fee_bps=50.0)
     _step(led, 0)
     _step(led, 1)
     comps, code = _step(led, 2, "enter")  # entered at 2, the short leg loses 8% over 2 -> 3: liquidated at 3
@@ -196,7 +180,7 @@ def test_entry_liquidated_in_its_first_hour_is_a_recorded_trip() -> None:
 
 
 def test_records_describe_only_the_accounts_stepped() -> None:
-    led = _ledger(_hand_days(12), n=2)
+    led = make_ledger(_hand_days(12), n=2)
     _step(led, 0, "enter")
     _step(led, 1, "exit", slot=0)
     assert np.isfinite(led.closed_net[:, 0]).all()
