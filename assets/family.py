@@ -1,112 +1,141 @@
-"""One asset machinery for every agent family: reward config -> dataset -> reward audit -> policy -> evaluation.
+"""One asset machinery for every registered family: config sources -> dataset -> reward audit -> policy ->
+evaluation.
 
-A family is an env, a reward YAML and a config; this factory gives each the same lineage, checkpointing,
-run-versioned evaluation and report. What differs (the warehouse loader here; arrays, env, baselines, metrics,
-checks and report in `rl.families`) is chosen by the family's kind.
+Each family gets four observable sources, one per thing a person edits: the reward YAML, and its config's data
+range, training sections (env, ppo, phases, walk-forward, reward path) and evaluation section. Each source's data
+version is the sha256 of its resolved values, so a comment-only edit changes nothing, and each stage listens only
+to the sources it reads: a date-range edit rebuilds the dataset (and so everything after it), a training edit
+retrains, an evaluation edit re-evaluates. The sources are observed by `config_observation_sensor`, which hashes
+the files itself and records an observation only when one changed, so polling never shows up as runs.
 """
 
-import hashlib
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
-import duckdb
 
 from assets.common import WAREHOUSE_POOL, check_result, metadata
-from pipelines.resources import ArtifactStore, ConfigStore, WarehouseResource
-from rl import workflow
-from rl.families import FAMILIES
-from rl.family import FamilyConfig, load_family
-from rl.reward import RewardSpec
-from rl.versioning import source_digest
+from assets.resources import ArtifactStore, ConfigStore, WarehouseResource
+from rl.core import workflow
+from rl.core.family import DATA_SECTIONS, EVALUATION_SECTIONS, TRAINING_SECTIONS, FamilyConfig
+from rl.core.registry import Family, get_family, kinds
+from rl.core.reward import RewardSpec, load_reward
+from rl.core.versioning import source_digest
 from warehouse.runs import get_training_slices, record_evaluation, record_training_run
 
-DataLoader = Callable[[duckdb.DuckDBPyConnection, FamilyConfig], Any]
 _SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
+SOURCE_SUFFIXES = ("reward_config", "data_config", "training_config", "evaluation_config")
+MODEL_STAGES = ("reward_audit", "policy", "evaluation")
 
 
-def family_assets(family: str, kind: str, data_deps: Sequence[dg.AssetsDefinition], load_data: DataLoader) -> list:
-    """Build the reward-config source, dataset, audit, policy and evaluation assets of one family.
+def load(configs: ConfigStore, kind: str) -> tuple[FamilyConfig, RewardSpec]:
+    """The family's config and reward, each file read once, refusing a config of another kind."""
+    cfg = configs.family(kind)
+    if cfg.kind != kind:
+        raise ValueError(f"{configs.family_path(kind).name} has kind {cfg.kind!r}; these assets are {kind!r}")
+    family = get_family(kind)
+    return cfg, load_reward(configs.resolve(cfg.reward), family.reward_components)
 
-    `family` names the assets and the config file (`configs/<family>.yaml`); `kind` picks the env and checks.
-    """
-    impl = FAMILIES[kind]
 
-    def load(configs: ConfigStore) -> tuple[FamilyConfig, RewardSpec]:
-        cfg = load_family(configs.family_path(family))
-        if cfg.kind != kind:
-            raise ValueError(f"{configs.family_path(family).name} has kind {cfg.kind!r}; these assets are {kind!r}")
-        return cfg, impl.load_reward(Path(configs.reward_path(family)))
+def source_versions(configs: ConfigStore, kind: str) -> dict[str, str]:
+    """The data version of each of the family's four config sources, keyed by asset name."""
+    cfg = configs.family(kind)
+    reward = load_reward(configs.resolve(cfg.reward), get_family(kind).reward_components)
+    return {
+        f"{kind}_reward_config": reward.sha256,
+        f"{kind}_data_config": cfg.version(DATA_SECTIONS),
+        f"{kind}_training_config": cfg.version(TRAINING_SECTIONS),
+        f"{kind}_evaluation_config": cfg.version(EVALUATION_SECTIONS),
+    }
 
-    reward_key = f"{family}_reward_config"
-    audit_key = f"{family}_reward_audit"
-    policy_key = f"{family}_policy"
-    group = family
+
+def _sources(kind: str) -> dg.AssetsDefinition:
+    descriptions = {
+        "reward_config": f"The {kind} reward YAML; the sha256 of its values is the data version, so an edit "
+        "retrains the models.",
+        "data_config": f"The data section of {kind}.yaml (dates, symbols); an edit rebuilds the dataset first.",
+        "training_config": f"The env, ppo, phases, walk-forward and reward-path sections of {kind}.yaml; an edit "
+        "retrains the models.",
+        "evaluation_config": f"The evaluation section of {kind}.yaml; an edit re-runs the evaluation only.",
+    }
+
+    @dg.multi_observable_source_asset(
+        name=f"{kind}_config_sources",
+        specs=[
+            dg.AssetSpec(f"{kind}_{suffix}", group_name=kind, description=descriptions[suffix])
+            for suffix in SOURCE_SUFFIXES
+        ],
+        required_resource_keys={"configs"},
+        description=f"Hashes the {kind} config and reward files (observed by config_observation_sensor).",
+    )
+    def config_sources(context):
+        for key, version in source_versions(context.resources.configs, kind).items():
+            yield dg.ObserveResult(asset_key=key, data_version=dg.DataVersion(version))
+
+    return config_sources
+
+
+def family_assets(family: Family) -> list:
+    """The config sources, dataset, audit, policy and evaluation assets of one registered family."""
+    kind = family.kind
+    key = {s: f"{kind}_{s}" for s in (*SOURCE_SUFFIXES, "dataset", *MODEL_STAGES)}
     # Training code only: a commit elsewhere (README, warehouse) must not mark the models stale.
     code = f"rl-{source_digest(packages=('rl',))[:16]}"
 
-    @dg.observable_source_asset(
-        name=reward_key,
-        group_name=group,
-        description=f"The {family} reward YAML; its sha256 is the data version, so an edit marks the models stale.",
-        required_resource_keys={"configs"},
-        automation_condition=dg.AutomationCondition.cron_tick_passed("*/5 * * * *"),
-    )
-    def reward_config(context) -> dg.DataVersion:
-        path = context.resources.configs.reward_path(family)
-        return dg.DataVersion(hashlib.sha256(path.read_bytes()).hexdigest())
-
     @dg.asset(
-        name=f"{family}_dataset",
-        group_name=group,
-        deps=list(data_deps),
+        name=key["dataset"],
+        group_name=kind,
+        deps=[*(dg.AssetKey(k) for k in family.data_assets), key["data_config"]],
         pool=WAREHOUSE_POOL,
         kinds={"duckdb", "numpy"},
+        description=f"The {kind} config's date range as the family's arrays; data version = their content hash.",
+        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(key["data_config"])),
     )
-    def dataset(
-        context: dg.AssetExecutionContext,
-        warehouse: WarehouseResource,
-        artifacts: ArtifactStore,
-        configs: ConfigStore,
-    ) -> dg.Output:
-        """The declared date range as the family's arrays with walk-forward slices; data version = content hash."""
-        cfg, _ = load(configs)
+    def dataset(warehouse: WarehouseResource, artifacts: ArtifactStore, configs: ConfigStore) -> dg.Output:
+        cfg = configs.family(kind)
         with warehouse.connect() as con:
-            data = load_data(con, cfg)
-        manifest = workflow.build_dataset(data, cfg, artifacts.dir("datasets", family))
+            data = family.load_data(con, cfg)
+        manifest = workflow.build_dataset(data, cfg, artifacts.dir("datasets", kind))
         return dg.Output(
-            manifest,
-            metadata=metadata(manifest.summary()),
-            data_version=dg.DataVersion(manifest.data_version),
+            manifest, metadata=metadata(manifest.summary()), data_version=dg.DataVersion(manifest.data_version)
         )
 
     @dg.asset(
-        name=audit_key,
-        group_name=group,
-        deps=[reward_config],
-        ins={"manifest": dg.AssetIn(key=f"{family}_dataset")},
-        check_specs=[dg.AssetCheckSpec("reward_scale_sane", asset=audit_key, blocking=True)],
-        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(reward_key)),
+        name=key["reward_audit"],
+        group_name=kind,
+        deps=[key["reward_config"], key["training_config"], key["data_config"]],
+        ins={"manifest": dg.AssetIn(key=key["dataset"])},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "reward_scale_sane",
+                asset=key["reward_audit"],
+                blocking=True,
+                description="Blocks training when a reward term's p99 step, mean episode return or value target "
+                "exceeds the reward file's audit limits, or fees weigh less than P&L (seed 000's 1e6 scale).",
+            )
+        ],
+        description=f"Scales of every {kind} reward component under random and simple policies, before training.",
+        # A date-range edit requests the dataset and this audit in one tick, so they run in order in one run; a
+        # dataset rebuilt by hand, or after a feature refresh, retrains nothing.
+        automation_condition=dg.AutomationCondition.eager().allow(
+            dg.AssetSelection.assets(key["reward_config"], key["training_config"], key["data_config"])
+        ),
     )
-    def reward_audit(context: dg.AssetExecutionContext, configs: ConfigStore, manifest: workflow.DatasetManifest):
-        """Scales of every reward component under random and simple policies, checked before any training."""
-        cfg, reward = load(configs)
+    def reward_audit(configs: ConfigStore, manifest: workflow.DatasetManifest):
+        cfg, reward = load(configs, kind)
         audit = workflow.audit_family(manifest, cfg, reward)
         yield dg.Output(audit, metadata=metadata(audit.summary()))
         verdict = {"passed": audit.passed, "problems": list(audit.problems), "reward_sha256": audit.reward_sha256}
         yield check_result("reward_scale_sane", verdict, dg.AssetCheckSeverity.ERROR)
 
     @dg.asset(
-        name=policy_key,
-        group_name=group,
-        ins={
-            "manifest": dg.AssetIn(key=f"{family}_dataset"),
-            "audit": dg.AssetIn(key=audit_key),
-        },
+        name=key["policy"],
+        group_name=kind,
+        ins={"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])},
         kinds={"pytorch"},
         code_version=code,
-        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(audit_key)),
+        description=f"{kind} MaskablePPO checkpoints, one per walk-forward slice, with config, data, reward and "
+        "code versions.",
+        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(key["reward_audit"])),
     )
     def policy(
         context: dg.AssetExecutionContext,
@@ -115,31 +144,35 @@ def family_assets(family: str, kind: str, data_deps: Sequence[dg.AssetsDefinitio
         manifest: workflow.DatasetManifest,
         audit: workflow.AuditOutcome,
     ) -> dg.Output:
-        """MaskablePPO checkpoints, one per walk-forward slice, saved with config, data, reward and code versions."""
-        cfg, reward = load(configs)
+        cfg, reward = load(configs, kind)
         artifact = workflow.train_family(
             manifest,
             cfg,
             reward,
             audit,
-            checkpoints_dir=artifacts.dir("checkpoints", family),
-            tensorboard_dir=artifacts.dir("tensorboard", family),
+            checkpoints_dir=artifacts.dir("checkpoints", kind),
+            tensorboard_dir=artifacts.dir("tensorboard", kind),
             log=context.log.info,
         )
         return dg.Output(artifact, metadata=metadata(artifact.summary()))
 
     @dg.asset(
-        name=f"{family}_evaluation",
-        group_name=group,
-        ins={
-            "manifest": dg.AssetIn(key=f"{family}_dataset"),
-            "artifact": dg.AssetIn(key=policy_key),
-        },
+        name=key["evaluation"],
+        group_name=kind,
+        deps=[key["evaluation_config"]],
+        ins={"manifest": dg.AssetIn(key=key["dataset"]), "artifact": dg.AssetIn(key=key["policy"])},
         pool=WAREHOUSE_POOL,
         kinds={"duckdb"},
         code_version=code,
-        check_specs=[dg.AssetCheckSpec(name, asset=f"{family}_evaluation") for name in impl.checks],
-        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(policy_key)),
+        check_specs=[
+            dg.AssetCheckSpec(name, asset=key["evaluation"], description=family.check_descriptions[name])
+            for name in family.checks
+        ],
+        description=f"Walk-forward {kind} evaluation on held-out days against baselines, stored per run in "
+        "DuckDB, with a report.",
+        automation_condition=dg.AutomationCondition.eager().allow(
+            dg.AssetSelection.assets(key["policy"], key["evaluation_config"])
+        ),
     )
     def evaluation(
         context: dg.AssetExecutionContext,
@@ -149,12 +182,11 @@ def family_assets(family: str, kind: str, data_deps: Sequence[dg.AssetsDefinitio
         manifest: workflow.DatasetManifest,
         artifact: workflow.PolicyArtifact,
     ):
-        """Walk-forward evaluation on held-out days against baselines, stored per run in DuckDB, with a report."""
-        cfg, reward = load(configs)
-        outcome = workflow.evaluate_family(manifest, artifact, cfg, reward, artifacts.dir("reports", family))
+        cfg, reward = load(configs, kind)
+        outcome = workflow.evaluate_family(manifest, artifact, cfg, reward, artifacts.dir("reports", kind))
         with warehouse.connect() as con:
             if get_training_slices(con, artifact.run_id).is_empty():
-                record_training_run(con, artifact.training_rows(cfg.to_dict()))
+                record_training_run(con, artifact.training_rows())
             record_evaluation(con, outcome.record())
         context.log.info(f"evaluation report: {outcome.report_path}")
         yield dg.Output(
@@ -162,6 +194,16 @@ def family_assets(family: str, kind: str, data_deps: Sequence[dg.AssetsDefinitio
             metadata={**metadata(outcome.summary()), "report": dg.MetadataValue.md(outcome.report_md)},
         )
         for name, check in outcome.checks.items():
-            yield check_result(name, check, _SEVERITY[impl.checks[name]])
+            yield check_result(name, check, _SEVERITY[family.checks[name]])
 
-    return [reward_config, dataset, reward_audit, policy, evaluation]
+    return [_sources(kind), dataset, reward_audit, policy, evaluation]
+
+
+def model_assets() -> list:
+    """Every registered family's assets."""
+    return [a for kind in kinds() for a in family_assets(get_family(kind))]
+
+
+def family_paths(configs: ConfigStore, kind: str) -> tuple[Path, Path]:
+    """The config file and the reward file a family reads."""
+    return configs.family_path(kind), configs.resolve(configs.family(kind).reward)

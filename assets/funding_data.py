@@ -3,8 +3,8 @@
 import dagster as dg
 
 from assets.common import WAREHOUSE_POOL, check_result
-from pipelines.partitions import FUNDING_DAYS, partition_dates
-from pipelines.resources import FundingMarketResource, WarehouseResource
+from assets.partitions import FUNDING_DAYS, partition_dates
+from assets.resources import FundingMarketResource, WarehouseResource
 from warehouse.funding import build_opportunities, funding_checks, ingest_funding_day, opportunities_summary
 
 GROUP = "funding_data"
@@ -24,10 +24,30 @@ def _partitioned_spec(key: str, description: str) -> dg.AssetSpec:
         _partitioned_spec(MARKS, "Mark price, bid, ask and 24h volume per exchange and symbol, every 15 minutes."),
     ],
     check_specs=[
-        dg.AssetCheckSpec("funding_quarantine", asset=RATES),
-        dg.AssetCheckSpec("funding_duplicates", asset=RATES, blocking=True),
-        dg.AssetCheckSpec("funding_gaps", asset=RATES),
-        dg.AssetCheckSpec("funding_bounds", asset=RATES, blocking=True),
+        dg.AssetCheckSpec(
+            "funding_quarantine",
+            asset=RATES,
+            description="Counts quarantined funding and mark rows by reason; warns when any were quarantined.",
+        ),
+        dg.AssetCheckSpec(
+            "funding_duplicates",
+            asset=RATES,
+            blocking=True,
+            description="Blocks opportunities when one (exchange, symbol) has two rates at the same funding time.",
+        ),
+        dg.AssetCheckSpec(
+            "funding_gaps",
+            asset=RATES,
+            description="Warns when consecutive rates of an (exchange, symbol) are further apart than their own "
+            "funding interval.",
+        ),
+        dg.AssetCheckSpec(
+            "funding_bounds",
+            asset=RATES,
+            blocking=True,
+            description="Blocks opportunities on a non-finite rate, |rate| above 3% per interval, or an interval "
+            "other than 1, 2, 4 or 8 hours.",
+        ),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from assets.common import WAREHOUSE_POOL, check_result
-from pipelines.partitions import SESSIONS, partition_dates
-from pipelines.resources import MarketDataResource, WarehouseResource
+from assets.partitions import SESSIONS, partition_dates
+from assets.resources import MarketDataResource, WarehouseResource
 from warehouse import checks
 from warehouse.bars import build_bars
 from warehouse.features import FEATURES, WARMUP_MINUTES, build_features
@@ -24,8 +24,16 @@ PARTITIONED = {
     **PARTITIONED,
     kinds={"duckdb"},
     check_specs=[
-        dg.AssetCheckSpec("quarantine_report", asset="raw_ticks"),
-        dg.AssetCheckSpec("session_coverage", asset="raw_ticks"),
+        dg.AssetCheckSpec(
+            "quarantine_report",
+            asset="raw_ticks",
+            description="Counts quarantined rows by reason, table and symbol; warns when they exceed 1% of the rows.",
+        ),
+        dg.AssetCheckSpec(
+            "session_coverage",
+            asset="raw_ticks",
+            description="Warns on any (symbol, session) without stored ticks, or with a vendor gap over kept ticks.",
+        ),
     ],
 )
 def raw_ticks(
@@ -63,8 +71,19 @@ def raw_ticks(
     kinds={"duckdb"},
     deps=[raw_ticks],
     check_specs=[
-        dg.AssetCheckSpec("bar_integrity", asset="bars_1m", blocking=True),
-        dg.AssetCheckSpec("vendor_bar_agreement", asset="bars_1m"),
+        dg.AssetCheckSpec(
+            "bar_integrity",
+            asset="bars_1m",
+            blocking=True,
+            description="Blocks features on any inconsistent OHLC/VWAP, duplicate or negative-volume bar, or a "
+            "session not covering exactly the calendar's minutes.",
+        ),
+        dg.AssetCheckSpec(
+            "vendor_bar_agreement",
+            asset="bars_1m",
+            description="Warns when over 1% of the vendor's minute bars fall where we hold no trade, or their close "
+            "differs from ours by more than 0.1%.",
+        ),
     ],
 )
 def bars_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -92,8 +111,20 @@ def bars_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
     kinds={"duckdb", "polars"},
     deps=[bars_1m],
     check_specs=[
-        dg.AssetCheckSpec("features_finite", asset="features_1m", blocking=True),
-        dg.AssetCheckSpec("features_truncation_invariant", asset="features_1m", blocking=True),
+        dg.AssetCheckSpec(
+            "features_finite",
+            asset="features_1m",
+            blocking=True,
+            description="Blocks datasets when any feature after the warm-up minutes is NULL, NaN or infinite, or a "
+            "bar lacks its feature row.",
+        ),
+        dg.AssetCheckSpec(
+            "features_truncation_invariant",
+            asset="features_1m",
+            blocking=True,
+            description="Blocks datasets when features recomputed from bars cut at minute t differ from the stored "
+            "values at or before t (look-ahead), or the stored ones are stale.",
+        ),
     ],
 )
 def features_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

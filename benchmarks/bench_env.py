@@ -17,9 +17,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rl.config import EnvConfig  # noqa: E402
-from rl.data import random_walk_days  # noqa: E402
-from rl.reward import load_reward  # noqa: E402
+from rl.core.data import random_walk_days  # noqa: E402
+from rl.core.reward import load_reward  # noqa: E402
+from rl.families.intraday.config import EnvConfig  # noqa: E402
 
 REWARD = Path(__file__).resolve().parents[1] / "configs" / "rewards" / "intraday.yaml"
 
@@ -50,7 +50,7 @@ def main() -> None:
     from sb3_contrib.common.maskable.utils import get_action_masks
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from rl.envs.intraday import IntradayEnv, IntradayVecEnv
+    from rl.families.intraday.env import IntradayEnv, IntradayVecEnv
 
     days = random_walk_days(args.days, 390, n_features=args.features, seed=0)
     cfg, reward = EnvConfig(), load_reward(REWARD)

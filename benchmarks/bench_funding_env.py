@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rl.funding.config import FundingEnvConfig, load_funding_reward  # noqa: E402
-from rl.funding.data import random_funding_days  # noqa: E402
+from rl.families.funding.config import FundingEnvConfig, load_funding_reward  # noqa: E402
+from rl.families.funding.data import random_funding_days  # noqa: E402
 
 REWARD = Path(__file__).resolve().parents[1] / "configs" / "rewards" / "funding.yaml"
 EXCHANGES = ("binance", "bybit", "okx", "bitget", "gate")
@@ -51,7 +51,7 @@ def main() -> None:
     from sb3_contrib.common.maskable.utils import get_action_masks
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from rl.funding.env import FundingEnv, FundingVecEnv, n_actions
+    from rl.families.funding.env import FundingEnv, FundingVecEnv, n_actions
 
     t0 = time.perf_counter()
     days = random_funding_days(args.hours, args.symbols, EXCHANGES, seed=0, planted_spread_apr=0.3, anomalous=2)

@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from market.funding import FundingMarketConfig, generate_funding_day  # noqa: E402
-from rl import workflow  # noqa: E402
-from rl.families import FAMILIES  # noqa: E402
-from rl.family import load_family  # noqa: E402
+from rl.core import workflow  # noqa: E402
+from rl.core.family import load_family  # noqa: E402
+from rl.core.registry import get_family  # noqa: E402
+from rl.core.reward import load_reward  # noqa: E402
 from warehouse.funding import RATE_LOOKBACK_DAYS as LOOKBACK_DAYS  # noqa: E402
 
 
@@ -44,8 +45,7 @@ def run(reward_file: str, steps: int, seed: int, out: Path) -> dict[str, dict[st
     cfg = dataclasses.replace(
         cfg, reward=reward_file, ppo=dataclasses.replace(cfg.ppo, total_timesteps=steps, seed=seed)
     )
-    family = FAMILIES[cfg.kind]
-    reward = family.load_reward(ROOT / "configs" / reward_file)
+    reward = load_reward(ROOT / "configs" / reward_file, get_family(cfg.kind).reward_components)
     t0 = time.perf_counter()
     manifest = workflow.build_dataset(frames(cfg, cfg.data.start, cfg.data.end), cfg, out)
     audit = workflow.audit_family(manifest, cfg, reward)

@@ -3,7 +3,7 @@
 (1) The ceiling: forward + backward + Adam step of SB3's own maskable [256,256,128] pi+vf policy on random
     observations at the configured batch size; PPO visits every sample n_epochs times, so
     ceiling env-steps/s = samples/s / n_epochs.
-(2) End to end: `rl.train.train_policy` (MaskablePPO + IntradayVecEnv, rollouts and updates) on synthetic
+(2) End to end: `rl.core.train.train_policy` (MaskablePPO + IntradayVecEnv, rollouts and updates) on synthetic
     random-walk days, env-steps/s over learn().
 Goal: >= 10k env-steps/s and >= 75% of the ceiling. Defaults come from configs/intraday.yaml.
 
@@ -28,10 +28,11 @@ GOAL_CEILING_FRACTION = 0.75
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rl.data import random_walk_days
-    from rl.family import load_family
-    from rl.reward import load_reward
-    from rl.train import measure_torch_ceiling, train_policy
+    from rl.core.data import random_walk_days
+    from rl.core.family import load_family
+    from rl.core.registry import get_family
+    from rl.core.reward import load_reward
+    from rl.core.train import measure_torch_ceiling, train_policy
 
     family = load_family(ROOT / "configs" / "intraday.yaml")
     ppo = family.ppo
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         torch_threads=args.threads,
         activation=args.activation,
     )
-    reward = load_reward(ROOT / "configs" / family.reward)
+    reward = load_reward(ROOT / "configs" / family.reward, get_family("intraday").reward_components)
     days = random_walk_days(n_days=args.days, n_features=args.features, seed=0, edge=0.5)
     obs_dim = days.n_features + 4
 
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = train_policy(days, family.env, reward, ppo, Path(tmp) / "ckpt", {"run_id": "bench"})
+        make_env = get_family("intraday").env_factory(days, family.env, reward)
+        result = train_policy(days, family.env, reward, ppo, Path(tmp) / "ckpt", make_env, {"run_id": "bench"})
         total = time.perf_counter() - start
     stats = result.stats
     ratio = stats.steps_per_s / ceiling["ceiling_env_steps_per_s"]

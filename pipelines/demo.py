@@ -10,33 +10,17 @@ import argparse
 import os
 import sys
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-FAMILIES = ("intraday", "funding")
 
 
-def data_partitions(kind: str, start: date, end: date) -> tuple[str, list[date]]:
-    """The data job a family kind needs and the partitions (days) it must cover for [start, end]."""
-    if kind == "intraday":
-        from market.calendar import sessions
-
-        return "market_data_job", sessions(start, end)
-    if kind == "funding":
-        # The funding dataset also reads rates published before its first day (the latest rate at hour 0).
-        from warehouse.funding import RATE_LOOKBACK_DAYS
-
-        first = start - timedelta(days=RATE_LOOKBACK_DAYS)
-        return "funding_data_job", [first + timedelta(days=i) for i in range((end - first).days + 1)]
-    raise ValueError(f"unknown family kind {kind!r}")
-
-
-def run_demo(families: tuple[str, ...] = FAMILIES) -> dict[str, Path]:
+def run_demo(families: tuple[str, ...] | None = None) -> dict[str, Path]:
     """Fill each family's declared days with market data, then observe, audit, train and evaluate."""
-    from pipelines.settings import ensure_dagster_home, tradeflow_home
+    from assets.family import SOURCE_SUFFIXES
+    from assets.settings import ensure_dagster_home, tradeflow_home
 
     home = tradeflow_home()
     os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(home))
@@ -44,15 +28,15 @@ def run_demo(families: tuple[str, ...] = FAMILIES) -> dict[str, Path]:
     import dagster as dg
 
     from pipelines.definitions import defs
-    from rl.family import load_family
+    from rl.core.registry import get_family, kinds
 
     instance = dg.DagsterInstance.get()
     instance.upgrade()
     configs = defs.resources["configs"]
     reports: dict[str, Path] = {}
-    for family in families:
-        cfg = load_family(configs.family_path(family))
-        data_job, days = data_partitions(cfg.kind, cfg.data.start, cfg.data.end)
+    for family in families or kinds():
+        cfg = configs.family(family)
+        data_job, days = get_family(cfg.kind).data_job, get_family(cfg.kind).data_partitions(cfg)
         t0 = time.perf_counter()
         _step(f"{family}: {data_job} for {len(days)} partitions {days[0]}..{days[-1]}")
         defs.resolve_job_def(data_job).execute_in_process(
@@ -60,9 +44,11 @@ def run_demo(families: tuple[str, ...] = FAMILIES) -> dict[str, Path]:
             instance=instance,
             tags={PARTITION_RANGE_START: days[0].isoformat(), PARTITION_RANGE_END: days[-1].isoformat()},
         )
-        _step(f"{family}: market data done in {time.perf_counter() - t0:.1f}s; observing the reward config")
+        _step(f"{family}: market data done in {time.perf_counter() - t0:.1f}s; observing the config sources")
         defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            run_config=QUIET, instance=instance, asset_selection=[dg.AssetKey(f"{family}_reward_config")]
+            run_config=QUIET,
+            instance=instance,
+            asset_selection=[dg.AssetKey(f"{family}_{suffix}") for suffix in SOURCE_SUFFIXES],
         )
         t1 = time.perf_counter()
         result = defs.resolve_job_def(f"{family}_training_job").execute_in_process(run_config=QUIET, instance=instance)
@@ -78,10 +64,10 @@ def _step(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--family", action="append", help=f"agent family to run (default: all of {FAMILIES})")
+    parser.add_argument("--family", action="append", help="agent family to run (default: every registered one)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    reports = run_demo(tuple(args.family or FAMILIES))
+    reports = run_demo(tuple(args.family) if args.family else None)
     print()
     for family, path in reports.items():
         print(f"{family} evaluation report: {path}")

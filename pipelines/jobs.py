@@ -1,19 +1,12 @@
-"""Jobs: the partitioned market-data refresh, and the model side of each agent family."""
+"""Jobs: the partitioned data refreshes, and the model side of each registered family."""
 
 import dagster as dg
 
+from assets.family import MODEL_STAGES
+from rl.core.registry import get_family, kinds
+
 market_data_selection = dg.AssetSelection.assets("raw_ticks", "bars_1m", "features_1m")
 funding_data_selection = dg.AssetSelection.assets("raw_funding_rates", "raw_mark_prices", "funding_opportunities")
-
-
-def model_selection(family: str) -> dg.AssetSelection:
-    """A family's dataset, reward audit, policy and evaluation."""
-    return dg.AssetSelection.assets(
-        *(f"{family}_{stage}" for stage in ("dataset", "reward_audit", "policy", "evaluation"))
-    )
-
-
-intraday_model_selection = model_selection("intraday")
 
 market_data_job = dg.define_asset_job(
     "market_data_job",
@@ -25,13 +18,22 @@ funding_data_job = dg.define_asset_job(
     selection=funding_data_selection,
     description="Ingest funding rates and mark prices, then build the cross-exchange opportunities, per UTC day.",
 )
-funding_training_job = dg.define_asset_job(
-    "funding_training_job",
-    selection=model_selection("funding"),
-    description="Build the funding dataset, audit the reward, train the policy and evaluate it walk-forward.",
-)
-intraday_training_job = dg.define_asset_job(
-    "intraday_training_job",
-    selection=intraday_model_selection,
-    description="Build the intraday dataset, audit the reward, train the policy and evaluate it walk-forward.",
-)
+
+
+def model_selection(kind: str) -> dg.AssetSelection:
+    """A family's dataset, reward audit, policy and evaluation."""
+    return dg.AssetSelection.assets(*(f"{kind}_{stage}" for stage in ("dataset", *MODEL_STAGES)))
+
+
+def training_job(kind: str):
+    """`<kind>_training_job`: the family's dataset, audit, training and evaluation."""
+    return dg.define_asset_job(
+        f"{kind}_training_job",
+        selection=model_selection(kind),
+        description=f"{get_family(kind).description} Build the dataset, audit the reward, train and evaluate.",
+    )
+
+
+def all_jobs() -> list:
+    """The data jobs and one training job per registered family."""
+    return [market_data_job, funding_data_job, *(training_job(kind) for kind in kinds())]

@@ -6,9 +6,9 @@ from datetime import UTC, date, timedelta
 
 import dagster as dg
 
+from assets.partitions import NEW_YORK
 from market.calendar import is_session
 from pipelines.jobs import funding_data_job, market_data_job
-from pipelines.partitions import NEW_YORK
 
 
 def nightly_request(session: date) -> dg.RunRequest | dg.SkipReason:
@@ -23,6 +23,7 @@ def nightly_request(session: date) -> dg.RunRequest | dg.SkipReason:
     cron_schedule="30 18 * * 1-5",
     execution_timezone=NEW_YORK,
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="At 18:30 New York time on weekdays, ingests that day's NYSE session (skips holidays).",
 )
 def market_data_nightly_schedule(context: dg.ScheduleEvaluationContext):
     """At 18:30 New York time, refresh that day's session (closes are at 16:00, 13:00 on early-close days)."""
@@ -40,6 +41,7 @@ def funding_request(run_date: date) -> dg.RunRequest:
     cron_schedule="30 0 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="At 00:30 UTC every day, ingests the funding rates and mark prices of the UTC day that just ended.",
 )
 def funding_data_nightly_schedule(context: dg.ScheduleEvaluationContext):
     """At 00:30 UTC, ingest the UTC day that just ended (crypto funding settles every day of the week)."""

@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TRADEFLOW_HOME="${TRADEFLOW_HOME:-$PWD/.tradeflow}"
-export DAGSTER_HOME="$(.venv/bin/python -c 'from pipelines.settings import ensure_dagster_home; print(ensure_dagster_home())')"
+export DAGSTER_HOME="$(.venv/bin/python -c 'from assets.settings import ensure_dagster_home; print(ensure_dagster_home())')"
 exec .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "${PORT:-3000}"

@@ -1,4 +1,4 @@
-"""Training frames: bars joined to their features over a date range, laid out for rl.data.MarketDays."""
+"""Training frames: bars joined to their features over a date range, laid out for rl.core.data.MarketDays."""
 
 from __future__ import annotations
 

@@ -423,7 +423,7 @@ RATE_LOOKBACK_DAYS = 2  # rates published this many days before a range's first 
 def load_funding_frames(
     con: duckdb.DuckDBPyConnection, start: date, end: date, symbols: Sequence[str] | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(rates, marks) for the UTC days [start, end] in the frame schemas `rl.funding.data.FundingDays` reads.
+    """(rates, marks) for the UTC days [start, end] in the frame schemas `rl.families.funding.data.FundingDays` reads.
 
     Rates start RATE_LOOKBACK_DAYS earlier, so the latest rate published before the first hour is known. A day
     without rows in either table raises a ValueError naming it: a gap would silently become hours without data.

@@ -1,0 +1,238 @@
+"""Dagster resources: thin, configurable handles on the warehouse, the market source and the artifact store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+import duckdb
+import yaml
+from pydantic import Field
+
+from assets.settings import config_dir, tradeflow_home
+from market.funding import FundingSource
+from market.sources import MarketSource
+
+if TYPE_CHECKING:
+    from rl.core.family import FamilyConfig
+
+MARKET_SOURCES = ("embedded", "polygon", "ibkr", "file")
+POLYGON_KEY_ENV = "POLYGON_API_KEY"
+FUNDING_SOURCES = ("embedded", "ccxt")
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file; every connection applies pending schema migrations first."""
+
+    path: str
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        from warehouse.db import connect
+
+        con = connect(self.path)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+class MarketDataResource(dg.ConfigurableResource):
+    """Where raw ticks come from: `embedded` (the deterministic synthetic market; no keys, no network), `polygon`,
+    `ibkr` or `file`. Each live source's settings are its section of `configs/market.yaml`; the Polygon key is
+    never configuration but Dagster's EnvVar(POLYGON_API_KEY), so the UI shows the variable's name, not its value.
+    """
+
+    source: str = "embedded"
+    symbols: list[str] = ["SPY", "QQQ", "SPX"]
+    extended_hours: bool = False  # keep pre- and after-hours rows (04:00-20:00 New York) in the raw tables
+    seed: int = 7
+    trades_per_day: int = 20_000
+    edge: float | None = None
+    polygon: dict = {}
+    ibkr: dict = {}
+    file: dict = {}
+    file_base_dir: str = "."  # relative paths in `file` resolve against it
+    polygon_api_key: str | None = Field(default=None, repr=False)  # resolved from EnvVar; never shown
+
+    def build(self) -> MarketSource:
+        """The configured source; unknown names and bad settings fail before anything is fetched or written."""
+        if self.source == "embedded":
+            from market.synthetic import SyntheticMarketConfig, SyntheticSource
+
+            kwargs: dict = {"seed": self.seed, "trades_per_day": self.trades_per_day}
+            if self.edge is not None:
+                kwargs["edge"] = self.edge
+            return SyntheticSource(SyntheticMarketConfig(**kwargs))
+        settings = source_settings(self.source, self.section(), self.extended_hours)
+        if self.source == "polygon":
+            from market.polygon_source import PolygonSource
+
+            return PolygonSource(settings, self.polygon_api_key)
+        if self.source == "ibkr":
+            from market.ibkr_source import IbkrSource
+
+            return IbkrSource(settings)
+        from market.file_source import FileSource
+
+        return FileSource(settings, Path(self.file_base_dir))
+
+    def section(self) -> dict:
+        """The settings of the chosen live source ({} for the embedded market)."""
+        return {"polygon": self.polygon, "ibkr": self.ibkr, "file": self.file}.get(self.source, {})
+
+    @contextmanager
+    def open(self) -> Iterator[MarketSource]:
+        """The configured source, closed afterwards (the IBKR source holds a socket to TWS)."""
+        source = self.build()
+        try:
+            yield source
+        finally:
+            close = getattr(source, "close", None)
+            if callable(close):
+                close()
+
+
+def source_settings(source: str, section: dict, extended_hours: bool) -> Any:
+    """The frozen config of a live source from its YAML section; ValueError naming a bad or unknown key."""
+    if source not in MARKET_SOURCES or source == "embedded":
+        raise ValueError(f"unknown market source {source!r}; available: {', '.join(MARKET_SOURCES)}")
+    if not isinstance(section, dict):
+        raise ValueError(f"market.yaml: {source} must be a mapping of settings, got {section!r}")
+    if "extended_hours" in section:
+        raise ValueError(f"market.yaml: set extended_hours at the top level, not under {source}")
+    settings = {**section, "extended_hours": extended_hours}
+    if source == "polygon":
+        from market.polygon_source import PolygonConfig
+
+        return PolygonConfig.from_dict(settings)
+    if source == "ibkr":
+        from market.ibkr_source import IbkrConfig
+
+        return IbkrConfig.from_dict(settings)
+    from market.file_source import FileImportConfig
+
+    return FileImportConfig.from_dict(settings)
+
+
+class FundingMarketResource(dg.ConfigurableResource):
+    """Where funding rates and mark prices come from: `embedded` (synthetic, offline) or `ccxt` (live exchanges).
+
+    Exchange API keys are never configuration: the ccxt source reads them from TRADEFLOW_<EXCHANGE>_API_KEY and
+    _SECRET (public funding and mark data need none).
+    """
+
+    source: str = "embedded"
+    embedded: dict = {}  # FundingMarketConfig fields (seed, persistent_spread, ...); {} = the documented defaults
+    exchanges: list[str] = ["binance", "bybit"]  # ccxt only
+    symbols: list[str] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]  # ccxt only
+
+    def build(self) -> FundingSource:
+        """The configured source; unknown names or settings fail before anything is fetched or written."""
+        if self.source == "embedded":
+            from market.funding import SyntheticFundingSource, funding_config_from_dict
+
+            return SyntheticFundingSource(funding_config_from_dict(dict(self.embedded)))
+        if self.source == "ccxt":
+            from market.ccxt_source import CcxtFundingSource
+
+            return CcxtFundingSource(self.exchanges, self.symbols)
+        raise ValueError(f"unknown funding source {self.source!r}; available: {', '.join(FUNDING_SOURCES)}")
+
+
+class ArtifactStore(dg.ConfigurableResource):
+    """Folders under the tradeflow home for datasets, checkpoints, reports and TensorBoard logs."""
+
+    home: str
+
+    def dir(self, *parts: str) -> Path:
+        path = Path(self.home).joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class ConfigStore(dg.ConfigurableResource):
+    """The YAML presets folder: family configs and reward files."""
+
+    path: str
+
+    def family_path(self, family: str) -> Path:
+        """`configs/<family>.yaml`."""
+        return Path(self.path) / f"{family}.yaml"
+
+    def family(self, family: str) -> FamilyConfig:
+        """The family's config, read and validated once."""
+        from rl.core.family import load_family
+
+        return load_family(self.family_path(family))
+
+    def resolve(self, relative: str) -> Path:
+        """A path named in a config (e.g. its reward file), relative to this folder."""
+        return Path(self.path) / relative
+
+
+def market_from_yaml(path: Path) -> MarketDataResource:
+    """The market resource described by `configs/market.yaml`; unknown keys and bad settings are refused here,
+    when the code location loads, not halfway through a backfill."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    unknown = set(raw) - {"source", "symbols", "extended_hours", "embedded", "polygon", "ibkr", "file", "funding"}
+    if unknown:
+        raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
+    source = raw.get("source", "embedded")
+    if source not in MARKET_SOURCES:
+        raise ValueError(f"{path.name}: unknown source {source!r}; available: {', '.join(MARKET_SOURCES)}")
+    extended = raw.get("extended_hours", False)
+    if not isinstance(extended, bool):
+        raise ValueError(f"{path.name}: extended_hours must be true or false, got {extended!r}")
+    sections = {name: raw.get(name) or {} for name in ("polygon", "ibkr", "file")}
+    for name, section in sections.items():
+        if name in raw:
+            source_settings(name, section, extended)
+    extra: dict[str, Any] = {}
+    if source == "polygon":
+        extra["polygon_api_key"] = dg.EnvVar(POLYGON_KEY_ENV)
+    return MarketDataResource(
+        source=source,
+        symbols=list(raw.get("symbols", ["SPY", "QQQ", "SPX"])),
+        extended_hours=extended,
+        file_base_dir=str(path.resolve().parent.parent),
+        **sections,
+        **(raw.get("embedded") or {}),
+        **extra,
+    )
+
+
+def funding_market_from_yaml(path: Path) -> FundingMarketResource:
+    """The funding resource described by the `funding:` section of `configs/market.yaml`."""
+    raw = (yaml.safe_load(path.read_text()) or {}).get("funding") or {}
+    unknown = set(raw) - {"source", "embedded", "ccxt"}
+    if unknown:
+        raise ValueError(f"{path.name}: funding: unknown keys {sorted(unknown)}")
+    ccxt = raw.get("ccxt") or {}
+    unknown = set(ccxt) - {"exchanges", "symbols"}
+    if unknown:
+        raise ValueError(f"{path.name}: funding.ccxt: unknown keys {sorted(unknown)}")
+    for name, names in ccxt.items():
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"{path.name}: funding.ccxt.{name} must be a non-empty list of names, got {names!r}")
+    embedded = raw.get("embedded") or {}
+    if not isinstance(embedded, dict):
+        raise ValueError(f"{path.name}: funding.embedded must be a mapping of settings, got {embedded!r}")
+    return FundingMarketResource(source=raw.get("source", "embedded"), embedded=embedded, **ccxt)
+
+
+def default_resources(home: Path | None = None, configs: Path | None = None) -> dict:
+    """Resources rooted at the tradeflow home, with the market source chosen by `configs/market.yaml`."""
+    home = home or tradeflow_home()
+    configs = configs or config_dir()
+    return {
+        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
+        "market": market_from_yaml(configs / "market.yaml"),
+        "funding_market": funding_market_from_yaml(configs / "market.yaml"),
+        "artifacts": ArtifactStore(home=str(home)),
+        "configs": ConfigStore(path=str(configs)),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(home / "storage")),
+    }

@@ -1,0 +1,93 @@
+"""Validation helpers every family's config uses: a bad value fails at load time with a message naming it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+def known_keys(cls: type, data: Mapping[str, Any] | None, where: str = "") -> dict[str, Any]:
+    """`data` as a dict of the dataclass `cls`'s fields, refusing a non-mapping and unknown keys.
+
+    A typo must not silently become a default; the error names the section (`where`) and the known keys.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(known), key=str)
+    if unknown:
+        raise ValueError(f"{where or cls.__name__}: unknown key(s) {unknown}; known: {known}")
+    return dict(data)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
+    """Build the dataclass `cls` from a mapping, rejecting unknown keys (see `known_keys`)."""
+    return cls(**known_keys(cls, data, where))
+
+
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (YAML `true` must not pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def as_date(value: Any, where: str = "date") -> date:
+    """A `date` from a date, a datetime64 or an ISO string; anything else is a ValueError naming `where`."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, np.datetime64):
+        return value.astype("datetime64[D]").item()
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{where} must be a date like 2024-01-02, got {value!r}")
+
+
+def json_number(value: Any) -> Any:
+    """A numpy or Python number as a plain JSON number; a non-finite float becomes None."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, numpy values, dates, tuples and Paths as plain JSON values (non-finite floats -> None)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.datetime64):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, float | np.floating | np.integer):
+        return json_number(value)
+    return value

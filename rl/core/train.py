@@ -1,0 +1,546 @@
+"""MaskablePPO training for every family: one or more phases on the family's batched env, then a checkpoint.
+
+A family hands in an env factory per phase (`TrainPhase`); a curriculum's later phase starts from the weights
+the previous one ended with. The checkpoint (see `rl.core.checkpoint`) records the resolved config, reward,
+data and code versions and each phase's statistics.
+
+torch, stable-baselines3 and sb3-contrib are imported inside the functions that need them (about 1.2 s
+of import time), so the Dagster UI and CLI that import this module start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rl.core.checkpoint import save_checkpoint
+from rl.core.config import is_int, is_number, json_number, jsonable, known_keys
+from rl.core.versioning import code_version
+
+if TYPE_CHECKING:
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from rl.core.reward import RewardSpec
+
+_ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU"}  # config name -> torch.nn class name
+
+# (n_envs, seed) -> a batched VecEnv over the training days; every family supplies its own.
+EnvFactory = Callable[[int, int], "VecEnv"]
+Log = Callable[[str], None]
+
+# SB3 logger keys of a PPO update -> names in TrainStats.
+_SB3_STAT_KEYS = {
+    "train/value_loss": "value_loss",
+    "train/explained_variance": "explained_variance",
+    "train/entropy_loss": "entropy_loss",
+    "train/policy_gradient_loss": "policy_loss",
+    "train/approx_kl": "approx_kl",
+    "train/clip_fraction": "clip_fraction",
+}
+PROGRESS_EVERY = 0.1  # log progress about every 10% of a phase
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """MaskablePPO hyperparameters; frozen so the values saved with a checkpoint are the ones used."""
+
+    total_timesteps: int = 300_000  # env steps per training run (rounded up to whole rollouts)
+    n_envs: int = 256  # parallel envs stepped as one numpy batch
+    n_steps: int = 64  # steps per env per rollout; rollout size = n_envs * n_steps
+    batch_size: int = 1024  # minibatch size of each gradient step; must divide n_envs * n_steps
+    n_epochs: int = 4  # passes over each rollout; the update cost grows linearly with it
+    learning_rate: float = 3e-4  # Adam step size
+    gamma: float = 0.99  # discount; 0.99 ~ a 100-minute horizon within a ~355-minute day
+    gae_lambda: float = 0.95  # GAE bias/variance trade-off
+    ent_coef: float = 0.01  # entropy bonus that keeps all valid actions explored early
+    vf_coef: float = 0.5  # weight of the value loss
+    clip_range: float = 0.2  # PPO ratio clip
+    max_grad_norm: float = 0.5  # gradient norm clip
+    net_arch: tuple[int, ...] = (256, 256, 128)  # hidden layers of the policy net and of the value net
+    activation: str = "relu"  # hidden activation: relu, or tanh (SB3 default; tanh is ~25% slower on this CPU)
+    seed: int = 0  # seeds python, numpy, torch and the envs: same seed + same data -> same parameters
+    torch_threads: int = 1  # torch intra-op threads; one is steadier than two on a shared 2-core box
+    device: str = "cpu"  # torch device
+
+    def __post_init__(self) -> None:
+        ints = ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "torch_threads")
+        for name in ints:
+            value = getattr(self, name)
+            if not is_int(value) or value < 1:
+                raise ValueError(f"ppo.{name} must be a positive integer, got {value!r}")
+        if not is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"ppo.seed must be a non-negative integer, got {self.seed!r}")
+        rollout = self.n_envs * self.n_steps
+        if self.batch_size < 2 or self.batch_size > rollout or rollout % self.batch_size:
+            raise ValueError(
+                f"ppo.batch_size ({self.batch_size}) must be >= 2 and divide the rollout size "
+                f"n_envs*n_steps = {rollout}, otherwise PPO trains on a truncated last minibatch"
+            )
+        positive = ("learning_rate", "clip_range", "max_grad_norm")
+        for name in positive:
+            value = getattr(self, name)
+            if not is_number(value) or value <= 0:
+                raise ValueError(f"ppo.{name} must be a finite number > 0, got {value!r}")
+        for name in ("gamma", "gae_lambda"):
+            value = getattr(self, name)
+            if not is_number(value) or not 0.0 < value <= 1.0:
+                raise ValueError(f"ppo.{name} must be in (0, 1], got {value!r}")
+        for name in ("ent_coef", "vf_coef"):
+            value = getattr(self, name)
+            if not is_number(value) or value < 0:
+                raise ValueError(f"ppo.{name} must be a finite number >= 0, got {value!r}")
+        arch = tuple(self.net_arch)
+        if not arch or any(not is_int(n) or n < 1 for n in arch):
+            raise ValueError(f"ppo.net_arch must be a non-empty list of positive layer sizes, got {self.net_arch!r}")
+        object.__setattr__(self, "net_arch", arch)
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"ppo.activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"ppo.device must be a torch device name, got {self.device!r}")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> PPOConfig:
+        """Build from a YAML mapping, refusing unknown keys (a typo must not silently become a default)."""
+        values = known_keys(cls, raw, where="ppo")
+        if "net_arch" in values and isinstance(values["net_arch"], list):
+            values["net_arch"] = tuple(values["net_arch"])
+        for name in (
+            "learning_rate",
+            "gamma",
+            "gae_lambda",
+            "ent_coef",
+            "vf_coef",
+            "clip_range",
+            "max_grad_norm",
+        ):
+            if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
+                values[name] = float(values[name])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-safe values."""
+        out = asdict(self)
+        out["net_arch"] = list(self.net_arch)
+        return out
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        """Separate policy and value networks of the configured shape (`net_arch=dict(pi=..., vf=...)`)."""
+        import torch
+
+        return {
+            "net_arch": {"pi": list(self.net_arch), "vf": list(self.net_arch)},
+            "activation_fn": getattr(torch.nn, _ACTIVATIONS[self.activation]),
+        }
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with `n` torch intra-op threads, then restore the previous count.
+
+    Small-batch inference and PPO updates on this 2-core box are fastest and steadiest on one thread; two
+    OpenMP threads slowed some runs several-fold when another process shared the cores.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class TrainPhase:
+    """One stage of a training curriculum: its own env (settings, days) and step budget."""
+
+    name: str
+    timesteps: int  # env steps of this phase (rounded up to whole rollouts)
+    make_env: EnvFactory
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a training phase needs a name, got {self.name!r}")
+        if not is_int(self.timesteps) or self.timesteps < 1:
+            raise ValueError(f"phase {self.name}: timesteps must be a positive integer, got {self.timesteps!r}")
+
+
+@dataclass(frozen=True)
+class TrainStats(Mapping):
+    """What the last PPO update reported plus wall-clock throughput; saved in meta.json.
+
+    Read-only mapping as well (`stats["steps_per_s"]`, `stats.items()`), so callers can treat it as a dict.
+    """
+
+    timesteps: int
+    wall_s: float
+    steps_per_s: float  # env steps per second of wall time inside learn() (rollouts + updates)
+    value_loss: float
+    explained_variance: float
+    entropy_loss: float
+    policy_loss: float
+    approx_kl: float
+    clip_fraction: float
+
+    def __getitem__(self, key: str) -> float | int:
+        if key not in _STAT_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self):
+        return iter(_STAT_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_STAT_FIELDS)
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-safe values (a non-finite number becomes None)."""
+        return {k: json_number(getattr(self, k)) for k in _STAT_FIELDS}
+
+
+_STAT_FIELDS = tuple(f.name for f in fields(TrainStats))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the checkpoint landed, its stats (the last phase's update, the whole run's throughput) and meta."""
+
+    checkpoint_dir: Path
+    stats: TrainStats
+    meta: dict[str, Any]
+    phases: tuple[dict[str, Any], ...] = ()  # per phase: name, timesteps, wall_s, steps_per_s and its last update
+
+
+def reward_summary(reward: RewardSpec) -> dict[str, Any]:
+    """Name, sha256 and components of a reward spec, as saved with checkpoints and reports."""
+    return {
+        "name": getattr(reward, "name", None),
+        "sha256": getattr(reward, "sha256", None),
+        "description": getattr(reward, "description", None),
+        "components": jsonable(getattr(reward, "components", {})),
+    }
+
+
+def data_summary(days: Any) -> dict[str, Any]:
+    """Data version (content hash) and the coverage of a family's arrays (anything with dates and symbols)."""
+    dates = np.asarray(days.dates).astype("datetime64[D]")
+    return {
+        "version": days.content_hash(),
+        "n_days": int(len(dates)),
+        "symbols": sorted({str(s) for s in np.asarray(days.symbols)}),
+        "first_date": str(dates.min()) if len(dates) else None,
+        "last_date": str(dates.max()) if len(dates) else None,
+        "feature_names": list(getattr(days, "feature_names", ())),
+    }
+
+
+def _library_versions() -> dict[str, str]:
+    import sb3_contrib
+    import stable_baselines3
+    import torch
+
+    return {
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "sb3_contrib": sb3_contrib.__version__,
+    }
+
+
+def _fmt_stat(values: Mapping[str, float], key: str) -> str:
+    value = values.get(key)
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
+
+
+def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log | None):
+    """A callback that logs finished episodes' `info_keys` to TensorBoard, progress to `log`, and the last update.
+
+    `rollout/ep_net_pnl` sits next to SB3's `rollout/ep_rew_mean` in TensorBoard, so a reward that rises while
+    P&L falls (seed 004) is visible during training. A line about every 10% of the phase (steps, steps/s, ETA,
+    recent mean episode P&L and the last update's statistics) shows a long run's signs of life. SB3 dumps its
+    logger after each rollout and before the update, so an update's values are pending in `name_to_value` until
+    the next rollout starts; the final update's are read at the end, then flushed so TensorBoard gets them too.
+    """
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _TrainingMonitor(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.values: dict[str, float] = {}
+            self.recent_pnl: deque[float] = deque(maxlen=100)
+            self.start_steps = 0
+            self.start_time = 0.0
+            self.next_report = 0
+
+        def _on_training_start(self) -> None:
+            self.start_steps = self.model.num_timesteps
+            self.start_time = time.perf_counter()
+            self.next_report = max(1, int(total * PROGRESS_EVERY))
+
+        def _on_step(self) -> bool:
+            dones = self.locals["dones"]
+            if dones.any():
+                infos = self.locals["infos"]
+                for i in np.flatnonzero(dones).tolist():
+                    info = infos[i]
+                    for key in info_keys:
+                        if key in info:
+                            self.logger.record_mean(f"rollout/ep_{key}", info[key])
+                    if "net_pnl" in info:
+                        self.recent_pnl.append(float(info["net_pnl"]))
+            return True
+
+        def _update_stats(self) -> dict[str, float]:
+            pending = self.model.logger.name_to_value
+            return {name: float(pending[key]) for key, name in _SB3_STAT_KEYS.items() if key in pending}
+
+        def _on_rollout_start(self) -> None:
+            done = self.model.num_timesteps - self.start_steps
+            if log is None or done < self.next_report or done >= total:
+                return
+            self.next_report = done + max(1, int(total * PROGRESS_EVERY))
+            wall = time.perf_counter() - self.start_time
+            rate = done / wall if wall > 0 else float("nan")
+            stats = self._update_stats()
+            pnl = f"{np.mean(self.recent_pnl):+,.2f}" if self.recent_pnl else "n/a"
+            log(
+                f"{phase}: {done / total:.0%} ({done:,}/{total:,} steps), {rate:,.0f} steps/s, "
+                f"ETA {(total - done) / rate if rate > 0 else float('nan'):.0f}s, "
+                f"mean episode net P&L (last {len(self.recent_pnl)}) {pnl}; "
+                + ", ".join(f"{name} {_fmt_stat(stats, name)}" for name in _SB3_STAT_KEYS.values())
+            )
+
+        def _on_training_end(self) -> None:
+            self.values = self._update_stats()
+            self.model.logger.dump(self.model.num_timesteps)
+
+    return _TrainingMonitor()
+
+
+def build_model(make_env: EnvFactory, ppo: PPOConfig, tensorboard_dir: Path | None = None) -> MaskablePPO:
+    """A fresh MaskablePPO on the family's seeded batched env (wrapped in VecMonitor for episode stats)."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.logger import Logger
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    env = VecMonitor(make_env(ppo.n_envs, ppo.seed))
+    model = MaskablePPO(
+        "MlpPolicy",
+        env,
+        learning_rate=ppo.learning_rate,
+        n_steps=ppo.n_steps,
+        batch_size=ppo.batch_size,
+        n_epochs=ppo.n_epochs,
+        gamma=ppo.gamma,
+        gae_lambda=ppo.gae_lambda,
+        clip_range=ppo.clip_range,
+        ent_coef=ppo.ent_coef,
+        vf_coef=ppo.vf_coef,
+        max_grad_norm=ppo.max_grad_norm,
+        policy_kwargs=ppo.policy_kwargs(),
+        tensorboard_log=None if tensorboard_dir is None else str(tensorboard_dir),
+        seed=ppo.seed,
+        device=ppo.device,
+        verbose=0,
+    )
+    if tensorboard_dir is None:
+        # Without this SB3 configures a default logger that leaves an empty SB3-<time> folder in the temp dir.
+        model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
+def _as_phases(phases: EnvFactory | Sequence[TrainPhase], ppo: PPOConfig) -> tuple[TrainPhase, ...]:
+    if callable(phases):
+        return (TrainPhase("train", ppo.total_timesteps, phases),)
+    out = tuple(phases)
+    if not out or not all(isinstance(p, TrainPhase) for p in out):
+        raise ValueError("phases must be an env factory or a non-empty sequence of TrainPhase")
+    names = [p.name for p in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"training phase names must be unique, got {names}")
+    return out
+
+
+def _learn_phases(
+    phases: Sequence[TrainPhase],
+    ppo: PPOConfig,
+    run_id: str,
+    tensorboard_dir: Path | None,
+    progress_bar: bool,
+    log: Log | None,
+    info_keys: Sequence[str],
+) -> tuple[MaskablePPO, list[dict[str, Any]], dict[str, float], float]:
+    """Run every phase on one model; each later phase keeps the weights and the optimizer state."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    model = build_model(phases[0].make_env, ppo, tensorboard_dir)
+    results: list[dict[str, Any]] = []
+    values: dict[str, float] = {}
+    total_wall = 0.0
+    for k, phase in enumerate(phases):
+        if k:
+            model.get_env().close()
+            model.set_env(VecMonitor(phase.make_env(ppo.n_envs, ppo.seed + k)))
+        label = phase.name if len(phases) == 1 else f"phase {phase.name} ({k + 1}/{len(phases)})"
+        callback = _training_monitor(label, phase.timesteps, info_keys, log)
+        before = model.num_timesteps
+        start = time.perf_counter()
+        model.learn(
+            total_timesteps=phase.timesteps,
+            callback=callback,
+            tb_log_name=run_id if len(phases) == 1 else f"{run_id}-{phase.name}",
+            progress_bar=progress_bar,
+            reset_num_timesteps=k == 0,
+        )
+        wall = time.perf_counter() - start
+        total_wall += wall
+        steps = int(model.num_timesteps - before)
+        values = callback.values
+        results.append(
+            {
+                "name": phase.name,
+                "timesteps": steps,
+                "wall_s": wall,
+                "steps_per_s": steps / wall if wall > 0 else float("nan"),
+                **{name: values.get(name, float("nan")) for name in _SB3_STAT_KEYS.values()},
+            }
+        )
+    return model, results, values, total_wall
+
+
+def train_policy(
+    days: Any,
+    env_cfg: Any,
+    reward: RewardSpec,
+    ppo: PPOConfig,
+    out_dir: Path,
+    phases: EnvFactory | Sequence[TrainPhase],
+    run_meta: Mapping[str, Any] | None = None,
+    tensorboard_dir: Path | None = None,
+    progress_bar: bool = False,
+    log: Log | None = None,
+    info_keys: Sequence[str] = ("net_pnl",),
+) -> TrainResult:
+    """Train MaskablePPO through `phases` and save an atomic checkpoint directory at `out_dir`.
+
+    `phases` is the family's env factory (one phase of `ppo.total_timesteps`) or a curriculum of `TrainPhase`s.
+    `days` and `env_cfg` are described in meta.json (data version and coverage, resolved env settings).
+    `out_dir` must not exist yet (checkpoints are never overwritten). `run_meta` (JSON-serialisable) is stored
+    verbatim in meta.json. `info_keys` are the finished-episode info values logged to TensorBoard.
+    """
+    from warehouse.runs import new_run_id
+
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise FileExistsError(
+            f"checkpoint directory {out_dir.name!r} already exists; checkpoints are never overwritten"
+        )
+    plan = _as_phases(phases, ppo)
+    run_meta = dict(run_meta or {})
+    json.dumps(jsonable(run_meta), allow_nan=False)  # fail before training, not after, on unserialisable meta
+    run_id = str(run_meta.get("run_id") or new_run_id("train"))
+
+    with torch_threads(ppo.torch_threads):
+        model, phase_stats, values, wall = _learn_phases(
+            plan, ppo, run_id, tensorboard_dir, progress_bar, log, info_keys
+        )
+        stats = TrainStats(
+            timesteps=int(model.num_timesteps),
+            wall_s=wall,
+            steps_per_s=model.num_timesteps / wall if wall > 0 else float("nan"),
+            **{name: values.get(name, float("nan")) for name in _SB3_STAT_KEYS.values()},
+        )
+        meta = {
+            "run_id": run_id,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": {"env": jsonable(env_cfg), "ppo": ppo.to_dict()},
+            "reward": reward_summary(reward),
+            "data": data_summary(days),
+            "code_version": code_version(),
+            "libraries": _library_versions(),
+            "stats": stats.to_dict(),
+            "phases": jsonable(phase_stats),
+            "run_meta": jsonable(run_meta),
+        }
+        checkpoint = save_checkpoint(model, meta, out_dir)
+        model.get_env().close()
+    return TrainResult(checkpoint_dir=checkpoint, stats=stats, meta=meta, phases=tuple(phase_stats))
+
+
+def measure_torch_ceiling(
+    obs_dim: int,
+    ppo: PPOConfig,
+    n_actions: int = 4,
+    n_batches: int = 40,
+    warmup: int = 5,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Train-step throughput of SB3's own maskable actor-critic at `ppo.batch_size`, with no env at all.
+
+    Each step is a PPO-style forward (evaluate_actions with masks), clipped surrogate + value + entropy
+    loss, backward, grad-norm clip and Adam step on random data. Since PPO passes over every sample
+    n_epochs times, `ceiling_env_steps_per_s = samples_per_s / n_epochs` bounds end-to-end training.
+    """
+    import torch
+    from gymnasium import spaces
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+
+    with torch_threads(ppo.torch_threads):
+        torch.manual_seed(seed)
+        obs_space = spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
+        policy = MaskableActorCriticPolicy(
+            obs_space,
+            spaces.Discrete(n_actions),
+            lr_schedule=lambda _: ppo.learning_rate,
+            **ppo.policy_kwargs(),
+        ).to(ppo.device)
+        gen = torch.Generator().manual_seed(seed)
+        b = ppo.batch_size
+        obs = torch.randn(b, obs_dim, generator=gen)
+        actions = torch.randint(0, n_actions, (b,), generator=gen)
+        masks = np.ones((b, n_actions), dtype=bool)
+        old_log_prob = torch.full((b,), -math.log(n_actions))
+        advantages = torch.randn(b, generator=gen)
+        returns = torch.randn(b, generator=gen)
+
+        def step() -> None:
+            values, log_prob, entropy = policy.evaluate_actions(obs, actions, action_masks=masks)
+            ratio = torch.exp(log_prob - old_log_prob)
+            surrogate = torch.min(
+                advantages * ratio, advantages * torch.clamp(ratio, 1 - ppo.clip_range, 1 + ppo.clip_range)
+            )
+            loss = (
+                -surrogate.mean()
+                + ppo.vf_coef * torch.nn.functional.mse_loss(returns, values.flatten())
+                - ppo.ent_coef * entropy.mean()
+            )
+            policy.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), ppo.max_grad_norm)
+            policy.optimizer.step()
+
+        for _ in range(warmup):
+            step()
+        start = time.perf_counter()
+        for _ in range(n_batches):
+            step()
+        wall = time.perf_counter() - start
+    samples_per_s = n_batches * b / wall
+    return {
+        "batch_size": float(b),
+        "n_epochs": float(ppo.n_epochs),
+        "torch_threads": float(ppo.torch_threads),
+        "samples_per_s": samples_per_s,
+        "ceiling_env_steps_per_s": samples_per_s / ppo.n_epochs,
+    }

@@ -1,0 +1,401 @@
+"""The plain-Python steps behind every family's assets: dataset, reward audit, training, evaluation.
+
+Each step takes values and returns a small frozen record that Dagster passes to the next asset, so the
+lineage is carried by inputs, never by "the latest file on disk". Each record names the config version it was
+built with, and the next step refuses a config whose relevant sections changed since (an edit between the audit
+and the training is never used silently). What differs between families (arrays, env, baselines, metrics,
+checks, report) comes from the family registry; this module is the same for all of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from rl.core.family import DATA_SECTIONS, TRAINING_SECTIONS, FamilyConfig
+from rl.core.registry import family_of, get_family
+from rl.core.reward import RewardSpec
+from rl.core.walkforward import Slice, walk_forward_slices
+from warehouse.runs import new_run_id
+
+
+def _check_version(what: str, built_with: str, cfg: FamilyConfig, sections: tuple[str, ...]) -> None:
+    """Refuse a config whose `sections` differ from those `what` was built with."""
+    if built_with != cfg.version(sections):
+        raise ValueError(
+            f"{cfg.name}.yaml's {', '.join(sections)} section(s) changed after the {what} was built; "
+            f"materialize the {what} again"
+        )
+
+
+@dataclass(frozen=True)
+class DatasetManifest:
+    """Where a family's training arrays are, what they hold, and how they are sliced walk-forward."""
+
+    family: str
+    kind: str
+    path: str
+    data_version: str
+    symbols: tuple[str, ...]
+    dates: tuple[date, ...]
+    feature_names: tuple[str, ...]
+    config_version: str  # sha256 of the config's data section it was built from
+
+    def load(self) -> Any:
+        """The family's arrays (MarketDays, FundingDays), refused if the file no longer matches the version."""
+        days = get_family(self.kind).load_days(Path(self.path))
+        if days.content_hash() != self.data_version:
+            raise ValueError(f"{self.path} no longer matches data version {self.data_version[:12]}")
+        return days
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "data_version": self.data_version,
+            "symbols": list(self.symbols),
+            "sessions": len(self.dates),
+            "first_session": self.dates[0].isoformat(),
+            "last_session": self.dates[-1].isoformat(),
+            "features": len(self.feature_names),
+            "config_version": self.config_version,
+        }
+
+    def slices(self, cfg: FamilyConfig) -> list[Slice]:
+        """The walk-forward slices of these dates under `cfg` (the config this dataset's data section matches)."""
+        _check_version("dataset", self.config_version, cfg, DATA_SECTIONS)
+        return walk_forward_slices(list(self.dates), cfg.walk_forward)
+
+
+def slices_summary(slices: list[Slice]) -> dict[str, Any]:
+    """First and last train and test date of each slice, for metadata and records."""
+    return {
+        s.name: {
+            "train": [s.train_dates[0].isoformat(), s.train_dates[-1].isoformat()],
+            "test": [s.test_dates[0].isoformat(), s.test_dates[-1].isoformat()],
+        }
+        for s in slices
+    }
+
+
+def build_dataset(
+    data: Any, cfg: FamilyConfig, out_dir: Path, expected_dates: list[date] | None = None
+) -> DatasetManifest:
+    """Turn warehouse data into the family's arrays, named by their content hash; a range with gaps is refused.
+
+    `expected_dates` defaults to the family's calendar over `cfg.data` (NYSE sessions, or every UTC day).
+    """
+    family = family_of(cfg)
+    expected = family.expected_dates(cfg) if expected_dates is None else expected_dates
+    days = family.build_days(data, cfg, expected)
+    version = days.content_hash()
+    path = out_dir / f"{version[:20]}.npz"
+    if not path.exists():
+        days.save_npz(path)
+    dates = tuple(sorted({d.astype(date) for d in np.asarray(days.dates).astype("datetime64[D]")}))
+    return DatasetManifest(
+        family=cfg.name,
+        kind=cfg.kind,
+        path=str(path),
+        data_version=version,
+        symbols=tuple(sorted({str(s) for s in days.symbols})),
+        dates=dates,
+        feature_names=tuple(days.feature_names),
+        config_version=cfg.version(DATA_SECTIONS),
+    )
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    """The reward-scale audit of one reward file on a family's training days."""
+
+    reward_name: str
+    reward_sha256: str
+    passed: bool
+    problems: tuple[str, ...]
+    report: dict[str, Any]
+    config_version: str  # sha256 of the config's training sections it audited under
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "reward": self.reward_name,
+            "reward_sha256": self.reward_sha256,
+            "config_version": self.config_version,
+            "passed": self.passed,
+            "problems": list(self.problems),
+            "audit": self.report,
+        }
+
+
+def audit_family(manifest: DatasetManifest, cfg: FamilyConfig, reward: RewardSpec) -> AuditOutcome:
+    """Roll out random and simple policies on the first slice's training days and judge every component's scale."""
+    from rl.core.audit import audit_target
+
+    days = manifest.load().select_dates(manifest.slices(cfg)[0].train_dates)
+    target = family_of(cfg).audit_target(days, cfg, reward)
+    audit = audit_target(target, reward, seed=cfg.ppo.seed)
+    problems = tuple(audit.problems(reward.audit))
+    return AuditOutcome(
+        reward.name, reward.sha256, not problems, problems, audit.to_dict(), cfg.version(TRAINING_SECTIONS)
+    )
+
+
+@dataclass(frozen=True)
+class PolicyArtifact:
+    """One training run: a checkpoint per walk-forward slice, with what made it."""
+
+    family: str
+    run_id: str
+    reward_name: str
+    reward_sha256: str
+    data_version: str
+    code_version: str
+    checkpoints: dict[str, str]
+    stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    config_version: str = ""  # sha256 of the config's training sections it was trained under
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved family config it was trained with
+    slices: dict[str, Any] = field(default_factory=dict)  # slice name -> train and test date ranges
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "reward_sha256": self.reward_sha256,
+            "config_version": self.config_version,
+            "data_version": self.data_version,
+            "code_version": self.code_version,
+            "checkpoints": self.checkpoints,
+            "slices": self.slices,
+        }
+        for slice_name, stats in self.stats.items():
+            for key in ("steps_per_s", "value_loss", "explained_variance", "entropy_loss"):
+                if key in stats:
+                    out[f"{slice_name}/{key}"] = float(stats[key])
+        return out
+
+    def training_rows(self) -> list[dict[str, Any]]:
+        """One ml.training_runs row per slice: which data, reward, config and code made which checkpoint."""
+        return [
+            {
+                "run_id": self.run_id,
+                "slice": slice_name,
+                "family": self.family,
+                "created_at": datetime.now(UTC).replace(tzinfo=None),
+                "checkpoint_id": Path(path).name,
+                "data_version": self.data_version,
+                "reward_name": self.reward_name,
+                "reward_sha256": self.reward_sha256,
+                "code_version": self.code_version,
+                "timesteps": int(self.stats.get(slice_name, {}).get("timesteps", 0)),
+                "wall_s": self.stats.get(slice_name, {}).get("wall_s"),
+                "steps_per_s": self.stats.get(slice_name, {}).get("steps_per_s"),
+                "stats_json": self.stats.get(slice_name, {}),
+                "config_json": self.config,
+            }
+            for slice_name, path in self.checkpoints.items()
+        ]
+
+
+def train_family(
+    manifest: DatasetManifest,
+    cfg: FamilyConfig,
+    reward: RewardSpec,
+    audit: AuditOutcome,
+    checkpoints_dir: Path,
+    tensorboard_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> PolicyArtifact:
+    """Train one MaskablePPO per walk-forward slice on its training days only, through the config's phases."""
+    from rl.core.train import TrainPhase, train_policy
+    from rl.core.versioning import code_version
+
+    if not audit.passed:
+        raise ValueError(f"reward '{reward.name}' failed its scale audit: {'; '.join(audit.problems)}")
+    if audit.reward_sha256 != reward.sha256:
+        raise ValueError("the reward file changed after its audit; materialize the reward audit again")
+    _check_version("reward audit", audit.config_version, cfg, TRAINING_SECTIONS)
+    family = family_of(cfg)
+    slices = manifest.slices(cfg)
+    days = manifest.load()
+    run_id = new_run_id(cfg.name)
+    code = code_version()
+    checkpoints: dict[str, str] = {}
+    stats: dict[str, dict[str, float]] = {}
+    for s in slices:
+        meta = {
+            "run_id": run_id,
+            "slice": s.name,
+            "family_config": cfg.to_dict(),
+            "config_version": audit.config_version,
+            "reward": {"name": reward.name, "sha256": reward.sha256, "spec": reward.to_dict()},
+            "data_version": manifest.data_version,
+            "train_dates": [d.isoformat() for d in s.train_dates],
+            "test_dates": [d.isoformat() for d in s.test_dates],
+            "code_version": code,
+        }
+        train_days = days.select_dates(s.train_dates)
+        phases = [
+            TrainPhase(name, steps, family.env_factory(train_days, env_cfg, reward))
+            for name, steps, env_cfg in cfg.training_phases()
+        ]
+        total = sum(p.timesteps for p in phases)
+        log(f"training {cfg.name} slice {s.name}: {len(s.train_dates)} days, {total:,} steps in {len(phases)} phase(s)")
+        result = train_policy(
+            train_days,
+            cfg.env,
+            reward,
+            cfg.ppo,
+            out_dir=checkpoints_dir / run_id / s.name,
+            phases=phases,
+            run_meta=meta,
+            tensorboard_dir=tensorboard_dir / run_id / s.name if tensorboard_dir else None,
+            progress_bar=sys.stderr.isatty(),
+            log=lambda line, name=s.name: log(f"{cfg.name} slice {name}, {line}"),
+            info_keys=family.episode_info_keys,
+        )
+        checkpoints[s.name] = str(result.checkpoint_dir)
+        stats[s.name] = {k: float(v) for k, v in result.stats.items() if isinstance(v, int | float)}
+        log(f"slice {s.name}: {stats[s.name].get('steps_per_s', float('nan')):,.0f} env-steps/s")
+    return PolicyArtifact(
+        cfg.name,
+        run_id,
+        reward.name,
+        reward.sha256,
+        manifest.data_version,
+        code,
+        checkpoints,
+        stats,
+        config_version=audit.config_version,
+        config=cfg.to_dict(),
+        slices=slices_summary(slices),
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    """A run-versioned walk-forward evaluation: episodes of the agent and baselines, metrics, checks and report."""
+
+    run_id: str
+    family: str
+    policy_run_id: str
+    episodes: pl.DataFrame
+    metrics: dict[str, Any]
+    checks: dict[str, dict[str, Any]]
+    report_md: str
+    report_path: str
+    config: dict[str, Any]
+
+    def record(self) -> dict[str, Any]:
+        """The rows for the warehouse's insert-only ml.evaluation_* tables."""
+        run = {
+            "run_id": self.run_id,
+            "family": self.family,
+            "created_at": datetime.now(UTC).replace(tzinfo=None),
+            "training_run_id": self.policy_run_id,
+            "data_version": self.config["data_version"],
+            "reward_name": self.config["reward_name"],
+            "reward_sha256": self.config["reward_sha256"],
+            "code_version": self.config["code_version"],
+            "report_path": self.report_path,
+            "summary_json": self.summary(),
+            "config_json": self.config,
+        }
+        metrics = [
+            {"slice": slice_name, "policy": policy, "metric": metric, "value": float(value)}
+            for slice_name, per_policy in self.metrics.items()
+            for policy, values in per_policy.items()
+            for metric, value in values.items()
+        ]
+        return {"run": run, "episodes": self.episodes.to_dicts(), "metrics": metrics}
+
+    def summary(self) -> dict[str, Any]:
+        overall = self.metrics.get("all", {})
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "policy_run_id": self.policy_run_id,
+            "report_path": self.report_path,
+        }
+        keys = get_family(self.config["family_config"]["kind"]).summary_keys
+        for policy, values in overall.items():
+            for key in keys:
+                value = values.get(key)
+                if value is not None and np.isfinite(value):
+                    out[f"{policy}/{key}"] = float(value)
+        out["checks"] = {k: bool(v["passed"]) for k, v in self.checks.items()}
+        return out
+
+
+def evaluate_family(
+    manifest: DatasetManifest,
+    artifact: PolicyArtifact,
+    cfg: FamilyConfig,
+    reward: RewardSpec,
+    reports_dir: Path,
+    agent: str = "agent",
+) -> EvaluationOutcome:
+    """Each slice's checkpoint and the baselines on that slice's held-out days, then metrics, checks and report."""
+    from rl.core.evaluate import load_agent
+    from rl.core.report import REPORT_FILE, ReportContext
+    from rl.core.train import torch_threads
+
+    if artifact.data_version != manifest.data_version:
+        raise ValueError("the policy was trained on another data version than this dataset; retrain it first")
+    if artifact.reward_sha256 != reward.sha256:
+        raise ValueError("the reward file changed after the policy was trained; materialize the policy again")
+    _check_version("policy", artifact.config_version, cfg, TRAINING_SECTIONS)
+    family = family_of(cfg)
+    slices = manifest.slices(cfg)
+    days = manifest.load()
+    run_id = new_run_id(f"{cfg.name}-eval")
+    results: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    for s in slices:
+        checkpoint = Path(artifact.checkpoints[s.name])
+        held_out = days.select_dates(s.test_dates)
+        policy, threads = load_agent(checkpoint, held_out.dates)
+        with torch_threads(threads):
+            results[s.name] = family.evaluate(policy, held_out, cfg, reward, agent)
+        for result in results[s.name].values():
+            rows += family.episode_rows(result, s.name, checkpoint.name, agent)
+    policies = list(next(iter(results.values())))
+    overall = {p: family.concat(p, [per[p] for per in results.values()]) for p in policies}
+    metrics = {name: {p: family.metrics(r) for p, r in per.items()} for name, per in results.items()}
+    metrics["all"] = {p: family.metrics(r) for p, r in overall.items()}
+    checks = family.run_checks(overall[agent], cfg)
+    ctx = ReportContext(
+        family=cfg.name,
+        run_id=run_id,
+        policy_run_id=artifact.run_id,
+        checkpoint_ids={k: Path(v).name for k, v in artifact.checkpoints.items()},
+        reward_name=reward.name,
+        reward_sha256=reward.sha256,
+        data_version=manifest.data_version,
+        code_version=artifact.code_version,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    out_dir = reports_dir / run_id
+    report_md = family.report(ctx, results, checks, out_dir, agent, slices)
+    config = {
+        "family_config": cfg.to_dict(),
+        "data_version": manifest.data_version,
+        "reward_name": reward.name,
+        "reward_sha256": reward.sha256,
+        "code_version": artifact.code_version,
+        "config_version": artifact.config_version,
+        "slices": slices_summary(slices),
+    }
+    return EvaluationOutcome(
+        run_id=run_id,
+        family=cfg.name,
+        policy_run_id=artifact.run_id,
+        episodes=pl.DataFrame(rows, infer_schema_length=None),
+        metrics=metrics,
+        checks=checks,
+        report_md=report_md,
+        report_path=str(out_dir / REPORT_FILE),
+        config=config,
+    )

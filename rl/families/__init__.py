@@ -1,0 +1,1 @@
+"""The agent families, one folder each; `rl.core.registry.FAMILY_MODULES` names them."""

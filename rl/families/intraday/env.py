@@ -1,0 +1,357 @@
+"""Intraday trading environments: a Gymnasium env and an SB3 VecEnv stepping N of them with array operations.
+
+Both run the same `_Batch` core (the single env is a batch of one) and get every dollar from the
+family's `Ledger`, so `IntradayVecEnv(seed=s)` env i reproduces `IntradayEnv.reset(seed=s + i)` exactly.
+
+Timing (no look-ahead): the decision at index t sees features[t] (bar t is complete), the position, the open
+trip's P&L, the day's net P&L and the time of day; it fills at open[t+1] +/- spread[t+1]/2 and is marked at
+close[t+1].
+Every ending is `terminated`: the loss cut and the profit lock, and the session close too, where the position is
+liquidated and nothing lies beyond, so no value is bootstrapped past it. Nothing here is `truncated`.
+Observation layout (float32): [features[t] (F columns, in `feature_names` order), position (-1/0/1),
+unrealized P&L / pnl_scale, day net P&L / pnl_scale, fraction of the day elapsed t / (length - 1)].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs
+
+from rl.core.data import MarketDays
+from rl.core.reward import RewardSpec, combine
+from rl.core.vecenv import BatchedVecEnv, check_actions
+from rl.families.intraday.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger
+from rl.families.intraday.config import EnvConfig
+
+HOLD, BUY, SELL, CLOSE = 0, 1, 2, 3
+N_ACTIONS = 4
+ACTION_NAMES: tuple[str, ...] = ("hold", "buy", "sell", "close")
+STATE_NAMES: tuple[str, ...] = ("position", "unrealized_pnl", "day_pnl", "time_fraction")
+
+# _TARGET[(restricted * 4 + action) * 3 + position + 1] -> target position. In the last minutes BUY/SELL are
+# invalid (masked); if sent anyway they act as HOLD, so exposure can never grow there.
+_TARGET = np.array(
+    [
+        [[-1, 0, 1], [1, 1, 1], [-1, -1, -1], [0, 0, 0]],
+        [[-1, 0, 1], [-1, 0, 1], [-1, 0, 1], [0, 0, 0]],
+    ],
+    dtype=np.int64,
+).reshape(-1)
+# _MASKS[state * 3 + position + 1] -> [HOLD, BUY, SELL, CLOSE]; state 0 open, 1 last minutes, 2/3 finished.
+_T, _F = True, False
+_MASKS = np.array(
+    [
+        [[_T, _T, _F, _T], [_T, _T, _T, _F], [_T, _F, _T, _T]],
+        [[_T, _F, _F, _T], [_T, _F, _F, _F], [_T, _F, _F, _T]],
+        [[_T, _F, _F, _F]] * 3,
+        [[_T, _F, _F, _F]] * 3,
+    ],
+    dtype=bool,
+).reshape(-1, N_ACTIONS)
+_ALL = slice(None)
+
+
+def observation_names(feature_names: Sequence[str]) -> tuple[str, ...]:
+    """Name of every observation column, in order (features first, then STATE_NAMES)."""
+    return (*feature_names, *STATE_NAMES)
+
+
+class _Batch:
+    """State and stepping of N intraday accounts over a MarketDays, with array operations only."""
+
+    def __init__(self, days: MarketDays, cfg: EnvConfig, reward: RewardSpec, n: int) -> None:
+        if not isinstance(days, MarketDays):
+            raise TypeError(f"days must be a MarketDays, got {type(days).__name__}")
+        if days.n_days < 1:
+            raise ValueError("days is empty")
+        need = cfg.warmup_minutes + 2
+        if int(days.length.min()) < need:
+            short = int(np.argmin(days.length))
+            raise ValueError(
+                f"day {short} ({days.symbols[short]} {days.dates[short]}) has "
+                f"{int(days.length[short])} minutes; "
+                f"warmup_minutes={cfg.warmup_minutes} needs at least {need}"
+            )
+        if n < 1:
+            raise ValueError(f"need at least one env, got {n}")
+        self.days, self.cfg, self.reward, self.n = days, cfg, reward, int(n)
+        n_days, t_max, n_feat = days.features.shape
+        self.n_days, self.n_features, self.obs_dim = n_days, n_feat, n_feat + len(STATE_NAMES)
+        self._t_max = t_max
+        # Features padded with the state columns so one `take` builds the whole observation.
+        ext = np.zeros((n_days * t_max, self.obs_dim), dtype=np.float32)
+        ext[:, :n_feat] = days.features.reshape(-1, n_feat)
+        self._obs_rows = ext
+        self._open = np.ascontiguousarray(days.open.reshape(-1))
+        self._close = np.ascontiguousarray(days.close.reshape(-1))
+        self._spread = np.ascontiguousarray(days.spread.reshape(-1))
+        self._day_length = days.length.astype(np.int64)
+        self._pnl_scale = float(cfg.pnl_scale)
+        self.ledger = Ledger(self.n, cfg)
+        z = np.zeros
+        self.day = z(n, dtype=np.int64)
+        self.t = z(n, dtype=np.int64)
+        self._base = z(n, dtype=np.int64)  # day * T: row of minute 0 in the flat arrays
+        self._last = z(n, dtype=np.int64)  # last decision index (length - 2): data ends after it
+        self._flat_from = z(n, dtype=np.int64)  # first index whose fill lies in the last flat minutes
+        self._span = np.ones(n)  # length - 1, for the time fraction
+        self.finished = z(n, dtype=bool)
+
+    def reset(self, sel: slice | np.ndarray, day: np.ndarray) -> None:
+        """Put the selected envs at the first decision of `day` (array of day indices), flat."""
+        day = np.asarray(day, dtype=np.int64)
+        if day.size and (day.min() < 0 or day.max() >= self.n_days):
+            raise ValueError(f"day index out of range [0, {self.n_days})")
+        length = self._day_length[day]
+        start = self.cfg.warmup_minutes
+        self.day[sel] = day
+        self.t[sel] = start
+        self._base[sel] = day * self._t_max
+        self._last[sel] = length - 2
+        self._flat_from[sel] = length - 1 - self.cfg.flat_minutes_before_close
+        self._span[sel] = length - 1
+        self.finished[sel] = False
+        self.ledger.reset(sel, self._close[day * self._t_max + start])
+
+    def observe(self, sel: slice | np.ndarray = _ALL) -> np.ndarray:
+        """A fresh float32 [k, obs_dim] observation of the selected envs (see the module docstring)."""
+        t = self.t[sel]
+        obs = self._obs_rows.take(self._base[sel] + t, axis=0)
+        f = self.n_features
+        led = self.ledger
+        obs[:, f] = led.pos[sel]
+        obs[:, f + 1] = led.unrealized(sel) / self._pnl_scale
+        obs[:, f + 2] = led.equity[sel] / self._pnl_scale
+        obs[:, f + 3] = t / self._span[sel]
+        return obs
+
+    def masks(self, sel: slice | np.ndarray = _ALL) -> np.ndarray:
+        """A fresh bool [k, 4] array of valid actions."""
+        state = (self.t[sel] >= self._flat_from[sel]) + 2 * self.finished[sel]
+        return _MASKS.take(state * 3 + self.ledger.pos[sel] + 1, axis=0)
+
+    def step(
+        self, sel: slice | np.ndarray, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Apply one action per selected env; returns raw components, rewards and done codes."""
+        t = self.t[sel]
+        restricted = t >= self._flat_from[sel]
+        target = _TARGET.take((restricted * 4 + actions) * 3 + self.ledger.pos[sel] + 1)
+        g = self._base[sel] + t + 1
+        comps, code = self.ledger.step(
+            sel,
+            target,
+            self._open.take(g),
+            self._close.take(g),
+            self._spread.take(g),
+            t >= self._last[sel],
+        )
+        self.t[sel] = t + 1
+        return comps, combine(self.reward, comps), code
+
+
+def _step_info(comps: dict[str, np.ndarray], i: int) -> dict[str, Any]:
+    return {name: float(comps[name][i]) for name in COMPONENT_NAMES}
+
+
+class IntradayEnv(gym.Env):
+    """One account trading one (symbol, day) per episode; Discrete(4): HOLD, BUY, SELL, CLOSE (module doc)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, days: MarketDays, env_cfg: EnvConfig, reward: RewardSpec, day_index: int | None = None) -> None:
+        super().__init__()
+        self._core = _Batch(days, env_cfg, reward, 1)
+        if day_index is not None and not 0 <= int(day_index) < days.n_days:
+            raise ValueError(f"day_index {day_index} out of range [0, {days.n_days})")
+        self.day_index = None if day_index is None else int(day_index)
+        self.days, self.env_cfg, self.reward = days, env_cfg, reward
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self._core.obs_dim,), dtype=np.float32)
+        self.action_space = spaces.Discrete(N_ACTIONS)
+        self.render_mode = None
+        self._done = True
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Start a day: `options["day_index"]`, else the fixed `day_index`, else one drawn from np_random."""
+        super().reset(seed=seed)
+        day = (options or {}).get("day_index", self.day_index)
+        if day is None:
+            day = int(self.np_random.integers(self._core.n_days))
+        self._core.reset(_ALL, np.array([day]))
+        self._done = False
+        return self._get_obs(), _reset_info(self.days, int(day))
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One minute: fill at the next open, mark at the next close; info has the raw components."""
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() before step()")
+        a = check_actions(action, 1, N_ACTIONS)
+        comps, reward, code = self._core.step(_ALL, a)
+        led = self._core.ledger
+        c = int(code[0])
+        info = _step_info(comps, 0)
+        info["net_pnl"] = float(led.equity[0])
+        info["position"] = int(led.pos[0])
+        if c:
+            self._done = True
+            info["done_reason"] = DONE_REASONS[c]
+            info["round_trips"] = int(led.round_trips[0])
+            info["wins"] = int(led.wins[0])
+        return self._get_obs(), float(reward[0]), c > 0, False, info
+
+    def _get_obs(self) -> np.ndarray:
+        return self._core.observe()[0]
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions now: bool (4,) (a fresh array)."""
+        return self._core.masks()[0]
+
+
+def _reset_info(days: MarketDays, day: int) -> dict[str, Any]:
+    return {"day_index": day, "symbol": str(days.symbols[day]), "session_date": str(days.dates[day])}
+
+
+class IntradayVecEnv(BatchedVecEnv):
+    """N intraday envs stepped together with array operations (SB3 VecEnv, auto-reset, masks as one array).
+
+    Env i draws its days from `gymnasium.utils.seeding.np_random(seed + i)`, exactly like
+    `IntradayEnv.reset(seed=seed + i)`. With `fixed_days`, env i always plays day `fixed_days[i]`. With
+    `auto_reset=False` (evaluation), an env that finishes stays finished (`done_mask`), its observation
+    frozen, its rewards 0 and its only valid action HOLD, until `reset()`.
+
+    Infos: an env that finished this step gets a fresh dict with `terminal_observation`,
+    `TimeLimit.truncated`, `done_reason`, `net_pnl`, `position`, `round_trips`, `wins` and the step's raw
+    components; every other env gets one shared read-only empty dict. Per-step values for all envs are in
+    `last_components`, `last_rewards`, `last_net_pnl` and `last_done_code` (arrays [N]: the step just taken,
+    before any auto-reset).
+    """
+
+    _PER_ENV = {"day_index": "day", "t": "t"}
+    _PER_LEDGER = {"position": "pos", "net_pnl": "equity", "round_trips": "round_trips", "wins": "wins"}
+    STATE_ATTRS = frozenset({*_PER_ENV, *_PER_LEDGER, "done_mask"})
+    COMPONENTS = COMPONENT_NAMES
+
+    def __init__(
+        self,
+        days: MarketDays,
+        env_cfg: EnvConfig,
+        reward: RewardSpec,
+        n_envs: int,
+        seed: int | None = 0,
+        fixed_days: np.ndarray | Sequence[int] | None = None,
+        auto_reset: bool = True,
+    ) -> None:
+        self._core = _Batch(days, env_cfg, reward, n_envs)
+        self.days, self.env_cfg, self.reward = days, env_cfg, reward
+        if fixed_days is not None:
+            fixed = np.asarray(fixed_days, dtype=np.int64).reshape(-1)
+            if fixed.shape != (n_envs,):
+                raise ValueError(f"fixed_days needs one day per env ({n_envs}), got {fixed.shape}")
+            if fixed.min() < 0 or fixed.max() >= days.n_days:
+                raise ValueError(f"fixed_days out of range [0, {days.n_days})")
+            self.fixed_days: np.ndarray | None = fixed
+        else:
+            self.fixed_days = None
+        self._rngs = [seeding.np_random(None if seed is None else seed + i)[0] for i in range(n_envs)]
+        self.auto_reset = bool(auto_reset)
+        self.render_mode = None
+        super().__init__(
+            n_envs,
+            spaces.Box(-np.inf, np.inf, shape=(self._core.obs_dim,), dtype=np.float32),
+            spaces.Discrete(N_ACTIONS),
+        )
+        n = n_envs
+        self.done_mask = np.zeros(n, dtype=bool)
+        self.last_components: dict[str, np.ndarray] = {name: np.zeros(n) for name in COMPONENT_NAMES}
+        self.last_rewards = np.zeros(n)
+        self.last_net_pnl = np.zeros(n)
+        self.last_done_code = np.zeros(n, dtype=np.int8)
+        self._actions: np.ndarray | None = None
+        self._obs: np.ndarray | None = None
+
+    @property
+    def ledger(self) -> Ledger:
+        """The accounts (position, equity, round trips, wins, cost totals) of all envs."""
+        return self._core.ledger
+
+    # ----------------------------------------------------------------------------------------- VecEnv API
+    def reset(self) -> VecEnvObs:
+        """Reset every env (seeds from `seed()` and options from `set_options()` apply here, then clear)."""
+        n = self.num_envs
+        days = np.empty(n, dtype=np.int64)
+        for i in range(n):
+            if self._seeds[i] is not None:
+                self._rngs[i] = seeding.np_random(self._seeds[i])[0]
+            days[i] = self._pick_day(i)
+        self._core.reset(_ALL, days)
+        self.done_mask[:] = False
+        self.reset_infos = [_reset_info(self.days, int(d)) for d in days]
+        self._reset_seeds()
+        self._reset_options()
+        self._obs = self._core.observe()
+        return self._obs
+
+    def _pick_day(self, i: int) -> int:
+        day = self._options[i].get("day_index") if self._options[i] else None
+        if day is not None:
+            return int(day)
+        if self.fixed_days is not None:
+            return int(self.fixed_days[i])
+        return int(self._rngs[i].integers(self._core.n_days))
+
+    def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
+        return comps["daily_pnl_level"]
+
+    def _finish(
+        self,
+        idx: np.ndarray,
+        obs: np.ndarray,
+        comps: dict[str, np.ndarray],
+        code: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """Infos of the envs that just ended; then auto-reset them, or freeze them in evaluation mode."""
+        led = self._core.ledger
+        terminal = obs[idx]
+        columns = {name: comps[name][idx].tolist() for name in COMPONENT_NAMES}
+        net = led.equity[idx].tolist()
+        trips = led.round_trips[idx].tolist()
+        wins = led.wins[idx].tolist()
+        codes = code[idx].tolist()
+        for j, i in enumerate(idx.tolist()):
+            info = {name: columns[name][j] for name in COMPONENT_NAMES}
+            info["net_pnl"] = net[j]
+            info["position"] = 0
+            info["done_reason"] = DONE_REASONS[codes[j]]
+            info["round_trips"] = trips[j]
+            info["wins"] = wins[j]
+            info["terminal_observation"] = terminal[j]
+            info["TimeLimit.truncated"] = False
+            infos[i] = info
+        if self.auto_reset:
+            days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)
+            self._core.reset(idx, days)
+            obs[idx] = self._core.observe(idx)
+        else:
+            self.done_mask[idx] = True
+            self._core.finished[idx] = True
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """Per-env values of day_index, t, position, net_pnl, round_trips, wins, done_mask; else shared."""
+        idx = list(self._get_indices(indices))
+        if attr_name in self._PER_ENV:
+            values = getattr(self._core, self._PER_ENV[attr_name])
+        elif attr_name in self._PER_LEDGER:
+            values = getattr(self._core.ledger, self._PER_LEDGER[attr_name])
+        elif attr_name == "done_mask":
+            values = self.done_mask
+        else:
+            value = getattr(self, attr_name)
+            return [value for _ in idx]
+        return [values[i].item() for i in idx]

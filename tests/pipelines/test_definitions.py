@@ -1,0 +1,151 @@
+"""The code location loads, its names are stable, and the pure-Python packages stay free of Dagster."""
+
+from __future__ import annotations
+
+import ast
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from assets.partitions import SESSIONS
+from pipelines.definitions import build_definitions
+from tests import ROOT  # noqa: E402
+
+EXPECTED_ASSETS = {
+    "raw_ticks",
+    "bars_1m",
+    "features_1m",
+    "intraday_reward_config",
+    "intraday_data_config",
+    "intraday_training_config",
+    "intraday_evaluation_config",
+    "intraday_dataset",
+    "intraday_reward_audit",
+    "intraday_policy",
+    "intraday_evaluation",
+    "raw_funding_rates",
+    "raw_mark_prices",
+    "funding_opportunities",
+    "funding_reward_config",
+    "funding_data_config",
+    "funding_training_config",
+    "funding_evaluation_config",
+    "funding_dataset",
+    "funding_reward_audit",
+    "funding_policy",
+    "funding_evaluation",
+}
+EXPECTED_CHECKS = {
+    ("raw_ticks", "quarantine_report"),
+    ("raw_ticks", "session_coverage"),
+    ("bars_1m", "vendor_bar_agreement"),
+    ("bars_1m", "bar_integrity"),
+    ("features_1m", "features_finite"),
+    ("features_1m", "features_truncation_invariant"),
+    ("intraday_reward_audit", "reward_scale_sane"),
+    ("intraday_evaluation", "action_collapse"),
+    ("intraday_evaluation", "reward_pnl_alignment"),
+    ("raw_funding_rates", "funding_quarantine"),
+    ("raw_funding_rates", "funding_duplicates"),
+    ("raw_funding_rates", "funding_gaps"),
+    ("raw_funding_rates", "funding_bounds"),
+    ("funding_reward_audit", "reward_scale_sane"),
+    ("funding_evaluation", "reward_pnl_alignment"),
+    ("funding_evaluation", "action_collapse"),
+    ("funding_evaluation", "symbol_concentration"),
+}
+
+
+def test_definitions_load_with_the_expected_names(tf_env) -> None:
+    defs = build_definitions()
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == EXPECTED_ASSETS
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == EXPECTED_CHECKS
+    market = defs.resolve_job_def("market_data_job")
+    assert {k.to_user_string() for k in market.asset_layer.executable_asset_keys} == {
+        "raw_ticks",
+        "bars_1m",
+        "features_1m",
+    }
+    assert defs.get_schedule_def("market_data_nightly_schedule").job_name == "market_data_job"
+    assert defs.get_schedule_def("funding_data_nightly_schedule").job_name == "funding_data_job"
+    funding = defs.resolve_job_def("funding_data_job")
+    assert {k.to_user_string() for k in funding.asset_layer.executable_asset_keys} == {
+        "raw_funding_rates",
+        "raw_mark_prices",
+        "funding_opportunities",
+    }
+    assert {s.name for s in defs.sensors} == {
+        "model_automation_sensor",
+        "config_observation_sensor",
+        "stale_models_sensor",
+    }
+
+
+def test_every_asset_check_schedule_and_sensor_has_a_one_sentence_description(tf_env) -> None:
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    described = {}
+    for key in graph.get_all_asset_keys():
+        described[f"asset {key.to_user_string()}"] = graph.get(key).description
+    for check_key in graph.asset_check_keys:
+        check = graph.get_check_spec(check_key)
+        described[f"check {check_key.asset_key.to_user_string()}.{check_key.name}"] = check.description
+    for schedule in defs.schedules:
+        described[f"schedule {schedule.name}"] = schedule.description
+    for sensor in defs.sensors:
+        described[f"sensor {sensor.name}"] = sensor.description
+    for job in defs.jobs:
+        described[f"job {job.name}"] = job.description
+    missing = sorted(name for name, text in described.items() if not text or not text.strip())
+    assert not missing
+    assert len(described) > 40
+
+
+@pytest.mark.parametrize("package", ["rl", "warehouse", "market"])
+def test_pure_packages_never_import_dagster(package: str) -> None:
+    offenders = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0].startswith("dagster")]
+    assert not offenders
+
+
+def test_partitions_follow_the_nyse_sessions() -> None:
+    keys = SESSIONS.get_partition_keys_in_range(dg.PartitionKeyRange("2024-07-01", "2024-07-10"))
+    assert keys == [
+        "2024-07-01",
+        "2024-07-02",
+        "2024-07-03",
+        "2024-07-05",
+        "2024-07-08",
+        "2024-07-09",
+        "2024-07-10",
+    ]
+    assert SESSIONS.has_partition_key("2024-11-29")  # early close is still a session
+    assert not SESSIONS.has_partition_key("2024-12-25")
+
+
+def _tick(when: str) -> dg.RunRequest | dg.SkipReason:
+    from pipelines.schedules import market_data_nightly_schedule
+
+    t = datetime.fromisoformat(when).replace(tzinfo=ZoneInfo("America/New_York"))
+    ctx = dg.build_schedule_context(scheduled_execution_time=t)
+    return market_data_nightly_schedule(ctx)
+
+
+def test_nightly_schedule_refreshes_the_session_and_skips_holidays() -> None:
+    request = _tick("2024-07-05T18:30")
+    assert isinstance(request, dg.RunRequest) and request.partition_key == "2024-07-05"
+    assert isinstance(_tick("2024-07-04T18:30"), dg.SkipReason)
+    assert isinstance(_tick("2024-12-25T18:30"), dg.SkipReason)
