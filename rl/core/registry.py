@@ -1,10 +1,15 @@
 """The family registry: a kind names the module that holds its family, imported only when first asked for.
 
 A family is the family-specific half of the pipeline (env, accounting, baselines, evaluation, report) behind the
-`Family` protocol below. Everything else is the core's and is the same for every family: config loading, the
-reward audit, training, checkpoints, walk-forward slicing, the rollout loop, run records and the Dagster assets,
-jobs and sensors, which are all built from this registry. Adding a family is a folder under `rl/families/` whose
-`__init__` exposes `FAMILY`, plus one line in `FAMILY_MODULES`.
+`Family` protocol below. Its batched env (an `rl.core.vecenv.BatchedVecEnv`) reports each env's current time index
+as `get_attr("t")`, and env i of `env_factory(...)(n, seed)` plays exactly what `single_env(...)` plays after
+`reset(seed=seed + i)`. The contract tests (tests/core/test_family_contract.py) hold every family to this, to
+Gymnasium's checks and to no look-ahead, using the family's `synthetic_days` and `perturb_after`.
+
+Everything else is the core's and is the same for every family: config loading, the reward audit, training,
+checkpoints, walk-forward slicing, the rollout loop, run records and the Dagster assets, jobs and sensors, which
+are all built from this registry. Adding a family is a folder under `rl/families/` whose `__init__` exposes
+`FAMILY`, plus one line in `FAMILY_MODULES`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import duckdb
+    import gymnasium as gym
 
     from rl.core.audit import AuditTarget
     from rl.core.family import FamilyConfig
@@ -55,6 +61,9 @@ class Family(Protocol):
     def build_days(self, data: Any, cfg: FamilyConfig, expected: Sequence[date]) -> Any: ...
     def load_days(self, path: Path) -> Any: ...
     def env_factory(self, days: Any, env_cfg: Any, reward: RewardSpec) -> EnvFactory: ...
+    def single_env(self, days: Any, env_cfg: Any, reward: RewardSpec) -> gym.Env: ...
+    def synthetic_days(self, seed: int) -> Any: ...
+    def perturb_after(self, days: Any, t: int) -> Any: ...
     def audit_target(self, days: Any, cfg: FamilyConfig, reward: RewardSpec) -> AuditTarget: ...
     def evaluate(
         self, agent: Policy, held_out: Any, cfg: FamilyConfig, reward: RewardSpec, agent_name: str

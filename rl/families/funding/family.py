@@ -103,6 +103,32 @@ class FundingFamily:
 
         return lambda n_envs, seed: FundingVecEnv(days, env_cfg, reward, n_envs=n_envs, seed=seed)
 
+    def single_env(self, days: FundingDays, env_cfg: FundingEnvConfig, reward: RewardSpec) -> Any:
+        from rl.families.funding.env import FundingEnv
+
+        return FundingEnv(days, env_cfg, reward)
+
+    def synthetic_days(self, seed: int) -> FundingDays:
+        """Five days of hourly rates on four symbols and three exchanges, one with a planted spread."""
+        from rl.families.funding.data import random_funding_days
+
+        return random_funding_days(n_hours=120, n_symbols=4, seed=seed, planted_spread_apr=0.3, anomalous=1)
+
+    def perturb_after(self, days: FundingDays, t: int) -> FundingDays:
+        """The same hours with every snapshot after hour index `t` changed (prices, rates, volumes)."""
+        from dataclasses import replace
+
+        later = (np.arange(days.n_hours) > t)[:, None, None]
+        return replace(
+            days,
+            mark=np.where(later, days.mark * 1.05, days.mark),
+            bid=np.where(later, days.bid * 1.05, days.bid),
+            ask=np.where(later, days.ask * 1.06, days.ask),
+            funding_paid=np.where(later, days.funding_paid + 0.001, days.funding_paid),
+            rate_now=np.where(later, days.rate_now + 0.001, days.rate_now),
+            volume_24h=np.where(later, days.volume_24h * 2.0, days.volume_24h),
+        )
+
     def audit_target(self, days: FundingDays, cfg: FamilyConfig, reward: RewardSpec) -> AuditTarget:
         from rl.families.funding.audit import funding_audit_target
 

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from rl.families.intraday.accounting import COMPONENTS
@@ -88,6 +89,30 @@ class IntradayFamily:
         from rl.families.intraday.env import IntradayVecEnv
 
         return lambda n_envs, seed: IntradayVecEnv(days, env_cfg, reward, n_envs=n_envs, seed=seed)
+
+    def single_env(self, days: MarketDays, env_cfg: EnvConfig, reward: RewardSpec) -> Any:
+        from rl.families.intraday.env import IntradayEnv
+
+        return IntradayEnv(days, env_cfg, reward)
+
+    def synthetic_days(self, seed: int) -> MarketDays:
+        """A few short random-walk sessions with a learnable order-flow edge (tests and benchmarks)."""
+        from rl.core.data import random_walk_days
+
+        return random_walk_days(n_days=6, n_minutes=80, n_features=5, seed=seed, edge=0.5)
+
+    def perturb_after(self, days: MarketDays, t: int) -> MarketDays:
+        """The same days with every bar after minute index `t` changed (prices, spreads and features)."""
+        from dataclasses import replace
+
+        later = np.arange(days.max_minutes) > t
+        return replace(
+            days,
+            features=np.where(later[None, :, None], days.features + 1.0, days.features).astype(np.float32),
+            open=np.where(later, days.open * 1.05, days.open),
+            close=np.where(later, days.close * 0.95, days.close),
+            spread=np.where(later, days.spread * 3.0, days.spread),
+        )
 
     def audit_target(self, days: MarketDays, cfg: FamilyConfig, reward: RewardSpec) -> AuditTarget:
         from rl.families.intraday.audit import intraday_target

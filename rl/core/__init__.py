@@ -1,0 +1,1 @@
+"""The machinery every agent family shares; it imports no family (see registry.py)."""
