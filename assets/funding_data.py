@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import WAREHOUSE_POOL, check_result
+from assets.common import WAREHOUSE_POOL, check_result, partition_metadata
 from assets.partitions import FUNDING_DAYS, partition_dates
 from assets.resources import FundingMarketResource, WarehouseResource
 from warehouse.funding import build_opportunities, funding_checks, ingest_funding_day, opportunities_summary
@@ -64,16 +64,24 @@ def raw_funding(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         for reason, n in s.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + n
     quarantined = sum(s.quarantined for s in stats)
+    for key, rows in ((RATES, "funding_rates"), (MARKS, "mark_prices")):
+        per_day = {
+            d.isoformat(): {"rows": getattr(s, rows), "quarantined": s.quarantined}
+            for d, s in zip(days, stats, strict=True)
+        }
+        partition_metadata(context, per_day, asset_key=key)
     yield dg.MaterializeResult(
         asset_key=RATES,
         metadata={
             "source": funding_market.source,
             "source_name": source.name,
-            "days": len(days),
-            "rows": sum(s.funding_rates for s in stats),
+            "run_days": len(days),
+            "run_rows": sum(s.funding_rates for s in stats),
         },
     )
-    yield dg.MaterializeResult(asset_key=MARKS, metadata={"days": len(days), "rows": sum(s.mark_prices for s in stats)})
+    yield dg.MaterializeResult(
+        asset_key=MARKS, metadata={"run_days": len(days), "run_rows": sum(s.mark_prices for s in stats)}
+    )
     yield check_result(
         "funding_quarantine",
         {"passed": quarantined == 0, "quarantined": quarantined, "reasons": reasons},
@@ -105,4 +113,4 @@ def funding_opportunities(context: dg.AssetExecutionContext, warehouse: Warehous
         for d in days:
             build_opportunities(con, d)
         summary = opportunities_summary(con, days)
-    return dg.MaterializeResult(metadata={"days": len(days), **summary})
+    return dg.MaterializeResult(metadata={"run_days": len(days), **{f"run_{k}": v for k, v in summary.items()}})

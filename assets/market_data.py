@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import WAREHOUSE_POOL, check_result
+from assets.common import WAREHOUSE_POOL, check_result, partition_metadata
 from assets.partitions import SESSIONS, partition_dates
 from assets.resources import MarketDataResource, WarehouseResource
 from warehouse import checks
@@ -47,17 +47,27 @@ def raw_ticks(
         quarantined = checks.quarantine_counts(con, dates)
         coverage = checks.session_coverage(con, dates, market.symbols)
         report = source.report(dates) if callable(getattr(source, "report", None)) else None
+    partition_metadata(
+        context,
+        {
+            s.session_date.isoformat(): {
+                "source": market.source,
+                "ticks": s.ticks,
+                "quotes": s.quotes,
+                "vendor_bars": s.bars,
+                "quarantined": s.quarantined,
+                "quarantine_reasons": s.reasons,
+                "extended_hours_dropped": s.extended_dropped,
+                "gaps": s.gaps,
+            }
+            for s in stats
+        },
+    )
     return dg.MaterializeResult(
         metadata={
-            **({"import_report": dg.MetadataValue.md(report)} if report else {}),
-            "source": market.source,
-            "sessions": len(dates),
-            "ticks": sum(s.ticks for s in stats),
-            "quotes": sum(s.quotes for s in stats),
-            "vendor_bars": sum(s.bars for s in stats),
-            "quarantined": sum(s.quarantined for s in stats),
-            "extended_hours_dropped": sum(s.extended_dropped for s in stats),
-            "gaps": sum(len(s.gaps) for s in stats),
+            **({"run_import_report": dg.MetadataValue.md(report)} if report else {}),
+            "run_sessions": len(dates),
+            "run_ticks": sum(s.ticks for s in stats),
         },
         check_results=[
             check_result("quarantine_report", quarantined, dg.AssetCheckSeverity.WARN),
@@ -93,12 +103,11 @@ def bars_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
         stats = [build_bars(con, d) for d in dates]
         integrity = checks.bar_integrity(con, dates)
         agreement = checks.vendor_bar_agreement(con, dates)
+    partition_metadata(
+        context, {d.isoformat(): {"bars": s.bars, "ticks": s.ticks} for d, s in zip(dates, stats, strict=True)}
+    )
     return dg.MaterializeResult(
-        metadata={
-            "sessions": len(dates),
-            "bars": sum(s.bars for s in stats),
-            "ticks": sum(s.ticks for s in stats),
-        },
+        metadata={"run_sessions": len(dates), "run_bars": sum(s.bars for s in stats)},
         check_results=[
             check_result("bar_integrity", integrity, dg.AssetCheckSeverity.ERROR),
             check_result("vendor_bar_agreement", agreement, dg.AssetCheckSeverity.WARN),
@@ -131,11 +140,12 @@ def features_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     """Per-minute microstructure, momentum and time-of-day features; each uses only bars up to its minute."""
     dates = partition_dates(context.partition_keys)
     with warehouse.connect() as con:
-        rows = sum(build_features(con, d) for d in dates)
+        rows = [build_features(con, d) for d in dates]
         finite = checks.features_finite(con, dates, WARMUP_MINUTES)
         invariant = checks.truncation_invariance(con, dates)
+    partition_metadata(context, {d.isoformat(): {"rows": n} for d, n in zip(dates, rows, strict=True)})
     return dg.MaterializeResult(
-        metadata={"sessions": len(dates), "rows": rows, "features": dg.MetadataValue.json(FEATURES)},
+        metadata={"run_sessions": len(dates), "run_rows": sum(rows), "features": dg.MetadataValue.json(FEATURES)},
         check_results=[
             check_result("features_finite", finite, dg.AssetCheckSeverity.ERROR),
             check_result("features_truncation_invariant", invariant, dg.AssetCheckSeverity.ERROR),

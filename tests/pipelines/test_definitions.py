@@ -149,3 +149,13 @@ def test_nightly_schedule_refreshes_the_session_and_skips_holidays() -> None:
     assert isinstance(request, dg.RunRequest) and request.partition_key == "2024-07-05"
     assert isinstance(_tick("2024-07-04T18:30"), dg.SkipReason)
     assert isinstance(_tick("2024-12-25T18:30"), dg.SkipReason)
+
+
+def test_metadata_rounds_floats_to_what_matters() -> None:
+    from assets.common import metadata
+
+    shown = metadata(
+        {"pnl": 2495.188093497481, "loss": 1.9123456789e13, "kl": 0.00721234567, "n": 7, "nested": [0.1234567891]}
+    )
+    assert shown["pnl"] == 2495.19 and shown["loss"] == 1.91235e13 and shown["kl"] == 0.00721235 and shown["n"] == 7
+    assert shown["nested"].value == [0.123457]

@@ -76,9 +76,11 @@ def _materializations(instance: dg.DagsterInstance, key: str) -> list[str]:
     return sorted(r.partition_key for r in records)
 
 
-def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+def _latest_metadata(instance: dg.DagsterInstance, key: str, partition: str | None = None) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
 def _run(defs: dg.Definitions, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
@@ -114,11 +116,15 @@ def test_two_utc_days_in_one_run_then_rewriting_one_replaces_it(tf_env) -> None:
         assert first[day]["opportunities"] == snapshots * pairs  # every pair at every snapshot, once
         assert first[day]["quarantine"] == 0 and first[day]["duplicates"] == 0
     rates_meta = _latest_metadata(instance, "raw_funding_rates")
-    assert rates_meta["source"] == "embedded" and rates_meta["days"] == 2
-    assert rates_meta["rows"] == sum(t.funding_rates.height for t in tapes.values())
+    assert rates_meta["source"] == "embedded" and rates_meta["run_days"] == 2
+    assert rates_meta["run_rows"] == sum(t.funding_rates.height for t in tapes.values())
+    for day in DAYS:  # each partition's own rows, not the run's total
+        assert _latest_metadata(instance, "raw_funding_rates", day)["rows"] == tapes[day].funding_rates.height
+        assert _latest_metadata(instance, "raw_mark_prices", day)["rows"] == tapes[day].mark_prices.height
     opp_meta = _latest_metadata(instance, "funding_opportunities")
-    assert (opp_meta["days"], opp_meta["rows"], opp_meta["pairs"]) == (2, 2 * snapshots * pairs, pairs)
-    assert opp_meta["symbols"] == len(funding_symbols(cfg)) and opp_meta["max_apr"] >= opp_meta["median_apr"] >= 0
+    assert (opp_meta["run_days"], opp_meta["run_rows"], opp_meta["run_pairs"]) == (2, 2 * snapshots * pairs, pairs)
+    assert opp_meta["run_symbols"] == len(funding_symbols(cfg))
+    assert opp_meta["run_max_apr"] >= opp_meta["run_median_apr"] >= 0
 
     rewrite = _run(defs, instance, partition_key=DAY)
     assert rewrite.success and all(e.passed for e in rewrite.get_asset_check_evaluations())

@@ -64,6 +64,31 @@ def test_one_partition_through_the_real_graph_three_times_keeps_one_copy(tf_env)
     assert seen[0]["dup_bars"] == 0
 
 
+def test_a_range_run_records_each_partitions_own_metadata(tf_env) -> None:
+    defs = build_definitions()
+    instance = dg.DagsterInstance.ephemeral()
+    tags = {"dagster/asset_partition_range_start": "2024-01-03", "dagster/asset_partition_range_end": "2024-01-05"}
+    assert defs.resolve_job_def("market_data_job").execute_in_process(instance=instance, tags=tags).success
+    days = ["2024-01-03", "2024-01-04", "2024-01-05"]
+    counts = {day: _counts(tf_env.home, day) for day in days}
+    assert len({c["raw.ticks"] for c in counts.values()}) == 3  # distinct per session, so a total would show
+    for day in days:
+        meta = {
+            name: instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[day]), limit=1
+            )
+            .records[0]
+            .asset_materialization.metadata
+            for name in ("raw_ticks", "bars_1m", "features_1m")
+        }
+        assert meta["raw_ticks"]["ticks"].value == counts[day]["raw.ticks"]
+        assert meta["raw_ticks"]["quotes"].value == counts[day]["raw.quotes"]
+        assert meta["raw_ticks"]["run_ticks"].value == sum(c["raw.ticks"] for c in counts.values())
+        assert meta["raw_ticks"]["run_sessions"].value == 3
+        assert meta["bars_1m"]["bars"].value == counts[day]["core.bars_1m"]
+        assert meta["features_1m"]["rows"].value == counts[day]["core.features_1m"]
+
+
 def _cli_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["DAGSTER_HOME"] = str(ensure_dagster_home(home))

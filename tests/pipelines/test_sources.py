@@ -103,7 +103,7 @@ def test_polygon_fills_the_same_tables_as_the_embedded_market(
     assert _rows(home, spy) == _rows(tmp_path / "embedded", spy)  # equities come through exactly
     assert {r.path.split("/")[2] for r in data.requests} >= {"trades", "quotes"}
     mat = result.asset_materializations_for_node("raw_ticks")[0].metadata
-    assert mat["source"].value == "polygon" and mat["gaps"].value == 0
+    assert mat["source"].value == "polygon" and mat["gaps"].value == {}
     assert KEY not in _event_text(result)
 
 
@@ -151,7 +151,7 @@ def test_a_failed_polygon_fetch_leaves_the_stored_day_untouched_and_a_missing_da
     gaps = _rows(home, "SELECT symbol, session_date::VARCHAR, source FROM raw.ingest_gaps")
     assert gaps == [("SPY", DAYS[0], "polygon")]
     mat = result.asset_materializations_for_node("raw_ticks")[0].metadata
-    assert mat["gaps"].value == 1
+    assert list(mat["gaps"].value) == ["SPY"] and "missing this day" in mat["gaps"].value["SPY"]
 
 
 def _write_files(folder: Path, config: SyntheticMarketConfig) -> None:
@@ -180,7 +180,7 @@ def test_file_import_fills_the_same_tables_and_quarantines_bad_rows(
     assert _shape(home) == embedded_shape
     spy = "SELECT ts, price, size FROM raw.ticks WHERE symbol = 'SPY' ORDER BY session_date, seq"
     assert _rows(home, spy) == _rows(tmp_path / "embedded", spy)
-    report = result.asset_materializations_for_node("raw_ticks")[0].metadata["import_report"].value
+    report = result.asset_materializations_for_node("raw_ticks")[0].metadata["run_import_report"].value
     assert "File import" in report and "2024-01-03" in report
 
     trades = folder / f"SPY_{DAYS[0]}_trades.csv"
