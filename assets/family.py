@@ -9,8 +9,6 @@ retrains, an evaluation edit re-evaluates. The sources are observed by `config_o
 the files itself and records an observation only when one changed, so polling never shows up as runs.
 """
 
-from pathlib import Path
-
 import dagster as dg
 
 from assets.common import WAREHOUSE_POOL, check_result, metadata
@@ -199,11 +197,14 @@ def family_assets(family: Family) -> list:
     return [_sources(kind), dataset, reward_audit, policy, evaluation]
 
 
+def validate_configs(configs: ConfigStore) -> None:
+    """Every registered family's config and reward file, checked when the definitions load: a bad value (a
+    negative learning rate, gamma 1.5, a reward weight "abc") fails there, naming its file and key, not after the
+    data work of a run."""
+    for kind in kinds():
+        load(configs, kind)
+
+
 def model_assets() -> list:
     """Every registered family's assets."""
     return [a for kind in kinds() for a in family_assets(get_family(kind))]
-
-
-def family_paths(configs: ConfigStore, kind: str) -> tuple[Path, Path]:
-    """The config file and the reward file a family reads."""
-    return configs.family_path(kind), configs.resolve(configs.family(kind).reward)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 MARKET_SOURCES = ("embedded", "polygon", "ibkr", "file")
 POLYGON_KEY_ENV = "POLYGON_API_KEY"
 FUNDING_SOURCES = ("embedded", "ccxt")
+EMBEDDED_KEYS = ("seed", "trades_per_day", "edge")  # the synthetic market's settings market.yaml may set
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -191,16 +192,31 @@ def market_from_yaml(path: Path) -> MarketDataResource:
     for name, section in sections.items():
         if name in raw:
             source_settings(name, section, extended)
+    embedded = raw.get("embedded") or {}
+    if not isinstance(embedded, dict):
+        raise ValueError(f"{path.name}: embedded must be a mapping of settings, got {embedded!r}")
+    unknown = sorted(set(embedded) - set(EMBEDDED_KEYS))
+    if unknown:
+        raise ValueError(f"{path.name}: embedded: unknown keys {unknown}; known: {list(EMBEDDED_KEYS)}")
+    from market.synthetic import SyntheticMarketConfig
+
+    try:
+        SyntheticMarketConfig(**{k: v for k, v in embedded.items() if v is not None})  # null = the default
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path.name}: embedded: {exc}") from None
+    symbols = raw.get("symbols", ["SPY", "QQQ", "SPX"])
+    if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) and s for s in symbols):
+        raise ValueError(f"{path.name}: symbols must be a non-empty list of symbol names, got {symbols!r}")
     extra: dict[str, Any] = {}
     if source == "polygon":
         extra["polygon_api_key"] = dg.EnvVar(POLYGON_KEY_ENV)
     return MarketDataResource(
         source=source,
-        symbols=list(raw.get("symbols", ["SPY", "QQQ", "SPX"])),
+        symbols=symbols,
         extended_hours=extended,
         file_base_dir=str(path.resolve().parent.parent),
         **sections,
-        **(raw.get("embedded") or {}),
+        **embedded,
         **extra,
     )
 
@@ -221,6 +237,12 @@ def funding_market_from_yaml(path: Path) -> FundingMarketResource:
     embedded = raw.get("embedded") or {}
     if not isinstance(embedded, dict):
         raise ValueError(f"{path.name}: funding.embedded must be a mapping of settings, got {embedded!r}")
+    from market.funding import funding_config_from_dict
+
+    try:
+        funding_config_from_dict(dict(embedded))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path.name}: funding.embedded: {exc}") from None
     return FundingMarketResource(source=raw.get("source", "embedded"), embedded=embedded, **ccxt)
 
 

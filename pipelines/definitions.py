@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.family import model_assets
+from assets.family import model_assets, validate_configs
 from assets.funding_data import funding_opportunities, raw_funding
 from assets.market_data import bars_1m, features_1m, raw_ticks
 from assets.resources import default_resources
@@ -12,13 +12,18 @@ from pipelines.sensors import automation_sensor, config_observation_sensor, stal
 
 
 def build_definitions(**resource_overrides: object) -> dg.Definitions:
-    """Definitions over every registered family, with default resources; tests override the home folder."""
+    """Definitions over every registered family, with default resources; tests override the home folder.
+
+    Every config file is validated here, so a bad setting stops the code location from loading, naming its file.
+    """
+    resources = {**default_resources(), **resource_overrides}
+    validate_configs(resources["configs"])
     return dg.Definitions(
         assets=[raw_ticks, bars_1m, features_1m, raw_funding, funding_opportunities, *model_assets()],
         jobs=all_jobs(),
         schedules=[market_data_nightly_schedule, funding_data_nightly_schedule],
         sensors=[automation_sensor, config_observation_sensor, stale_models_sensor],
-        resources={**default_resources(), **resource_overrides},
+        resources=resources,
     )
 
 

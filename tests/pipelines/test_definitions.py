@@ -159,3 +159,27 @@ def test_metadata_rounds_floats_to_what_matters() -> None:
     )
     assert shown["pnl"] == 2495.19 and shown["loss"] == 1.91235e13 and shown["kl"] == 0.00721235 and shown["n"] == 7
     assert shown["nested"].value == [0.123457]
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "match"),
+    [
+        ("market.yaml", lambda m: m["embedded"].update(egde=0), r"market.yaml: embedded: unknown keys \['egde'\]"),
+        ("market.yaml", lambda m: m["embedded"].update(seed="abc"), "market.yaml: embedded: .*seed must be an int"),
+        ("market.yaml", lambda m: m.update(symbols="SPY"), "market.yaml: symbols must be a non-empty list"),
+        ("market.yaml", lambda m: m["funding"].update(embedded={"sede": 1}), "market.yaml: funding.embedded"),
+        ("intraday.yaml", lambda f: f["ppo"].update(learning_rate=-0.1), "intraday.yaml: ppo.learning_rate"),
+        ("funding.yaml", lambda f: f["ppo"].update(gamma=1.5), r"funding.yaml: ppo.gamma must be in \(0, 1\]"),
+        ("intraday.yaml", lambda f: f["env"].update(shares=0), "intraday.yaml: EnvConfig.shares"),
+        ("intraday.yaml", lambda f: f.update(phases=[{"name": "a", "timesteps": 0}]), "phases.a.timesteps"),
+        (
+            "rewards/intraday.yaml",
+            lambda r: r["components"]["pnl"].update(weight="abc"),
+            "intraday.yaml: reward 'intraday_.*pnl.weight must be a number",
+        ),
+    ],
+)
+def test_every_config_file_is_validated_when_the_definitions_load(tf_env, file: str, edit, match: str) -> None:
+    tf_env.edit_yaml(tf_env.configs / file, edit)
+    with pytest.raises(ValueError, match=match):
+        build_definitions()
