@@ -16,6 +16,12 @@ DAGSTER_YAML = """\
 concurrency:
   pools:
     default_limit: 1
+# A run whose worker died (kill -9, out of memory) is marked failed by the code server that launched it;
+# run monitoring then frees its pool slots. dead_runs_sensor covers runs executed in-process too.
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 30
 telemetry:
   enabled: false
 """

@@ -7,6 +7,7 @@ from assets.funding_data import funding_opportunities, raw_funding
 from assets.market_data import bars_1m, features_1m, raw_ticks
 from assets.resources import default_resources
 from pipelines.jobs import all_jobs
+from pipelines.recovery import dead_runs_sensor
 from pipelines.schedules import funding_data_nightly_schedule, market_data_nightly_schedule
 from pipelines.sensors import automation_sensor, config_observation_sensor, stale_models_sensor
 
@@ -22,7 +23,7 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
         assets=[raw_ticks, bars_1m, features_1m, raw_funding, funding_opportunities, *model_assets()],
         jobs=all_jobs(),
         schedules=[market_data_nightly_schedule, funding_data_nightly_schedule],
-        sensors=[automation_sensor, config_observation_sensor, stale_models_sensor],
+        sensors=[automation_sensor, config_observation_sensor, stale_models_sensor, dead_runs_sensor],
         resources=resources,
     )
 

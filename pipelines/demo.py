@@ -28,10 +28,13 @@ def run_demo(families: tuple[str, ...] | None = None) -> dict[str, Path]:
     import dagster as dg
 
     from pipelines.definitions import defs
+    from pipelines.recovery import recover
     from rl.core.registry import get_family, kinds
 
     instance = dg.DagsterInstance.get()
     instance.upgrade()
+    for line in recover(instance):  # a run killed earlier must not hold the warehouse slot (no daemon runs here)
+        _step(f"recovered {line}")
     configs = defs.resources["configs"]
     reports: dict[str, Path] = {}
     for family in families or kinds():

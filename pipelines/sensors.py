@@ -17,6 +17,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from assets.family import MODEL_STAGES, source_versions
 from assets.resources import ConfigStore
+from pipelines.recovery import live_runs
 from rl.core.registry import kinds
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -28,23 +29,16 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "conditions); launches nothing when nothing changed.",
 )
 
-IN_PROGRESS = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
 
 def model_keys(family: str) -> list[dg.AssetKey]:
     return [dg.AssetKey(f"{family}_{stage}") for stage in MODEL_STAGES]
 
 
 def models_in_progress(instance: dg.DagsterInstance, family: str) -> list[str]:
-    """Ids of queued or running runs that target any of the family's model assets."""
+    """Ids of queued or running runs that target any of the family's model assets; a run whose process is gone
+    (killed) does not count, so it cannot hold the family's retraining back for ever."""
     targets = set(model_keys(family))
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS))
-    return [r.run_id for r in runs if r.asset_selection and targets & set(r.asset_selection)]
+    return [r.run_id for r in live_runs(instance) if r.asset_selection and targets & set(r.asset_selection)]
 
 
 def trained_reward_sha(instance: dg.DagsterInstance, family: str) -> str | None:

@@ -84,6 +84,7 @@ def test_definitions_load_with_the_expected_names(tf_env) -> None:
         "model_automation_sensor",
         "config_observation_sensor",
         "stale_models_sensor",
+        "dead_runs_sensor",
     }
 
 
