@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,16 +104,61 @@ def migrate(con: duckdb.DuckDBPyConnection, directory: Path = MIGRATIONS_DIR) ->
     return applied
 
 
-def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+class WarehouseLockedError(RuntimeError):
+    """Another process holds the DuckDB file's write lock (DuckDB allows one writing process)."""
+
+
+LOCK_TIMEOUT_S = 60.0  # how long a connection waits for another process's lock before failing
+
+
+def _lock_holder(message: str) -> str:
+    """The process named in DuckDB's lock error, with its command line where this machine can read it."""
+    match = re.search(r"held in (.*) \(PID (\d+)\)", message)
+    if not match:
+        return "another process"
+    exe, pid = match.group(1), match.group(2)
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmdline = exe
+    return f"process {pid} ({cmdline[:200]})"
+
+
+def _open(target: str, read_only: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, retried with backoff while another process holds the file's lock."""
+    deadline = time.monotonic() + lock_timeout_s
+    delay = 0.1
+    while True:
+        try:
+            return duckdb.connect(target, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "Could not set lock" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                holder = _lock_holder(str(exc))
+                raise WarehouseLockedError(
+                    f"the warehouse {target} is locked by {holder}, still after {lock_timeout_s:.0f} s: DuckDB "
+                    "allows one writing process. Let that process finish or stop it; runs of this project's "
+                    "Dagster instance take turns through the duckdb pool, but another instance or a notebook does not."
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def connect(
+    path: str | Path, read_only: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S
+) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, creating its folder and applying pending migrations.
 
     A read-only connection cannot migrate, so it refuses a file whose schema is behind (open it read-write
-    once first). `":memory:"` gives a throw-away warehouse for tests.
+    once first). `":memory:"` gives a throw-away warehouse for tests. While another process holds the file's
+    lock (a second Dagster instance, a notebook), the connection is retried with backoff for `lock_timeout_s`,
+    then fails with a WarehouseLockedError naming that process.
     """
     target = str(path)
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(target, read_only=read_only)
+    con = _open(target, read_only, lock_timeout_s)
     try:
         # Bulk inserts are ~1.5x faster when DuckDB may reorder rows; nothing relies on insertion order
         # (raw rows carry ts and seq, and every reader here says ORDER BY).

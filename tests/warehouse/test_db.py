@@ -259,3 +259,37 @@ def test_the_partition_column_is_chosen_per_call_or_per_write_and_validated(con)
     with pytest.raises(duckdb.ConstraintException):
         replace_partitions(con, D1, broken, partition_column="day")
     assert _day_count(con, D1) == 3 and _count(con, "raw.ticks", D1) == 2  # both tables rolled back
+
+
+def test_a_second_process_holding_the_lock_is_waited_for_then_named(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from warehouse.db import WarehouseLockedError, connect
+
+    path = tmp_path / "w.duckdb"
+    connect(path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(3)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with pytest.raises(
+            WarehouseLockedError, match=rf"locked by process {holder.pid} \(.*duckdb\.connect.*one writing"
+        ):
+            connect(path, lock_timeout_s=0.5)
+        assert time.monotonic() - start >= 0.3  # it retried before giving up
+        con = connect(path, lock_timeout_s=30)  # waits for the other process to let go, then works
+        assert con.execute("select 1").fetchone() == (1,)
+        con.close()
+    finally:
+        holder.kill()
+        holder.wait()
