@@ -68,6 +68,38 @@ class BatchedVecEnv(VecEnv):
     STATE_ATTRS: frozenset[str] = frozenset()  # per-env state: readable with get_attr, never settable
     COMPONENTS: tuple[str, ...] = ()  # the ledger's reward components, as in `last_components`
 
+    def _init_batched(self, n_envs: int, obs_dim: int, n_actions: int, seed: int | None, auto_reset: bool) -> None:
+        """What every batched env sets up: per-env generators seeded `seed + i` (exactly like the single env's
+        `reset(seed=seed + i)`), the spaces, and the per-step arrays of the step just taken."""
+        from gymnasium import spaces
+        from gymnasium.utils import seeding
+
+        self._rngs = [seeding.np_random(None if seed is None else seed + i)[0] for i in range(n_envs)]
+        self.auto_reset = bool(auto_reset)
+        self.render_mode = None
+        super().__init__(
+            n_envs, spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32), spaces.Discrete(n_actions)
+        )
+        self.done_mask = np.zeros(n_envs, dtype=bool)
+        self.last_components: dict[str, np.ndarray] = {name: np.zeros(n_envs) for name in self.COMPONENTS}
+        self.last_rewards = np.zeros(n_envs)
+        self.last_net_pnl = np.zeros(n_envs)
+        self.last_done_code = np.zeros(n_envs, dtype=np.int8)
+        self._actions: np.ndarray | None = None
+        self._obs: np.ndarray | None = None
+
+    @staticmethod
+    def fixed_indices(values: Any, n_envs: int, upper: int, what: str) -> np.ndarray | None:
+        """One episode index per env in [0, upper] (days, start hours), or None; refuses a wrong count or range."""
+        if values is None:
+            return None
+        fixed = np.asarray(values, dtype=np.int64).reshape(-1)
+        if fixed.shape != (n_envs,):
+            raise ValueError(f"{what} needs one value per env ({n_envs}), got {fixed.shape}")
+        if fixed.size and (fixed.min() < 0 or fixed.max() > upper):
+            raise ValueError(f"{what} out of range [0, {upper}]")
+        return fixed
+
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
 

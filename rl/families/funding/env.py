@@ -369,32 +369,9 @@ class FundingVecEnv(BatchedVecEnv):
     ) -> None:
         self._core = _Batch(days, env_cfg, reward, n_envs)
         self.days, self.env_cfg, self.reward = days, env_cfg, reward
-        if fixed_starts is not None:
-            fixed = np.asarray(fixed_starts, dtype=np.int64).reshape(-1)
-            if fixed.shape != (n_envs,):
-                raise ValueError(f"fixed_starts needs one start hour per env ({n_envs}), got {fixed.shape}")
-            latest = days.n_hours - 1 - env_cfg.episode_hours
-            if fixed.min() < 0 or fixed.max() > latest:
-                raise ValueError(f"fixed_starts out of range [0, {latest}]")
-            self.fixed_starts: np.ndarray | None = fixed
-        else:
-            self.fixed_starts = None
-        self._rngs = [seeding.np_random(None if seed is None else seed + i)[0] for i in range(n_envs)]
-        self.auto_reset = bool(auto_reset)
-        self.render_mode = None
-        super().__init__(
-            n_envs,
-            spaces.Box(-np.inf, np.inf, shape=(self._core.obs_dim,), dtype=np.float32),
-            spaces.Discrete(self._core.n_actions),
-        )
-        n = n_envs
-        self.done_mask = np.zeros(n, dtype=bool)
-        self.last_components: dict[str, np.ndarray] = {name: np.zeros(n) for name in COMPONENT_NAMES}
-        self.last_rewards = np.zeros(n)
-        self.last_net_pnl = np.zeros(n)
-        self.last_done_code = np.zeros(n, dtype=np.int8)
-        self._actions: np.ndarray | None = None
-        self._obs: np.ndarray | None = None
+        latest = days.n_hours - 1 - env_cfg.episode_hours
+        self.fixed_starts = self.fixed_indices(fixed_starts, n_envs, latest, "fixed_starts")
+        self._init_batched(n_envs, self._core.obs_dim, self._core.n_actions, seed, auto_reset)
 
     @property
     def ledger(self) -> FundingLedger:

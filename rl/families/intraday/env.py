@@ -249,31 +249,8 @@ class IntradayVecEnv(BatchedVecEnv):
     ) -> None:
         self._core = _Batch(days, env_cfg, reward, n_envs)
         self.days, self.env_cfg, self.reward = days, env_cfg, reward
-        if fixed_days is not None:
-            fixed = np.asarray(fixed_days, dtype=np.int64).reshape(-1)
-            if fixed.shape != (n_envs,):
-                raise ValueError(f"fixed_days needs one day per env ({n_envs}), got {fixed.shape}")
-            if fixed.min() < 0 or fixed.max() >= days.n_days:
-                raise ValueError(f"fixed_days out of range [0, {days.n_days})")
-            self.fixed_days: np.ndarray | None = fixed
-        else:
-            self.fixed_days = None
-        self._rngs = [seeding.np_random(None if seed is None else seed + i)[0] for i in range(n_envs)]
-        self.auto_reset = bool(auto_reset)
-        self.render_mode = None
-        super().__init__(
-            n_envs,
-            spaces.Box(-np.inf, np.inf, shape=(self._core.obs_dim,), dtype=np.float32),
-            spaces.Discrete(N_ACTIONS),
-        )
-        n = n_envs
-        self.done_mask = np.zeros(n, dtype=bool)
-        self.last_components: dict[str, np.ndarray] = {name: np.zeros(n) for name in COMPONENT_NAMES}
-        self.last_rewards = np.zeros(n)
-        self.last_net_pnl = np.zeros(n)
-        self.last_done_code = np.zeros(n, dtype=np.int8)
-        self._actions: np.ndarray | None = None
-        self._obs: np.ndarray | None = None
+        self.fixed_days = self.fixed_indices(fixed_days, n_envs, days.n_days - 1, "fixed_days")
+        self._init_batched(n_envs, self._core.obs_dim, N_ACTIONS, seed, auto_reset)
 
     @property
     def ledger(self) -> Ledger:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT  # noqa: E402
+
 DAGSTER = ROOT / ".venv" / "bin" / "dagster"
 START_TIMEOUT_S = 180.0  # the webserver answers after the code location loads (~15-40 s)
 STOP_TIMEOUT_S = 20.0
