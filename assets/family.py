@@ -72,12 +72,12 @@ def _sources(kind: str) -> dg.AssetsDefinition:
     return config_sources
 
 
-def family_assets(family: Family) -> list:
-    """The config sources, dataset, audit, policy and evaluation assets of one registered family."""
-    kind = family.kind
-    key = {s: f"{kind}_{s}" for s in (*SOURCE_SUFFIXES, "dataset", *MODEL_STAGES)}
-    # Training code only: a commit elsewhere (README, warehouse) must not mark the models stale.
-    code = f"rl-{source_digest(packages=('rl',))[:16]}"
+def _keys(kind: str) -> dict[str, str]:
+    return {s: f"{kind}_{s}" for s in (*SOURCE_SUFFIXES, "dataset", *MODEL_STAGES)}
+
+
+def _dataset(family: Family) -> dg.AssetsDefinition:
+    kind, key = family.kind, _keys(family.kind)
 
     @dg.asset(
         name=key["dataset"],
@@ -96,6 +96,12 @@ def family_assets(family: Family) -> list:
         return dg.Output(
             manifest, metadata=metadata(manifest.summary()), data_version=dg.DataVersion(manifest.data_version)
         )
+
+    return dataset
+
+
+def _reward_audit(family: Family) -> dg.AssetsDefinition:
+    kind, key = family.kind, _keys(family.kind)
 
     @dg.asset(
         name=key["reward_audit"],
@@ -125,6 +131,12 @@ def family_assets(family: Family) -> list:
         verdict = {"passed": audit.passed, "problems": list(audit.problems), "reward_sha256": audit.reward_sha256}
         yield check_result("reward_scale_sane", verdict, dg.AssetCheckSeverity.ERROR)
 
+    return reward_audit
+
+
+def _policy(family: Family, code: str) -> dg.AssetsDefinition:
+    kind, key = family.kind, _keys(family.kind)
+
     @dg.asset(
         name=key["policy"],
         group_name=kind,
@@ -153,6 +165,12 @@ def family_assets(family: Family) -> list:
             log=context.log.info,
         )
         return dg.Output(artifact, metadata=metadata(artifact.summary()))
+
+    return policy
+
+
+def _evaluation(family: Family, code: str) -> dg.AssetsDefinition:
+    kind, key = family.kind, _keys(family.kind)
 
     @dg.asset(
         name=key["evaluation"],
@@ -194,7 +212,20 @@ def family_assets(family: Family) -> list:
         for name, check in outcome.checks.items():
             yield check_result(name, check, _SEVERITY[family.checks[name]])
 
-    return [_sources(kind), dataset, reward_audit, policy, evaluation]
+    return evaluation
+
+
+def family_assets(family: Family) -> list:
+    """The config sources, dataset, audit, policy and evaluation assets of one registered family."""
+    # Training code only: a commit elsewhere (README, warehouse) must not mark the models stale.
+    code = f"rl-{source_digest(packages=('rl',))[:16]}"
+    return [
+        _sources(family.kind),
+        _dataset(family),
+        _reward_audit(family),
+        _policy(family, code),
+        _evaluation(family, code),
+    ]
 
 
 def validate_configs(configs: ConfigStore) -> None:

@@ -159,7 +159,6 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in BAR_COLUMNS if c not in bars.columns]
     if missing:
         raise ValueError(f"bars frame is missing columns {missing}")
-    out_cols = ["symbol", "session_date", "minute", *FEATURES]
     if not bars.height:
         return pl.DataFrame(
             schema={
@@ -169,6 +168,27 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
                 **dict.fromkeys(FEATURES, pl.Float64),
             }
         )
+    df = _positions(_prepared(bars))
+    df = _windowed(_returns(df))
+    return _features(df).select("symbol", "session_date", "minute", *FEATURES)
+
+
+c = pl.col
+
+
+def _lag(name: str, k: int) -> pl.Expr:
+    """`name` k rows back within the same symbol-day (null where that reaches into the previous one)."""
+    return pl.when(c("_pos") >= k).then(c(name).shift(k))
+
+
+def _window_sum(name: str, w: int) -> pl.Expr:
+    """Sum of `name` over the last `w` rows of the symbol-day, from its cumulative sum (null before w rows)."""
+    cs = c(f"_cs{name}")
+    return (cs - pl.when(c("_pos") >= w).then(cs.shift(w)).when(c("_pos") == w - 1).then(0.0)).alias(f"_sum_{name}_{w}")
+
+
+def _prepared(bars: pl.DataFrame) -> pl.DataFrame:
+    """The bar columns in float form, sorted by symbol, date and minute, with each session's open and length."""
     df = bars.select(BAR_COLUMNS).with_columns(
         pl.col("minute").cast(pl.Datetime("us")),
         pl.col("trade_count").cast(pl.Float64),
@@ -179,7 +199,11 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
     sessions = _session_frame(df["session_date"].unique().sort().to_list())
     df = df.join(sessions, on="session_date", how="left", maintain_order="left")
 
-    c = pl.col
+    return df
+
+
+def _positions(df: pl.DataFrame) -> pl.DataFrame:
+    """Each row's position inside its symbol-day (`_pos`) and the symbol-day's number (`_gid`)."""
     # Position inside the symbol-day (rows are sorted): a shift by k is exact across the whole column, so lags
     # are taken globally and masked where they would reach into the previous symbol-day.
     new_group = (c("symbol") != c("symbol").shift(1)) | (c("session_date") != c("session_date").shift(1))
@@ -190,9 +214,11 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
         new_group.cast(pl.Int64).cum_sum().alias("_gid"),
     )
 
-    def lag(name: str, k: int) -> pl.Expr:
-        return pl.when(c("_pos") >= k).then(c(name).shift(k))
+    return df
 
+
+def _returns(df: pl.DataFrame) -> pl.DataFrame:
+    """Log prices, spreads, lagged closes and the returns over 1 to 30 minutes and since the open."""
     df = df.with_columns(
         (c("close").log() * 100.0).alias("_lc"),
         (c("mean_spread") / c("mean_mid").fill_null(c("close")) * 1e4).alias("spread_bps"),
@@ -201,13 +227,13 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
         (c("trade_count") + 1.0).log().alias("_ltc"),
         ((c("minute") - c("_open")).dt.total_minutes().cast(pl.Float64)).alias("_idx"),
         pl.when(c("_pos") == 0).then(c("open").log() * 100.0).forward_fill().alias("_lopen"),
-        lag("close", 1).alias("_close_1"),
-        lag("close", 10).alias("_close_10"),
-        lag("close", 14).alias("_close_14"),
+        _lag("close", 1).alias("_close_1"),
+        _lag("close", 10).alias("_close_10"),
+        _lag("close", 14).alias("_close_14"),
     )
     lags = (1, 3, 5, 10, 15, 30)
     df = df.with_columns(
-        *[(c("_lc") - lag("_lc", k)).alias(f"ret_{k}m") for k in lags],
+        *[(c("_lc") - _lag("_lc", k)).alias(f"ret_{k}m") for k in lags],
         (c("_lc") - c("_lopen")).alias("ret_open"),
         # The first minute has no previous close; 0 keeps the windowed inputs null-free (polars' rolling
         # kernels are much faster without nulls). Those windows only reach full, finite values before warm-up.
@@ -217,6 +243,11 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
         (c("ret_1m").fill_null(0.0) ** 2).alias("_r1sq"),
         c("_d1").abs().alias("_absd"),
     )
+    return df
+
+
+def _windowed(df: pl.DataFrame) -> pl.DataFrame:
+    """Per-symbol-day cumulative sums, rolling moments and extremes, and the windowed sums built on them."""
     # Windowed sums come from one per-symbol-day cumulative sum per column: window(t) = cs(t) - cs(t - w),
     # with the lag taken globally and masked by _pos (exact data movement). Each value depends only on its own
     # symbol-day's rows up to t, so features are identical whatever else is in the frame or after t.
@@ -237,26 +268,25 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
         pl.when(c("_pos") >= 29).then(c("low").rolling_min(30)).alias("_min_low_30"),
     )
 
-    def window_sum(name: str, w: int) -> pl.Expr:
-        cs = c(f"_cs{name}")
-        return (cs - pl.when(c("_pos") >= w).then(cs.shift(w)).when(c("_pos") == w - 1).then(0.0)).alias(
-            f"_sum_{name}_{w}"
-        )
-
     df = df.with_columns(
-        window_sum("_signed", 3),
-        window_sum("volume", 3),
-        window_sum("_signed", 5),
-        window_sum("volume", 5),
-        (window_sum("_r1sq", 5) / 5.0).alias("_mean__r1sq_5"),
-        (window_sum("_r1sq", 15) / 15.0).alias("_mean__r1sq_15"),
-        (window_sum("_r1sq", 30) / 30.0).alias("_mean__r1sq_30"),
-        (window_sum("filled", 5) / 5.0).alias("_mean_filled_5"),
-        (window_sum("close", 5) / 5.0).alias("_mean_close_5"),
-        (window_sum("close", 20) / 20.0).alias("_mean_close_20"),
-        window_sum("_absd", 14),
-        window_sum("_absd", 10),
+        _window_sum("_signed", 3),
+        _window_sum("volume", 3),
+        _window_sum("_signed", 5),
+        _window_sum("volume", 5),
+        (_window_sum("_r1sq", 5) / 5.0).alias("_mean__r1sq_5"),
+        (_window_sum("_r1sq", 15) / 15.0).alias("_mean__r1sq_15"),
+        (_window_sum("_r1sq", 30) / 30.0).alias("_mean__r1sq_30"),
+        (_window_sum("filled", 5) / 5.0).alias("_mean_filled_5"),
+        (_window_sum("close", 5) / 5.0).alias("_mean_close_5"),
+        (_window_sum("close", 20) / 20.0).alias("_mean_close_20"),
+        _window_sum("_absd", 14),
+        _window_sum("_absd", 10),
     )
+    return df
+
+
+def _features(df: pl.DataFrame) -> pl.DataFrame:
+    """Every FEATURES column from the intermediate columns (each uses only rows up to its own minute)."""
     rv5, rv15, rv30 = (c(f"_mean__r1sq_{w}").sqrt() for w in (5, 15, 30))
     hh, ll = c("_max_high_30"), c("_min_low_30")
     frac = c("_idx") * c("_inv_n")
@@ -287,7 +317,7 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
         (2.0 * math.pi * frac).cos().alias("tod_cos"),
         ((c("_n") - c("_idx")) / FULL_SESSION_MINUTES).alias("to_close"),
     )
-    return df.select(out_cols)
+    return df
 
 
 def build_features(con: duckdb.DuckDBPyConnection, session_date: date) -> int:

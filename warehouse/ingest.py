@@ -16,14 +16,15 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from market.calendar import fetch_window, is_session
-from market.sources import MarketSource, MissingDataError
-from market.symbols import get_symbol
+from market.sources import DayTape, MarketSource, MissingDataError
+from market.symbols import SymbolSpec, get_symbol
 from warehouse.db import utc_now
 from warehouse.partitions import PartitionWrite, replace_partitions
 from warehouse.validate import split_extended, validate_bars, validate_quotes, validate_trades
@@ -47,6 +48,58 @@ class IngestStats:
     fetch_s: float = 0.0
     validate_s: float = 0.0
     write_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class _SymbolWrites:
+    """What one symbol's fetched tape becomes: partition writes, its quarantine and what was dropped."""
+
+    parts: list[PartitionWrite]
+    quarantine: pl.DataFrame | None  # None when the source fetched no stream at all
+    extended_dropped: int
+    ticks: int | None  # clean trades kept, None when trades were not fetched
+
+
+def _symbol_writes(
+    tape: DayTape,
+    spec: SymbolSpec,
+    session_date: date,
+    window: tuple[np.datetime64, np.datetime64],
+    extended_hours: bool,
+    source_name: str,
+    now: datetime,
+) -> _SymbolWrites:
+    """Validate each stream the source fetched; a stream not fetched (None) keeps its stored rows and quarantine."""
+    scope = {"symbol": [spec.symbol]}
+    streams = [(tape.trades, validate_trades, "ticks"), (tape.quotes, validate_quotes, "quotes")]
+    streams.append((tape.bars, validate_bars, "minute_bars"))
+    parts: list[PartitionWrite] = []
+    replaced, bad_rows = [], []
+    dropped, ticks = 0, None
+    for frame, validate, name in streams:
+        if frame is None:  # not fetched (switched off): the stored rows stay as they are
+            continue
+        if not extended_hours:
+            frame, n = split_extended(frame, session_date)
+            dropped += n
+        clean, bad = validate(frame, spec, session_date, window)
+        if name == "ticks":
+            ticks = clean.height
+        replaced.append(name)
+        bad_rows.append(bad)
+        # One insert per symbol with the symbol as a SQL constant (a repeated string column costs more).
+        rows = clean.drop("symbol", "session_date")
+        parts.append(PartitionWrite(f"raw.{name}", frame=rows, constants={"symbol": spec.symbol}, extra_where=scope))
+    if not replaced:
+        return _SymbolWrites(parts, None, dropped, ticks)
+    bad_all = pl.concat(bad_rows).with_columns(
+        pl.lit(spec.symbol).alias("symbol"),
+        pl.lit(source_name).alias("source"),
+        pl.lit(now, dtype=pl.Datetime("us")).alias("quarantined_at"),
+    )
+    where = {**scope, "table_name": replaced}  # a stream not fetched keeps its quarantined rows too
+    parts.append(PartitionWrite("raw.quarantine", frame=bad_all, extra_where=where))
+    return _SymbolWrites(parts, bad_all, dropped, ticks)
 
 
 def ingest_day(
@@ -91,37 +144,14 @@ def ingest_day(
             continue
         t1 = time.perf_counter()
         fetch_s += t1 - t0
-        scope = {"symbol": [spec.symbol]}
-        streams = [(tape.trades, validate_trades, "ticks"), (tape.quotes, validate_quotes, "quotes")]
-        streams.append((tape.bars, validate_bars, "minute_bars"))
-        replaced, bad_rows = [], []
-        for frame, validate, name in streams:
-            if frame is None:  # not fetched (switched off): the stored rows stay as they are
-                continue
-            if not extended_hours:
-                frame, n = split_extended(frame, session_date)
-                dropped += n
-            clean, bad = validate(frame, spec, session_date, window)
-            if name == "ticks":
-                ticks_by_symbol[spec.symbol] = clean.height
-            replaced.append(name)
-            bad_rows.append(bad)
-            # One insert per symbol with the symbol as a SQL constant (a repeated string column costs more).
-            rows = clean.drop("symbol", "session_date")
-            parts.append(
-                PartitionWrite(f"raw.{name}", frame=rows, constants={"symbol": spec.symbol}, extra_where=scope)
-            )
+        written = _symbol_writes(tape, spec, session_date, window, extended_hours, source_name, now)
+        parts += written.parts
+        dropped += written.extended_dropped
+        if written.ticks is not None:
+            ticks_by_symbol[spec.symbol] = written.ticks
+        if written.quarantine is not None:
+            quarantine.append(written.quarantine)
         validate_s += time.perf_counter() - t1
-        if not replaced:
-            continue
-        bad_all = pl.concat(bad_rows).with_columns(
-            pl.lit(spec.symbol).alias("symbol"),
-            pl.lit(source_name).alias("source"),
-            pl.lit(now, dtype=pl.Datetime("us")).alias("quarantined_at"),
-        )
-        quarantine.append(bad_all)
-        where = {**scope, "table_name": replaced}  # a stream not fetched keeps its quarantined rows too
-        parts.append(PartitionWrite("raw.quarantine", frame=bad_all, extra_where=where))
 
     gap_rows = pl.DataFrame(
         {"symbol": list(gaps), "reason": list(gaps.values())}, schema={"symbol": pl.Utf8, "reason": pl.Utf8}
