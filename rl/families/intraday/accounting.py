@@ -98,6 +98,27 @@ class Ledger:
         """P&L of the open round trip at the last mark, net of the costs it paid so far ($; 0 when flat)."""
         return self.pos[sel] * self._shares * (self.mark[sel] - self.entry[sel]) - self.trip_cost[sel]
 
+    def _done_codes(self, eq_mark: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+        """Done code per account from the equity marked before exit costs: loss cut, then profit lock, then the
+        data end (0 running)."""
+        code = np.where(truncated, np.int8(END_OF_DATA), np.int8(0))
+        if self._profit_lock is not None:
+            code = np.where(eq_mark >= self._profit_lock, np.int8(PROFIT_LOCK), code)
+        if self._loss_cut is not None:
+            code = np.where(eq_mark <= self._loss_cut, np.int8(LOSS_CUT), code)
+        return code
+
+    def _running_sharpe(self, sel: Index, net: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Welford's update of the step net P&L's mean and M2: (steps, mean, M2, Sharpe so far; 0 undefined)."""
+        n1 = self.n_steps[sel] + 1
+        mean0 = self._ret_mean[sel]
+        delta = net - mean0
+        mean1 = mean0 + delta / n1
+        m2 = self._ret_m2[sel] + delta * (net - mean1)
+        std = np.sqrt(m2 / n1)
+        defined = (n1 >= 2) & (std > 1e-12)
+        return n1, mean1, m2, np.where(defined, mean1 / np.where(defined, std, 1.0), 0.0)
+
     def step(
         self,
         sel: Index,
@@ -145,12 +166,7 @@ class Ledger:
         trip_cost = np.where(opening, open_part, np.where(closing, 0.0, trip_cost))
 
         eq0 = self.equity[sel]
-        eq_mark = eq0 + pnl - comm - sc
-        code = np.where(truncated, np.int8(END_OF_DATA), np.int8(0))
-        if self._profit_lock is not None:
-            code = np.where(eq_mark >= self._profit_lock, np.int8(PROFIT_LOCK), code)
-        if self._loss_cut is not None:
-            code = np.where(eq_mark <= self._loss_cut, np.int8(LOSS_CUT), code)
+        code = self._done_codes(eq0 + pnl - comm - sc, truncated)
         done = code != 0
         holding = target != 0
         pos1 = target
@@ -179,14 +195,7 @@ class Ledger:
         dd0 = self.max_drawdown[sel]
         dd1 = np.maximum(dd0, peak - eq1)
 
-        n1 = self.n_steps[sel] + 1
-        mean0 = self._ret_mean[sel]
-        delta = net - mean0
-        mean1 = mean0 + delta / n1
-        m2 = self._ret_m2[sel] + delta * (net - mean1)
-        std = np.sqrt(m2 / n1)
-        defined = (n1 >= 2) & (std > 1e-12)
-        sharpe = np.where(defined, mean1 / np.where(defined, std, 1.0), 0.0)
+        n1, mean1, m2, sharpe = self._running_sharpe(sel, net)
 
         comps = {
             "pnl": pnl,
