@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import polars as pl
@@ -45,8 +46,35 @@ def arrays_hash(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+class ArrayRecord:
+    """Named arrays stored as one .npz file and versioned by their content hash: what every family's episode data
+    (MarketDays, FundingDays) shares. A subclass says which arrays it holds (`_arrays`) and how to rebuild itself
+    from them (`_from_arrays`)."""
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    @classmethod
+    def _from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Self:
+        raise NotImplementedError
+
+    def save_npz(self, path: str | Path) -> None:
+        """Write atomically (temp file + os.replace) so a reader never sees half a file."""
+        save_arrays_npz(path, self._arrays())
+
+    @classmethod
+    def load_npz(cls, path: str | Path) -> Self:
+        """Read a file written by `save_npz`."""
+        with np.load(Path(path), allow_pickle=False) as z:
+            return cls._from_arrays(z)
+
+    def content_hash(self) -> str:
+        """sha256 over every array (name, dtype, shape, bytes): the data version."""
+        return arrays_hash(self._arrays())
+
+
 @dataclass(frozen=True, eq=False)
-class MarketDays:
+class MarketDays(ArrayRecord):
     """Market data of D days padded to T minutes; rows past `length[d]` repeat the last bar, never read."""
 
     symbols: np.ndarray  # [D] str: traded symbol of each day
@@ -196,28 +224,18 @@ class MarketDays:
             raise ValueError(f"none of the {len(wanted)} requested dates is in this MarketDays")
         return self.subset(mask)
 
-    def save_npz(self, path: str | Path) -> None:
-        """Write atomically (temp file + os.replace) so a reader never sees half a file."""
-        save_arrays_npz(path, self._arrays())
-
     @classmethod
-    def load_npz(cls, path: str | Path) -> MarketDays:
-        """Read a file written by `save_npz`."""
-        with np.load(Path(path), allow_pickle=False) as z:
-            return cls(
-                z["symbols"].astype(str),
-                z["dates"].astype("datetime64[D]"),
-                z["features"],
-                z["open"],
-                z["close"],
-                z["spread"],
-                z["length"],
-                tuple(str(n) for n in z["feature_names"]),
-            )
-
-    def content_hash(self) -> str:
-        """sha256 over every array (dtype, shape, bytes) and the feature names: the data version."""
-        return arrays_hash(self._arrays())
+    def _from_arrays(cls, z: Mapping[str, np.ndarray]) -> MarketDays:
+        return cls(
+            z["symbols"].astype(str),
+            z["dates"].astype("datetime64[D]"),
+            z["features"],
+            z["open"],
+            z["close"],
+            z["spread"],
+            z["length"],
+            tuple(str(n) for n in z["feature_names"]),
+        )
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {name: getattr(self, name) for name in _ARRAY_FIELDS}
@@ -295,8 +313,3 @@ def random_walk_days(
     return MarketDays(
         np.full(n_days, symbol), dates.astype("datetime64[D]"), feats, open_, close, spreads, lengths, names
     )
-
-
-def load_npz(path: str | Path) -> MarketDays:
-    """Read a file written by `MarketDays.save_npz` (same as `MarketDays.load_npz`)."""
-    return MarketDays.load_npz(path)

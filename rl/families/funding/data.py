@@ -10,22 +10,21 @@ Snapshot t is the hourly instant `timeline[t]`. Every [T, S, X] array holds what
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from rl.core.data import arrays_hash, save_arrays_npz
+from rl.core.data import ArrayRecord
 
 HOUR_NS = 3_600_000_000_000
 _CUBES = ("mark", "bid", "ask", "funding_paid", "rate_now", "interval_h", "volume_24h")
 
 
 @dataclass(frozen=True)
-class FundingDays:
+class FundingDays(ArrayRecord):
     """Hourly snapshots of S symbols on X exchanges over T hours (see the module docstring for timing)."""
 
     timeline: np.ndarray  # datetime64[ns] [T], hourly
@@ -178,24 +177,14 @@ class FundingDays:
             volume_24h=cube["volume_24h"],
         )
 
-    def save_npz(self, path: str | Path) -> None:
-        """Write atomically (temp file + os.replace) so a reader never sees half a file."""
-        save_arrays_npz(path, self._arrays())
-
     @classmethod
-    def load_npz(cls, path: str | Path) -> FundingDays:
-        """Read a file written by `save_npz`."""
-        with np.load(Path(path), allow_pickle=False) as z:
-            return cls(
-                timeline=z["timeline"].astype("datetime64[ns]"),
-                symbols=z["symbols"].astype(str),
-                exchanges=z["exchanges"].astype(str),
-                **{name: z[name] for name in _CUBES},
-            )
-
-    def content_hash(self) -> str:
-        """sha256 over every array (name, dtype, shape, bytes): the data version."""
-        return arrays_hash(self._arrays())
+    def _from_arrays(cls, z: Mapping[str, np.ndarray]) -> FundingDays:
+        return cls(
+            timeline=z["timeline"].astype("datetime64[ns]"),
+            symbols=z["symbols"].astype(str),
+            exchanges=z["exchanges"].astype(str),
+            **{name: z[name] for name in _CUBES},
+        )
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {name: getattr(self, name) for name in _CUBES}
