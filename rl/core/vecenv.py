@@ -59,8 +59,8 @@ class BatchedVecEnv(VecEnv):
     """SB3 plumbing shared by the array-batched envs: one object holds every env, so attributes are shared and
     `action_masks` is one [N, A] array.
 
-    Subclasses provide `_core` (`step(sel, actions) -> (components, rewards, done codes)`, `observe(sel)`,
-    `masks()`), `COMPONENTS`, `auto_reset`, `done_mask`, `_obs`/`_actions` state, `_net_pnl`, `_finish`,
+    Subclasses call `_init_batched` and provide `_core` (`step(sel, actions) -> (components, rewards, done
+    codes)`, `observe(sel)`, `masks()`, `finished`), `COMPONENTS`, `_net_pnl`, `_end_info`, `_restart`,
     `get_attr` and `STATE_ATTRS`. Stepping is the same for every family: all envs in one array call, or only
     the running ones once some have finished in evaluation mode (`auto_reset=False`).
     """
@@ -151,7 +151,28 @@ class BatchedVecEnv(VecEnv):
         code: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        """Fill the infos of the envs `idx` that just ended, then auto-reset or freeze them."""
+        """Fill the infos of the envs `idx` that just ended (the step's components, the family's `_end_info`,
+        SB3's terminal observation), then auto-reset them, or freeze them in evaluation mode."""
+        terminal = obs[idx]
+        for j, i in enumerate(idx.tolist()):
+            info: dict[str, Any] = {name: float(comps[name][i]) for name in self.COMPONENTS}
+            info.update(self._end_info(i, int(code[i])))
+            info["terminal_observation"] = terminal[j]
+            info["TimeLimit.truncated"] = False
+            infos[i] = info
+        if self.auto_reset:
+            self._restart(idx)
+            obs[idx] = self._core.observe(idx)
+        else:
+            self.done_mask[idx] = True
+            self._core.finished[idx] = True
+
+    def _end_info(self, i: int, code: int) -> dict[str, Any]:
+        """Episode totals of env i that just ended with done code `code` (net_pnl at least)."""
+        raise NotImplementedError
+
+    def _restart(self, idx: np.ndarray) -> None:
+        """Start new episodes for the envs `idx` (auto-reset)."""
         raise NotImplementedError
 
     def action_masks(self) -> np.ndarray:

@@ -410,33 +410,18 @@ class FundingVecEnv(BatchedVecEnv):
     def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
         return self._core.ledger.equity - self._core.ledger.equity0
 
-    def _finish(
-        self,
-        idx: np.ndarray,
-        obs: np.ndarray,
-        comps: dict[str, np.ndarray],
-        code: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        """Infos of the envs that just ended; then auto-reset them, or freeze them in evaluation mode."""
+    def _end_info(self, i: int, code: int) -> dict[str, Any]:
         led = self._core.ledger
-        terminal = obs[idx]
-        for j, i in enumerate(idx.tolist()):
-            info: dict[str, Any] = {name: float(comps[name][i]) for name in COMPONENT_NAMES}
-            info["equity"] = float(led.equity[i])
-            info["net_pnl"] = float(led.equity[i] - led.equity0[i])
-            info["open_positions"] = 0
-            info.update(_end_info(led, i, int(code[i])))
-            info["terminal_observation"] = terminal[j]
-            info["TimeLimit.truncated"] = False
-            infos[i] = info
-        if self.auto_reset:
-            configs, starts = self._draw(idx.tolist())
-            self._core.reset(idx, configs, starts)
-            obs[idx] = self._core.observe(idx)
-        else:
-            self.done_mask[idx] = True
-            self._core.finished[idx] = True
+        return {
+            "equity": float(led.equity[i]),
+            "net_pnl": float(led.equity[i] - led.equity0[i]),
+            "open_positions": 0,
+            **_end_info(led, i, code),
+        }
+
+    def _restart(self, idx: np.ndarray) -> None:
+        configs, starts = self._draw(idx.tolist())
+        self._core.reset(idx, configs, starts)
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """Per-env `configs`, `t`, `start`, `done_mask`; other attributes are shared."""

@@ -285,39 +285,19 @@ class IntradayVecEnv(BatchedVecEnv):
     def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
         return comps["daily_pnl_level"]
 
-    def _finish(
-        self,
-        idx: np.ndarray,
-        obs: np.ndarray,
-        comps: dict[str, np.ndarray],
-        code: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        """Infos of the envs that just ended; then auto-reset them, or freeze them in evaluation mode."""
+    def _end_info(self, i: int, code: int) -> dict[str, Any]:
         led = self._core.ledger
-        terminal = obs[idx]
-        columns = {name: comps[name][idx].tolist() for name in COMPONENT_NAMES}
-        net = led.equity[idx].tolist()
-        trips = led.round_trips[idx].tolist()
-        wins = led.wins[idx].tolist()
-        codes = code[idx].tolist()
-        for j, i in enumerate(idx.tolist()):
-            info = {name: columns[name][j] for name in COMPONENT_NAMES}
-            info["net_pnl"] = net[j]
-            info["position"] = 0
-            info["done_reason"] = DONE_REASONS[codes[j]]
-            info["round_trips"] = trips[j]
-            info["wins"] = wins[j]
-            info["terminal_observation"] = terminal[j]
-            info["TimeLimit.truncated"] = False
-            infos[i] = info
-        if self.auto_reset:
-            days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)
-            self._core.reset(idx, days)
-            obs[idx] = self._core.observe(idx)
-        else:
-            self.done_mask[idx] = True
-            self._core.finished[idx] = True
+        return {
+            "net_pnl": float(led.equity[i]),
+            "position": 0,
+            "done_reason": DONE_REASONS[code],
+            "round_trips": int(led.round_trips[i]),
+            "wins": int(led.wins[i]),
+        }
+
+    def _restart(self, idx: np.ndarray) -> None:
+        days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)
+        self._core.reset(idx, days)
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """Per-env values of day_index, t, position, net_pnl, round_trips, wins, done_mask; else shared."""
