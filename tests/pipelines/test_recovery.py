@@ -44,7 +44,7 @@ def _ticks(home: Path) -> int:
 
 
 def test_a_run_killed_mid_write_is_recovered_and_the_next_run_completes(tf_env) -> None:
-    tf_env.edit_yaml(tf_env.configs / "market.yaml", lambda m: m["embedded"].update(trades_per_day=150_000))
+    tf_env.edit_yaml(tf_env.configs / "market.yaml", lambda m: m["embedded"].update(trades_per_day=1_000_000))
     env = _env(tf_env.home)
     first = _materialize(env)
     try:
@@ -57,7 +57,7 @@ def test_a_run_killed_mid_write_is_recovered_and_the_next_run_completes(tf_env) 
             assert first.poll() is None, first.communicate()[0][-3000:]
             assert time.monotonic() < deadline, "the run never took the duckdb slot and opened the warehouse"
             time.sleep(0.05)
-        time.sleep(1.0)  # inside the step, generating and writing the session
+        time.sleep(0.2)  # inside the step: a million-trade session takes seconds to generate and write
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
