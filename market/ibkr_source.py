@@ -103,6 +103,7 @@ from market.sources import (
     empty_trades,
 )
 from market.symbols import get_symbol
+from market.values import is_int, is_number
 
 __all__ = [
     "DEFAULT_CONTRACTS",
@@ -181,14 +182,6 @@ def _bad(key: str, msg: str) -> ValueError:
     return ValueError(f"ibkr config: {key} {msg}")
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _refuse_unknown(key: str, given: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     if not isinstance(given, Mapping):
         raise _bad(key, f"must be a mapping, got {type(given).__name__}")
@@ -253,11 +246,11 @@ class PacingRules:
         """ValueError naming the key when a rule is unusable."""
         for name in ("identical_s", "contract_window_s", "window_s"):
             value = getattr(self, name)
-            if not _is_number(value) or value < 0:
+            if not is_number(value) or value < 0:
                 raise _bad(f"{key}.{name}", f"must be a number >= 0, got {value!r}")
         for name in ("contract_max", "window_max", "bid_ask_weight"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise _bad(f"{key}.{name}", f"must be an int >= 1, got {value!r}")
         if self.bid_ask_weight > min(self.contract_max, self.window_max):
             raise _bad(f"{key}.bid_ask_weight", "must not exceed contract_max or window_max")
@@ -291,13 +284,13 @@ class IbkrConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
             raise _bad("host", f"must be a non-empty string, got {self.host!r}")
-        if not _is_int(self.port) or not 1 <= self.port <= 65535:
+        if not is_int(self.port) or not 1 <= self.port <= 65535:
             raise _bad("port", f"must be an int in [1, 65535], got {self.port!r}")
-        if not _is_int(self.client_id) or self.client_id < 0:
+        if not is_int(self.client_id) or self.client_id < 0:
             raise _bad("client_id", f"must be an int >= 0, got {self.client_id!r}")
         for name in ("timeout_s", "connect_timeout_s"):
             value = getattr(self, name)
-            if not _is_number(value) or value <= 0:
+            if not is_number(value) or value <= 0:
                 raise _bad(name, f"must be a number > 0, got {value!r}")
         for name in ("extended_hours", "ticks", "quotes", "bars"):
             value = getattr(self, name)
@@ -305,9 +298,9 @@ class IbkrConfig:
                 raise _bad(name, f"must be true or false, got {value!r}")
         if self.index_ticks not in _INDEX_TICKS:
             raise _bad("index_ticks", f"must be one of {', '.join(_INDEX_TICKS)}, got {self.index_ticks!r}")
-        if not _is_int(self.max_retries) or self.max_retries < 0:
+        if not is_int(self.max_retries) or self.max_retries < 0:
             raise _bad("max_retries", f"must be an int >= 0, got {self.max_retries!r}")
-        if not _is_number(self.backoff_s) or self.backoff_s < 0:
+        if not is_number(self.backoff_s) or self.backoff_s < 0:
             raise _bad("backoff_s", f"must be a number >= 0, got {self.backoff_s!r}")
         if not isinstance(self.contracts, Mapping):
             raise _bad("contracts", f"must be a mapping of symbol to contract, got {self.contracts!r}")
@@ -374,7 +367,7 @@ class PacingLimiter:
 
     def acquire(self, request_key: Hashable, contract_key: Hashable, weight: int = 1) -> float:
         """Wait (through `sleep`) until the request is allowed, then record it; returns the seconds waited."""
-        if not _is_int(weight) or not 1 <= weight <= min(self.rules.contract_max, self.rules.window_max):
+        if not is_int(weight) or not 1 <= weight <= min(self.rules.contract_max, self.rules.window_max):
             raise ValueError(f"weight must be an int in [1, {min(self.rules.contract_max, self.rules.window_max)}]")
         waited = 0.0
         with self._lock:

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -75,6 +74,7 @@ from market.sources import (
     empty_quotes,
 )
 from market.symbols import get_symbol
+from market.values import is_int, is_number
 
 __all__ = [
     "API_KEY_ENV",
@@ -144,14 +144,6 @@ def rest_client_class() -> type:
 # Config
 
 
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _bad_ticker(ticker: object) -> bool:
     return not isinstance(ticker, str) or not ticker or any(c.isspace() or c in "/?#%" for c in ticker)
 
@@ -201,15 +193,15 @@ class PolygonConfig:
         for key in ("extended_hours", "quotes", "bars"):
             if not isinstance(getattr(self, key), bool):
                 bad(key, f"must be true or false, got {getattr(self, key)!r}")
-        if not _is_int(self.page_limit) or not 1 <= self.page_limit <= MAX_PAGE_LIMIT:
+        if not is_int(self.page_limit) or not 1 <= self.page_limit <= MAX_PAGE_LIMIT:
             bad("page_limit", f"must be an integer in [1, {MAX_PAGE_LIMIT}], got {self.page_limit!r}")
-        if not _is_int(self.page_retries) or not 0 <= self.page_retries <= 20:
+        if not is_int(self.page_retries) or not 0 <= self.page_retries <= 20:
             bad("page_retries", f"must be an integer in [0, 20], got {self.page_retries!r}")
-        if not _is_int(self.max_retries) or not 0 <= self.max_retries <= 20:
+        if not is_int(self.max_retries) or not 0 <= self.max_retries <= 20:
             bad("max_retries", f"must be an integer in [0, 20], got {self.max_retries!r}")
-        if not _is_number(self.backoff_s) or not 0 <= self.backoff_s <= 60:
+        if not is_number(self.backoff_s) or not 0 <= self.backoff_s <= 60:
             bad("backoff_s", f"must be a number of seconds in [0, 60], got {self.backoff_s!r}")
-        if not _is_number(self.quote_lot_size) or not 0 < self.quote_lot_size <= 1_000_000:
+        if not is_number(self.quote_lot_size) or not 0 < self.quote_lot_size <= 1_000_000:
             bad("quote_lot_size", f"must be a positive number of shares per lot, got {self.quote_lot_size!r}")
         since = self.quote_shares_since
         if isinstance(since, str):
@@ -220,7 +212,7 @@ class PolygonConfig:
         if not isinstance(since, date) or isinstance(since, datetime):
             bad("quote_shares_since", f"must be a date (YYYY-MM-DD), got {since!r}")
         object.__setattr__(self, "quote_shares_since", since)
-        if not _is_number(self.timeout_s) or not 0 < self.timeout_s <= 600:
+        if not is_number(self.timeout_s) or not 0 < self.timeout_s <= 600:
             bad("timeout_s", f"must be a number of seconds in (0, 600], got {self.timeout_s!r}")
 
     @classmethod
@@ -284,7 +276,7 @@ def _spaced_sip_timestamps(trades: list[Any]) -> list[Any]:
     out = []
     for i, t in enumerate(trades):
         ts = t.sip_timestamp
-        if not _is_int(ts):
+        if not is_int(ts):
             out.append(ts)
             continue
         trade_id = getattr(t, "id", None)
@@ -321,7 +313,7 @@ def _quotes_frame(symbol: str, quotes: list[Any], lot_size: float) -> pl.DataFra
 
 
 def _ms_to_ns(ms: Any, offset_ns: int = 0) -> Any:
-    return ms * _MS_NS + offset_ns if _is_int(ms) else None
+    return ms * _MS_NS + offset_ns if is_int(ms) else None
 
 
 def _levels_frame(symbol: str, seconds: list[Any]) -> pl.DataFrame:

@@ -8,14 +8,11 @@ from datetime import date
 import duckdb
 import polars as pl
 
+from market.values import as_date
 from warehouse.db import query_polars
 from warehouse.features import FEATURES
 
 FRAME_COLUMNS = ("symbol", "session_date", "minute", "open", "close", "mean_spread", *FEATURES)
-
-
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def load_training_frame(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:
@@ -28,7 +25,7 @@ def load_training_frame(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], 
     names = [symbols] if isinstance(symbols, str) else list(dict.fromkeys(symbols))
     if not names:
         raise ValueError("load_training_frame needs at least one symbol")
-    start, end = _as_date(start), _as_date(end)
+    start, end = as_date(start), as_date(end)
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
     marks = ", ".join("?" * len(names))

@@ -11,6 +11,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from market.values import as_date, is_int, is_number
+
+__all__ = ["as_date", "from_dict", "is_int", "is_number", "json_number", "jsonable", "known_keys"]
+
 T = TypeVar("T")
 
 
@@ -33,32 +37,6 @@ def known_keys(cls: type, data: Mapping[str, Any] | None, where: str = "") -> di
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
     """Build the dataclass `cls` from a mapping, rejecting unknown keys (see `known_keys`)."""
     return cls(**known_keys(cls, data, where))
-
-
-def is_int(value: Any) -> bool:
-    """An int that is not a bool (YAML `true` must not pass as 1)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float that is not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def as_date(value: Any, where: str = "date") -> date:
-    """A `date` from a date, a datetime64 or an ISO string; anything else is a ValueError naming `where`."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, np.datetime64):
-        return value.astype("datetime64[D]").item()
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise ValueError(f"{where} must be a date like 2024-01-02, got {value!r}")
 
 
 def json_number(value: Any) -> Any:

@@ -20,7 +20,7 @@ import numpy as np
 
 from rl.core.evaluate import EpisodeSet
 from rl.core.policies import Policy
-from rl.core.rollout import masked_rollout
+from rl.core.rollout import Rollout, masked_rollout
 from rl.families.funding.accounting import DONE_REASONS
 from rl.families.funding.baselines import ACTION_KINDS, GreedyRule, action_kinds, funding_baselines
 from rl.families.funding.config import MAX_LEVERAGE, MAX_POSITIONS, UTILIZATION_RANGE, FundingEnvConfig, TradingConfig
@@ -171,6 +171,73 @@ def _fit(trading: TradingConfig, env_cfg: FundingEnvConfig) -> TradingConfig:
     return dataclasses.replace(trading, max_positions=env_cfg.slots)
 
 
+class _Tally:
+    """What a funding evaluation records per env beyond the rollout's totals, filled by the rollout's hooks."""
+
+    def __init__(self, env: Any, days: FundingDays, env_cfg: FundingEnvConfig, reward: RewardSpec) -> None:
+        n = env.num_envs
+        self.env, self.ledger, self.top_k = env, env.ledger, env_cfg.top_k
+        self.coefficients = reward.coefficients
+        self.symbols = [str(s) for s in days.symbols]
+        self.equity = np.zeros((n, env_cfg.episode_hours), dtype=np.float64)
+        self.parts = {comp: np.zeros(n, dtype=np.float64) for comp, _ in self.coefficients}
+        self.action_counts = np.zeros((n, len(ACTION_KINDS)), dtype=np.int64)
+        self.invested = np.zeros(n, dtype=np.int64)
+        self.hold_hours: list[list[float]] = [[] for _ in range(n)]
+        self.symbol_pnl: list[dict[str, float]] = [{} for _ in range(n)]
+        self.symbol_entries: list[dict[str, int]] = [{} for _ in range(n)]
+
+    def before(self, running: np.ndarray, actions: np.ndarray) -> None:
+        kinds = action_kinds(actions, self.top_k)
+        np.add.at(self.action_counts, (running, kinds[running]), 1)
+        # Valid actions always take effect, so the positions held over the coming hour are known now.
+        open_after = self.ledger.n_open() + (kinds == 1) - (kinds == 2)
+        self.invested[running] += open_after[running] > 0
+
+    def after(self, running: np.ndarray, steps: np.ndarray) -> None:
+        led, comps = self.ledger, self.env.last_components
+        for comp, coef in self.coefficients:
+            self.parts[comp][running] += coef * comps[comp][running]
+        self.equity[running, steps[running]] = led.equity[running] - led.equity0[running]
+        for i in np.flatnonzero(led.entered_sym >= 0).tolist():
+            s = self.symbols[led.entered_sym[i]]
+            self.symbol_entries[i][s] = self.symbol_entries[i].get(s, 0) + 1
+        closed = np.isfinite(led.closed_net)
+        if closed.any():
+            for i, j in zip(*np.nonzero(closed), strict=True):
+                s = self.symbols[led.sym[i, j]]
+                self.symbol_pnl[i][s] = self.symbol_pnl[i].get(s, 0.0) + float(led.closed_net[i, j])
+                self.hold_hours[i].append(float(led.closed_hours[i, j]))
+
+    def episode(self, i: int, run: Rollout, start_time: str, config_name: str) -> FundingEpisode:
+        """Env i's episode, from the ledger's totals, the rollout's and this tally's."""
+        led = self.ledger
+        net = float(led.equity[i] - led.equity0[i])
+        return FundingEpisode(
+            start_time=start_time,
+            config_name=config_name,
+            total_reward=float(run.total_reward[i]),
+            reward_parts={comp: float(v[i]) for comp, v in self.parts.items()},
+            net_pnl=net,
+            pnl_pct=net / float(led.equity0[i]) * 100.0,
+            gross=float(led.gross[i]),
+            funding=float(led.funding[i]),
+            fees=float(led.fees[i]),
+            spread=float(led.spread[i]),
+            liquidations=int(led.liquidations[i]),
+            round_trips=int(led.round_trips[i]),
+            wins=int(led.wins[i]),
+            hold_hours=tuple(self.hold_hours[i]),
+            symbol_pnl=self.symbol_pnl[i],
+            symbol_entries=self.symbol_entries[i],
+            action_counts=tuple(int(c) for c in self.action_counts[i]),
+            invested_hours=int(self.invested[i]),
+            done_reason=DONE_REASONS[int(run.done_code[i])],
+            steps=int(run.steps[i]),
+            equity=self.equity[i, : run.steps[i]].copy(),
+        )
+
+
 def evaluate_funding_policy(
     policy: Policy,
     days: FundingDays,
@@ -195,78 +262,23 @@ def evaluate_funding_policy(
     config_names = list(configs)
     env_config = np.repeat(np.arange(len(config_names)), len(starts))
     env_start = np.tile(starts, len(config_names))
-    n = len(env_start)
     fitted = [_fit(configs[c], env_cfg) for c in config_names]
-    env = FundingVecEnv(days, env_cfg, reward, n_envs=n, seed=seed, fixed_starts=env_start, auto_reset=False)
+    env = FundingVecEnv(
+        days, env_cfg, reward, n_envs=len(env_start), seed=seed, fixed_starts=env_start, auto_reset=False
+    )
     env.set_options([{"trading": fitted[c]} for c in env_config.tolist()])
-    ledger = env.ledger
-    k = env_cfg.top_k
-    coefficients = reward.coefficients
-    equity = np.zeros((n, env_cfg.episode_hours), dtype=np.float64)
-    parts = {comp: np.zeros(n, dtype=np.float64) for comp, _ in coefficients}
-    action_counts = np.zeros((n, len(ACTION_KINDS)), dtype=np.int64)
-    invested = np.zeros(n, dtype=np.int64)
-    hold_hours: list[list[float]] = [[] for _ in range(n)]
-    symbol_pnl: list[dict[str, float]] = [{} for _ in range(n)]
-    symbol_entries: list[dict[str, int]] = [{} for _ in range(n)]
-    symbols = [str(s) for s in days.symbols]
-
-    def count_kinds(running: np.ndarray, actions: np.ndarray) -> None:
-        kinds = action_kinds(actions, k)
-        np.add.at(action_counts, (running, kinds[running]), 1)
-        # Valid actions always take effect, so the positions held over the coming hour are known now.
-        open_after = ledger.n_open() + (kinds == 1) - (kinds == 2)
-        invested[running] += open_after[running] > 0
-
-    def record(running: np.ndarray, steps: np.ndarray) -> None:
-        comps = env.last_components
-        for comp, coef in coefficients:
-            parts[comp][running] += coef * comps[comp][running]
-        equity[running, steps[running]] = ledger.equity[running] - ledger.equity0[running]
-        for i in np.flatnonzero(ledger.entered_sym >= 0).tolist():
-            s = symbols[ledger.entered_sym[i]]
-            symbol_entries[i][s] = symbol_entries[i].get(s, 0) + 1
-        closed = np.isfinite(ledger.closed_net)
-        if closed.any():
-            for i, j in zip(*np.nonzero(closed), strict=True):
-                s = symbols[ledger.sym[i, j]]
-                symbol_pnl[i][s] = symbol_pnl[i].get(s, 0.0) + float(ledger.closed_net[i, j])
-                hold_hours[i].append(float(ledger.closed_hours[i, j]))
+    tally = _Tally(env, days, env_cfg, reward)
 
     def describe(i: int) -> str:
         return f"hour {int(env.get_attr('t', i)[0])} under config {config_names[env_config[i]]!r}"
 
-    run = masked_rollout(env, policy, name, before_step=count_kinds, after_step=record, describe=describe)
+    run = masked_rollout(env, policy, name, before_step=tally.before, after_step=tally.after, describe=describe)
     env.close()
-    episodes = []
-    for i in range(n):
-        net = float(ledger.equity[i] - ledger.equity0[i])
-        episodes.append(
-            FundingEpisode(
-                start_time=str(np.datetime64(days.timeline[env_start[i]], "s")),
-                config_name=config_names[env_config[i]],
-                total_reward=float(run.total_reward[i]),
-                reward_parts={comp: float(v[i]) for comp, v in parts.items()},
-                net_pnl=net,
-                pnl_pct=net / float(ledger.equity0[i]) * 100.0,
-                gross=float(ledger.gross[i]),
-                funding=float(ledger.funding[i]),
-                fees=float(ledger.fees[i]),
-                spread=float(ledger.spread[i]),
-                liquidations=int(ledger.liquidations[i]),
-                round_trips=int(ledger.round_trips[i]),
-                wins=int(ledger.wins[i]),
-                hold_hours=tuple(hold_hours[i]),
-                symbol_pnl=symbol_pnl[i],
-                symbol_entries=symbol_entries[i],
-                action_counts=(int(action_counts[i, 0]), int(action_counts[i, 1]), int(action_counts[i, 2])),
-                invested_hours=int(invested[i]),
-                done_reason=DONE_REASONS[int(run.done_code[i])],
-                steps=int(run.steps[i]),
-                equity=equity[i, : run.steps[i]].copy(),
-            )
-        )
-    return FundingEvalResult(name=name, episodes=tuple(episodes))
+    episodes = tuple(
+        tally.episode(i, run, str(np.datetime64(days.timeline[env_start[i]], "s")), config_names[env_config[i]])
+        for i in range(len(env_start))
+    )
+    return FundingEvalResult(name=name, episodes=episodes)
 
 
 def evaluate_funding_with_baselines(
