@@ -49,6 +49,30 @@ HOURS_PER_YEAR = 24.0 * 365.0
 Index = slice | np.ndarray
 
 
+class _Work:
+    """The selected accounts' working arrays during one `FundingLedger.step`, passed through its five phases."""
+
+    def __init__(self, led: FundingLedger, sel: Index, t: np.ndarray) -> None:
+        k = t.shape[0]
+        self.sel, self.t, self.rows = sel, t, np.arange(k)
+        self.fee, self.eq = led.fee[sel], led.equity[sel]
+        self.active = led.active[sel]
+        self.qty, self.sym, self.xl, self.xs = led.qty[sel], led.sym[sel], led.xl[sel], led.xs[sel]
+        self.last_l, self.last_s = led.last_l[sel], led.last_s[sel]
+        self.trip = led.trip_pnl[sel]
+        self.fees = np.zeros(k)
+        self.spread = np.zeros(k)
+        self.wins = np.zeros(k, dtype=np.int64)
+        self.closes = np.zeros(k, dtype=np.int64)
+        self.closed_net = np.full((k, led.slots), np.nan)
+        self.closed_hours = np.full((k, led.slots), np.nan)
+        self.entered = np.full(k, -1, dtype=np.int64)
+        self.ended: np.ndarray | None = None  # positions closed at t+1 (liquidated or flattened) ...
+        self.ended_net = self.closed_net  # ... and their net P&L
+        # Set by _hour: t+1, the next marks, the held quantities and the cost of closing at t+1.
+        self.t1 = self.ml1 = self.ms1 = self.q = self.close_half = self.close_cost = np.empty(0)
+
+
 class FundingLedger:
     """Accounts of N envs with `slots` two-leg positions each over one FundingDays; array operations only."""
 
@@ -148,165 +172,183 @@ class FundingLedger:
         enter_xl, short on enter_xs) quoted at `enter_apr` (ignored when no slot below max_positions is free).
         `last` flags accounts whose episode ends at t+1. Done code: 0 running, else an index into DONE_REASONS.
         """
-        k = t.shape[0]
-        rows = np.arange(k)
-        fee, eq = self.fee[sel], self.equity[sel]
-        active = self.active[sel]
-        qty, sym, xl, xs = self.qty[sel], self.sym[sel], self.xl[sel], self.xs[sel]
-        last_l, last_s = self.last_l[sel], self.last_s[sel]
-        trip = self.trip_pnl[sel]
-        mark, half = self._mark, self._half
-        fees = np.zeros(k)
-        spread = np.zeros(k)
-        wins = np.zeros(k, dtype=np.int64)
-        closes = np.zeros(k, dtype=np.int64)
-        closed_net = np.full((k, self.slots), np.nan)
-        closed_hours = np.full((k, self.slots), np.nan)
-        entered = np.full(k, -1, dtype=np.int64)
-
-        # 1) exit at snapshot t.
-        j = np.clip(exit_slot, 0, self.slots - 1)
-        do_exit = (exit_slot >= 0) & active[rows, j]
-        if do_exit.any():
-            r, jj = rows[do_exit], j[do_exit]
-            cl = self._cell(t[r], sym[r, jj], xl[r, jj])
-            cs = self._cell(t[r], sym[r, jj], xs[r, jj])
-            q = qty[r, jj]
-            half_cost = q * (half[cl] + half[cs])
-            cost = fee[r] * q * (mark[cl] + mark[cs]) + half_cost
-            fees[r] -= cost
-            spread[r] -= half_cost
-            net = trip[r, jj] - cost
-            closed_net[r, jj] = net
-            closed_hours[r, jj] = t[r] - self.opened[sel][r, jj]
-            wins[r] += net > 0.0
-            closes[r] += 1
-            active[r, jj] = False
-            trip[r, jj] = 0.0
-
-        # 2) enter at snapshot t into the first free slot below max_positions.
-        free = ~active & (np.arange(self.slots)[None, :] < self.max_positions[sel][:, None])
-        has_free = free.any(axis=1)
-        do_enter = enter & has_free & (eq > 0.0)
-        bonus = np.zeros(k)
-        diversity = np.zeros(k)
-        if do_enter.any():
-            r = rows[do_enter]
-            jj = np.argmax(free[r], axis=1)
-            s_new = enter_sym[r]
-            diversity[r] = -(active[r] & (sym[r] == s_new[:, None])).any(axis=1).astype(np.float64)
-            cl = self._cell(t[r], s_new, enter_xl[r])
-            cs = self._cell(t[r], s_new, enter_xs[r])
-            ml, ms = mark[cl], mark[cs]
-            lev = self.leverage[sel][r]
-            util = self.utilization[sel][r]
-            npos = self.max_positions[sel][r]
-            notional = eq[r] * util / npos * lev
-            q = notional / (0.5 * (ml + ms))
-            half_cost = q * (half[cl] + half[cs])
-            cost = fee[r] * q * (ml + ms) + half_cost
-            fees[r] -= cost
-            spread[r] -= half_cost
-            entered[r] = s_new
-            bonus[r] = notional * enter_apr[r] * 8.0 / HOURS_PER_YEAR
-            active[r, jj] = True
-            sym[r, jj], xl[r, jj], xs[r, jj] = s_new, enter_xl[r], enter_xs[r]
-            qty[r, jj] = q
-            last_l[r, jj], last_s[r, jj] = ml, ms
-            entry_l, entry_s = self.entry_l[sel], self.entry_s[sel]
-            margin_l, margin_s = self.margin_l[sel], self.margin_s[sel]
-            notion, opened = self.notional[sel], self.opened[sel]
-            entry_l[r, jj], entry_s[r, jj] = ml, ms
-            margin_l[r, jj], margin_s[r, jj] = q * ml / lev, q * ms / lev
-            notion[r, jj] = notional
-            opened[r, jj] = t[r]
-            trip[r, jj] = -cost
-            self.entry_l[sel], self.entry_s[sel] = entry_l, entry_s
-            self.margin_l[sel], self.margin_s[sel] = margin_l, margin_s
-            self.notional[sel], self.opened[sel] = notion, opened
-
-        # 3) the hour t -> t+1: marks and funding on each leg's own schedule.
-        t1 = (t + 1)[:, None]
-        cl = self._cell(t1, sym, xl)
-        cs = self._cell(t1, sym, xs)
-        ml1, ms1 = mark.take(cl), mark.take(cs)
-        q = np.where(active, qty, 0.0)
-        fund_slot = q * (ms1 * self._paid.take(cs) - ml1 * self._paid.take(cl))
-        slot_pnl = q * ((ml1 - last_l) - (ms1 - last_s)) + fund_slot
-        trip = trip + slot_pnl
-        pnl = slot_pnl.sum(axis=1)
-        funding = fund_slot.sum(axis=1)
-
-        # 4) liquidation of a leg whose price loss exceeds margin * (1 - buffer).
-        keep = 1.0 - self.buffer[sel][:, None]
-        liq_l = active & (q * (self.entry_l[sel] - ml1) > self.margin_l[sel] * keep)
-        liq_s = active & (q * (ms1 - self.entry_s[sel]) > self.margin_s[sel] * keep)
-        liq = liq_l | liq_s
-        h1l, h1s = half.take(cl), half.take(cs)
-        close_half = q * (h1l + h1s)
-        close_cost = fee[:, None] * q * (ml1 + ms1) + close_half
-        liquidation = np.zeros(k)
-        ended: np.ndarray | None = None  # positions closed at t+1 (liquidated or flattened) ...
-        ended_net = closed_net  # ... and their net P&L
-        if liq.any():
-            lf = self.liq_fee[sel][:, None]
-            cost = np.where(liq, close_cost + lf * q * (liq_l * ml1 + liq_s * ms1), 0.0)
-            fees -= cost.sum(axis=1)
-            net = trip - cost
-            ended, ended_net = liq, net
-            wins += (liq & (net > 0.0)).sum(axis=1)
-            closes += liq.sum(axis=1)
-            liquidation = -liq.sum(axis=1).astype(np.float64)
-            active = active & ~liq
-            trip = np.where(liq, 0.0, trip)
-
-        # 5) episode end or wipe-out: close everything left at t+1 with costs.
-        eq_mark = eq + pnl + fees
-        code = np.where(last, np.int8(END_OF_EPISODE), np.int8(0))
-        code = np.where(eq_mark <= self.wipeout_fraction * self.equity0[sel], np.int8(WIPEOUT), code)
-        done = code != 0
-        flat = done[:, None] & active
-        if flat.any():
-            cost = np.where(flat, close_cost, 0.0)
-            fees -= cost.sum(axis=1)
-            net = trip - cost
-            ended, ended_net = (flat, net) if ended is None else (ended | flat, np.where(flat, net, ended_net))
-            wins += (flat & (net > 0.0)).sum(axis=1)
-            closes += flat.sum(axis=1)
-            active = active & ~flat
-            trip = np.where(flat, 0.0, trip)
-        if ended is not None:
-            spread -= np.where(ended, close_half, 0.0) @ self._ones
-            closed_net = np.where(ended, ended_net, closed_net)
-            closed_hours = np.where(ended, t1 - self.opened[sel], closed_hours)
-
-        self.active[sel] = active
-        self.sym[sel], self.xl[sel], self.xs[sel] = sym, xl, xs
-        self.qty[sel] = np.where(active, qty, 0.0)
-        self.last_l[sel], self.last_s[sel] = ml1, ms1
-        self.trip_pnl[sel] = trip
-        self.equity[sel] = eq + pnl + fees
-        self.gross[sel] += pnl
-        self.fees[sel] += fees
-        self.funding[sel] += funding
-        self.liquidations[sel] -= liquidation.astype(np.int64)
-        self.round_trips[sel] += closes
-        self.wins[sel] += wins
-        self.spread[sel] += spread
-        # Records describe this call only: accounts not selected (finished in evaluation) closed nothing.
-        if isinstance(sel, slice) and sel == slice(None):  # the training path: new arrays, no copy
-            self.closed_net, self.closed_hours, self.entered_sym = closed_net, closed_hours, entered
-        else:
-            self.closed_net.fill(np.nan)
-            self.closed_hours.fill(np.nan)
-            self.entered_sym.fill(-1)
-            self.closed_net[sel], self.closed_hours[sel], self.entered_sym[sel] = closed_net, closed_hours, entered
+        w = _Work(self, sel, t)
+        self._exit(w, exit_slot)
+        bonus, diversity = self._enter(w, enter, enter_sym, enter_xl, enter_xs, enter_apr)
+        pnl, funding = self._hour(w)
+        liquidation = self._liquidate(w)
+        code = self._close_at_end(w, pnl, last)
+        self._commit(w, pnl, funding, liquidation)
         comps = {
             "pnl": pnl,
-            "fees": fees,
+            "fees": w.fees,
             "funding": funding,
             "quality_bonus": bonus,
             "diversity_penalty": diversity,
             "liquidation": liquidation,
         }
         return comps, code
+
+    def _exit(self, w: _Work, exit_slot: np.ndarray) -> None:
+        """1) Close the chosen slot at snapshot t (ignored when that slot is empty)."""
+        mark, half, sel, t, rows = self._mark, self._half, w.sel, w.t, w.rows
+        j = np.clip(exit_slot, 0, self.slots - 1)
+        do_exit = (exit_slot >= 0) & w.active[rows, j]
+        if not do_exit.any():
+            return
+        r, jj = rows[do_exit], j[do_exit]
+        cl = self._cell(t[r], w.sym[r, jj], w.xl[r, jj])
+        cs = self._cell(t[r], w.sym[r, jj], w.xs[r, jj])
+        q = w.qty[r, jj]
+        half_cost = q * (half[cl] + half[cs])
+        cost = w.fee[r] * q * (mark[cl] + mark[cs]) + half_cost
+        w.fees[r] -= cost
+        w.spread[r] -= half_cost
+        net = w.trip[r, jj] - cost
+        w.closed_net[r, jj] = net
+        w.closed_hours[r, jj] = t[r] - self.opened[sel][r, jj]
+        w.wins[r] += net > 0.0
+        w.closes[r] += 1
+        w.active[r, jj] = False
+        w.trip[r, jj] = 0.0
+
+    def _enter(
+        self,
+        w: _Work,
+        enter: np.ndarray,
+        enter_sym: np.ndarray,
+        enter_xl: np.ndarray,
+        enter_xs: np.ndarray,
+        enter_apr: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """2) Enter at snapshot t into the first free slot below max_positions; (quality bonus, diversity)."""
+        mark, half, sel, t, rows, k = self._mark, self._half, w.sel, w.t, w.rows, len(w.t)
+        free = ~w.active & (np.arange(self.slots)[None, :] < self.max_positions[sel][:, None])
+        has_free = free.any(axis=1)
+        do_enter = enter & has_free & (w.eq > 0.0)
+        bonus = np.zeros(k)
+        diversity = np.zeros(k)
+        if not do_enter.any():
+            return bonus, diversity
+        r = rows[do_enter]
+        jj = np.argmax(free[r], axis=1)
+        s_new = enter_sym[r]
+        diversity[r] = -(w.active[r] & (w.sym[r] == s_new[:, None])).any(axis=1).astype(np.float64)
+        cl = self._cell(t[r], s_new, enter_xl[r])
+        cs = self._cell(t[r], s_new, enter_xs[r])
+        ml, ms = mark[cl], mark[cs]
+        lev = self.leverage[sel][r]
+        util = self.utilization[sel][r]
+        npos = self.max_positions[sel][r]
+        notional = w.eq[r] * util / npos * lev
+        q = notional / (0.5 * (ml + ms))
+        half_cost = q * (half[cl] + half[cs])
+        cost = w.fee[r] * q * (ml + ms) + half_cost
+        w.fees[r] -= cost
+        w.spread[r] -= half_cost
+        w.entered[r] = s_new
+        bonus[r] = notional * enter_apr[r] * 8.0 / HOURS_PER_YEAR
+        w.active[r, jj] = True
+        w.sym[r, jj], w.xl[r, jj], w.xs[r, jj] = s_new, enter_xl[r], enter_xs[r]
+        w.qty[r, jj] = q
+        w.last_l[r, jj], w.last_s[r, jj] = ml, ms
+        entry_l, entry_s = self.entry_l[sel], self.entry_s[sel]
+        margin_l, margin_s = self.margin_l[sel], self.margin_s[sel]
+        notion, opened = self.notional[sel], self.opened[sel]
+        entry_l[r, jj], entry_s[r, jj] = ml, ms
+        margin_l[r, jj], margin_s[r, jj] = q * ml / lev, q * ms / lev
+        notion[r, jj] = notional
+        opened[r, jj] = t[r]
+        w.trip[r, jj] = -cost
+        self.entry_l[sel], self.entry_s[sel] = entry_l, entry_s
+        self.margin_l[sel], self.margin_s[sel] = margin_l, margin_s
+        self.notional[sel], self.opened[sel] = notion, opened
+        return bonus, diversity
+
+    def _hour(self, w: _Work) -> tuple[np.ndarray, np.ndarray]:
+        """3) The hour t -> t+1: marks and funding on each leg's own schedule; (pnl, funding) per account."""
+        mark, half = self._mark, self._half
+        w.t1 = (w.t + 1)[:, None]
+        cl = self._cell(w.t1, w.sym, w.xl)
+        cs = self._cell(w.t1, w.sym, w.xs)
+        w.ml1, w.ms1 = mark.take(cl), mark.take(cs)
+        w.q = np.where(w.active, w.qty, 0.0)
+        fund_slot = w.q * (w.ms1 * self._paid.take(cs) - w.ml1 * self._paid.take(cl))
+        slot_pnl = w.q * ((w.ml1 - w.last_l) - (w.ms1 - w.last_s)) + fund_slot
+        w.trip = w.trip + slot_pnl
+        w.close_half = w.q * (half.take(cl) + half.take(cs))
+        w.close_cost = w.fee[:, None] * w.q * (w.ml1 + w.ms1) + w.close_half
+        return slot_pnl.sum(axis=1), fund_slot.sum(axis=1)
+
+    def _liquidate(self, w: _Work) -> np.ndarray:
+        """4) Liquidate a leg whose price loss exceeds margin * (1 - buffer); the (negative) count per account."""
+        sel, q, ml1, ms1 = w.sel, w.q, w.ml1, w.ms1
+        keep = 1.0 - self.buffer[sel][:, None]
+        liq_l = w.active & (q * (self.entry_l[sel] - ml1) > self.margin_l[sel] * keep)
+        liq_s = w.active & (q * (ms1 - self.entry_s[sel]) > self.margin_s[sel] * keep)
+        liq = liq_l | liq_s
+        if not liq.any():
+            return np.zeros(len(w.t))
+        lf = self.liq_fee[sel][:, None]
+        cost = np.where(liq, w.close_cost + lf * q * (liq_l * ml1 + liq_s * ms1), 0.0)
+        w.fees -= cost.sum(axis=1)
+        net = w.trip - cost
+        w.ended, w.ended_net = liq, net
+        w.wins += (liq & (net > 0.0)).sum(axis=1)
+        w.closes += liq.sum(axis=1)
+        w.active = w.active & ~liq
+        w.trip = np.where(liq, 0.0, w.trip)
+        return -liq.sum(axis=1).astype(np.float64)
+
+    def _close_at_end(self, w: _Work, pnl: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """5) Episode end or wipe-out: close everything left at t+1 with costs; the done code per account."""
+        eq_mark = w.eq + pnl + w.fees
+        code = np.where(last, np.int8(END_OF_EPISODE), np.int8(0))
+        code = np.where(eq_mark <= self.wipeout_fraction * self.equity0[w.sel], np.int8(WIPEOUT), code)
+        flat = (code != 0)[:, None] & w.active
+        if flat.any():
+            cost = np.where(flat, w.close_cost, 0.0)
+            w.fees -= cost.sum(axis=1)
+            net = w.trip - cost
+            if w.ended is None:
+                w.ended, w.ended_net = flat, net
+            else:
+                w.ended, w.ended_net = w.ended | flat, np.where(flat, net, w.ended_net)
+            w.wins += (flat & (net > 0.0)).sum(axis=1)
+            w.closes += flat.sum(axis=1)
+            w.active = w.active & ~flat
+            w.trip = np.where(flat, 0.0, w.trip)
+        if w.ended is not None:
+            w.spread -= np.where(w.ended, w.close_half, 0.0) @ self._ones
+            w.closed_net = np.where(w.ended, w.ended_net, w.closed_net)
+            w.closed_hours = np.where(w.ended, w.t1 - self.opened[w.sel], w.closed_hours)
+        return code
+
+    def _commit(self, w: _Work, pnl: np.ndarray, funding: np.ndarray, liquidation: np.ndarray) -> None:
+        """Write the selected accounts' new state and totals back, and this call's close/entry records."""
+        sel = w.sel
+        self.active[sel] = w.active
+        self.sym[sel], self.xl[sel], self.xs[sel] = w.sym, w.xl, w.xs
+        self.qty[sel] = np.where(w.active, w.qty, 0.0)
+        self.last_l[sel], self.last_s[sel] = w.ml1, w.ms1
+        self.trip_pnl[sel] = w.trip
+        self.equity[sel] = w.eq + pnl + w.fees
+        self.gross[sel] += pnl
+        self.fees[sel] += w.fees
+        self.funding[sel] += funding
+        self.liquidations[sel] -= liquidation.astype(np.int64)
+        self.round_trips[sel] += w.closes
+        self.wins[sel] += w.wins
+        self.spread[sel] += w.spread
+        # Records describe this call only: accounts not selected (finished in evaluation) closed nothing.
+        if isinstance(sel, slice) and sel == slice(None):  # the training path: new arrays, no copy
+            self.closed_net, self.closed_hours, self.entered_sym = w.closed_net, w.closed_hours, w.entered
+        else:
+            self.closed_net.fill(np.nan)
+            self.closed_hours.fill(np.nan)
+            self.entered_sym.fill(-1)
+            self.closed_net[sel], self.closed_hours[sel], self.entered_sym[sel] = (
+                w.closed_net,
+                w.closed_hours,
+                w.entered,
+            )
