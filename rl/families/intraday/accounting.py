@@ -210,21 +210,35 @@ class Ledger:
             "sharpe": sharpe,
         }
 
-        self.pos[sel] = pos1
-        self.mark[sel] = close_next
-        self.entry[sel] = entry
-        self.trip_cost[sel] = trip_cost
-        self.equity[sel] = eq1
-        self.peak[sel] = peak
-        self.max_drawdown[sel] = dd1
-        self.n_steps[sel] = n1
-        self._ret_mean[sel] = mean1
-        self._ret_m2[sel] = m2
-        self.gross[sel] += pnl
-        self.commission[sel] += commission
-        self.spread_cost[sel] += spread_cost
-        self.realized_gross[sel] += realized_gross
-        self.realized_net[sel] += realized_net
-        self.round_trips[sel] += closes
-        self.wins[sel] += win_count.astype(np.int64)
+        self._commit(
+            sel,
+            {
+                "pos": pos1,
+                "mark": close_next,
+                "entry": entry,
+                "trip_cost": trip_cost,
+                "equity": eq1,
+                "peak": peak,
+                "max_drawdown": dd1,
+                "n_steps": n1,
+                "_ret_mean": mean1,
+                "_ret_m2": m2,
+            },
+            {
+                "gross": pnl,
+                "commission": commission,
+                "spread_cost": spread_cost,
+                "realized_gross": realized_gross,
+                "realized_net": realized_net,
+                "round_trips": closes,
+                "wins": win_count.astype(np.int64),
+            },
+        )
         return comps, code
+
+    def _commit(self, sel: Index, state: dict[str, np.ndarray], totals: dict[str, np.ndarray]) -> None:
+        """Set the selected accounts' new state and add this step to their running totals."""
+        for name, values in state.items():
+            getattr(self, name)[sel] = values
+        for name, values in totals.items():
+            getattr(self, name)[sel] += values
