@@ -135,6 +135,10 @@ class Ledger:
         or profit lock is judged on the equity marked at `close_next`, before exit costs, and wins over the
         data end.
         Accounts that end are liquidated at `close_next` with costs, within this same step.
+
+        One function on purpose: each statement is one array expression over every selected account, in the order
+        the ledger applies them (trade, mark, judge, liquidate, record); the done codes, the running Sharpe and the
+        write-back are methods of their own.
         """
         shares, per_share, min_comm = self._shares, self._per_share, self._min_comm
         pos0 = self.pos[sel]
