@@ -121,3 +121,24 @@ def checks_table(checks: Mapping[str, Mapping[str, Any]]) -> str:
         shown = fmt(value, "num") if value is not None else "n/a"
         check_rows.append([name, verdict, shown, str(check.get("threshold", "")), str(check.get("detail", ""))])
     return table(["check", "verdict", "value", "threshold", "detail"], check_rows)
+
+
+def report_head(ctx: ReportContext, checks: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The lines every family's report opens with: title, provenance and the checks."""
+    return [
+        f"# {ctx.family} evaluation `{ctx.run_id}`",
+        "",
+        provenance_table(ctx),
+        "",
+        "## Checks",
+        "",
+        checks_table(checks),
+        "",
+    ]
+
+
+def write_report(out_dir: Path, lines: Sequence[str]) -> str:
+    """Join the report's lines and write them as `out_dir/report.md`; the Markdown."""
+    text = "\n".join(lines)
+    (Path(out_dir) / REPORT_FILE).write_text(text)
+    return text

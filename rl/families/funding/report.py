@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rl.core.report import (
-    REPORT_FILE,
     ReportContext,
-    checks_table,
     figure,
     fmt,
     image,
     overall_by_policy,
     png,
-    provenance_table,
+    report_head,
     table,
+    write_report,
 )
 from rl.families.funding.evaluate import FundingEvalResult
 from rl.families.funding.metrics import funding_metrics, reward_part_totals, symbol_breakdown
@@ -213,8 +212,7 @@ def build_funding_report(
     configs = agent_result.config_names
     starts = {ep.start_time for ep in agent_result.episodes}
 
-    lines = [f"# {ctx.family} evaluation `{ctx.run_id}`", "", provenance_table(ctx), ""]
-    lines += ["## Checks", "", checks_table(checks), ""]
+    lines = report_head(ctx, checks)
     lines += [
         f"## Held-out performance: {len(results)} slice(s), {len(agent_result.episodes)} episodes "
         f"({len(starts)} start hours x {len(configs)} user configs: {', '.join(configs)})",
@@ -258,6 +256,4 @@ def build_funding_report(
         lines += [_metrics_table(ordered), ""]
     if ctx.notes:
         lines += ["## Notes", "", *[f"- {note}" for note in ctx.notes], ""]
-    text = "\n".join(lines)
-    (out_dir / REPORT_FILE).write_text(text)
-    return text
+    return write_report(out_dir, lines)

@@ -9,16 +9,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rl.core.report import (
-    REPORT_FILE,
     ReportContext,
-    checks_table,
     figure,
     fmt,
     image,
     overall_by_policy,
     png,
-    provenance_table,
+    report_head,
     table,
+    write_report,
 )
 from rl.families.intraday.baselines import ACTION_NAMES
 from rl.families.intraday.evaluate import EvalResult
@@ -147,9 +146,7 @@ def build_report(
     policies = list(overall)
     slice_dates = {s.name: s for s in slices}
 
-    lines = [f"# {ctx.family} evaluation `{ctx.run_id}`", ""]
-    lines += [provenance_table(ctx), ""]
-    lines += ["## Checks", "", checks_table(checks), ""]
+    lines = report_head(ctx, checks)
 
     n_sessions = len(daily_pnl(overall[agent])[0])
     per_slice_sessions = [
@@ -184,6 +181,4 @@ def build_report(
         lines += [heading, "", _metrics_table(ordered), ""]
     if ctx.notes:
         lines += ["## Notes", "", *[f"- {note}" for note in ctx.notes], ""]
-    text = "\n".join(lines)
-    (out_dir / REPORT_FILE).write_text(text)
-    return text
+    return write_report(out_dir, lines)

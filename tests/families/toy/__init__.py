@@ -25,7 +25,7 @@ from rl.core.data import MarketDays, random_walk_days
 from rl.core.evaluate import EpisodeSet
 from rl.core.metrics import share_distribution
 from rl.core.policies import Policy, random_valid
-from rl.core.report import REPORT_FILE, checks_table, provenance_table, table
+from rl.core.report import report_head, table, write_report
 from rl.core.reward import RewardSpec, combine
 from rl.core.rollout import masked_rollout
 from rl.core.vecenv import BatchedVecEnv
@@ -298,17 +298,8 @@ class ToyFamily:
 
     def report(self, ctx, results, checks, out_dir: Path, agent, slices) -> str:
         rows = [[name, f"{self.metrics(r)['total_pnl']:+.2f}"] for per in results.values() for name, r in per.items()]
-        text = "\n".join(
-            [
-                f"# toy evaluation `{ctx.run_id}`",
-                provenance_table(ctx),
-                checks_table(checks),
-                table(["policy", "P&L"], rows),
-            ]
-        )
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / REPORT_FILE).write_text(text)
-        return text
+        return write_report(out_dir, [*report_head(ctx, checks), table(["policy", "P&L"], rows)])
 
 
 FAMILY = ToyFamily()
