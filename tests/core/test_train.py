@@ -295,3 +295,65 @@ def test_training_without_tensorboard_leaves_nothing_in_the_temp_dir(tmp_path, d
     result = train_policy(days, EnvConfig(), reward, TINY, tmp_path / "ckpt", _env(days, reward))
     assert result.stats["timesteps"] >= TINY.total_timesteps
     assert list(scratch.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------ phases and progress
+def test_a_curriculum_trains_its_phases_in_order_from_the_previous_phase_weights(tmp_path, days, reward):
+    from rl.core.train import TrainPhase
+
+    built: list[tuple[float | None, int]] = []
+
+    def factory(env_cfg):
+        make = _env(days, reward, env_cfg)
+
+        def make_env(n_envs, seed):
+            built.append((env_cfg.loss_cut, seed))
+            return make(n_envs, seed)
+
+        return make_env
+
+    easy, strict = EnvConfig(loss_cut=None), EnvConfig(loss_cut=-50.0)
+    phases = [TrainPhase("easy", 256, factory(easy)), TrainPhase("strict", 256, factory(strict))]
+    res = train_policy(days, strict, reward, TINY, tmp_path / "curriculum", phases, {"run_id": "c"})
+    assert built == [(None, TINY.seed), (-50.0, TINY.seed + 1)]  # each phase on its own env settings, in order
+    assert [p["name"] for p in res.phases] == ["easy", "strict"] and all(p["timesteps"] >= 256 for p in res.phases)
+    assert res.stats.timesteps == sum(p["timesteps"] for p in res.phases)  # one model through both phases
+    meta = json.loads((res.checkpoint_dir / "meta.json").read_text())
+    assert [p["name"] for p in meta["phases"]] == ["easy", "strict"]
+    # The second phase started from the first one's weights: not the same as training the second phase alone.
+    alone = train_policy(days, strict, reward, TINY, tmp_path / "alone", [phases[1]], {"run_id": "a"})
+    first = _params(load_checkpoint(res.checkpoint_dir)[0])
+    second = _params(load_checkpoint(alone.checkpoint_dir)[0])
+    assert any(not np.array_equal(v, second[k]) for k, v in first.items())
+    with pytest.raises(ValueError, match="unique"):
+        train_policy(days, strict, reward, TINY, tmp_path / "dup", [phases[0], phases[0]], {})
+
+
+def test_family_config_phases_override_the_env_and_are_validated():
+    import yaml
+
+    from rl.core.family import FamilyConfig
+
+    raw = yaml.safe_load((ROOT / "configs" / "intraday.yaml").read_text())
+    raw["phases"] = [
+        {"name": "easy", "timesteps": 1000, "env": {"loss_cut": None, "profit_lock": None}},
+        {"name": "strict", "timesteps": 2000},
+    ]
+    cfg = FamilyConfig.from_dict(raw)
+    (n1, s1, env1), (n2, s2, env2) = cfg.training_phases()
+    assert (n1, s1, env1.loss_cut, env1.profit_lock) == ("easy", 1000, None, None)
+    assert (n2, s2, env2) == ("strict", 2000, cfg.env)
+    assert cfg.to_dict()["phases"][0]["env"] == {"loss_cut": None, "profit_lock": None}
+    raw["phases"][0]["env"] = {"shares": -1}
+    with pytest.raises(ValueError, match="phases.easy: EnvConfig.shares"):
+        FamilyConfig.from_dict(raw)
+
+
+def test_training_logs_progress_about_every_tenth(tmp_path, days, reward):
+    lines: list[str] = []
+    ppo = replace(TINY, total_timesteps=TINY.n_envs * TINY.n_steps * 40)  # 40 rollouts: one line every 4
+    train_policy(days, EnvConfig(), reward, ppo, tmp_path / "p", _env(days, reward), {}, log=lines.append)
+    assert 8 <= len(lines) <= 11, lines
+    for line in lines:
+        for part in ("% (", "steps/s", "ETA", "mean episode net P&L", "value_loss", "approx_kl", "clip_fraction"):
+            assert part in line, line

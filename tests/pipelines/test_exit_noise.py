@@ -84,3 +84,12 @@ def test_warehouse_process_exits_without_nanobind_leak_report(tmp_path: Path) ->
     assert not leak_lines, "\n".join(leak_lines[:20])
     lines = proc.stdout.strip().splitlines()
     assert lines and lines[-1] == RESULT, proc.stdout[-2000:]
+
+
+def test_loading_the_definitions_prints_no_beta_warnings() -> None:
+    """The beta Dagster APIs the project uses on purpose are silenced where the project declares them."""
+    code = "import warnings; warnings.simplefilter('default'); import pipelines.definitions; print('loaded')"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "loaded"
+    assert "BetaWarning" not in proc.stderr and "PreviewWarning" not in proc.stderr, proc.stderr[-3000:]
