@@ -24,6 +24,7 @@ ValueError naming the column.
 
 from __future__ import annotations
 
+import bisect
 from datetime import date
 
 import numpy as np
@@ -160,6 +161,35 @@ def _duplicates(df: pl.DataFrame, keys: list[str]) -> np.ndarray:
     return dup
 
 
+def in_order(ts: np.ndarray) -> np.ndarray:
+    """True for the rows of a longest non-decreasing run of `ts` in arrival order, preferring earlier arrivals.
+
+    The rows left out are the fewest that make the rest ordered: one print stamped hours late costs that one row,
+    not every row after it (as a running-maximum rule would). Sorted input, the usual case, is one array pass;
+    otherwise O(n log n) with a Python loop, which only disordered recordings pay.
+    """
+    n = len(ts)
+    if n < 2 or bool(np.all(ts[1:] >= ts[:-1])):
+        return np.ones(n, dtype=bool)
+    values = ts.tolist()
+    # longest[i]: length of the longest non-decreasing run starting at row i (patience sorting, from the right).
+    longest = [0] * n
+    tails: list = []  # tails[k]: the largest first value of a run of length k + 1 seen so far, negated
+    for i in range(n - 1, -1, -1):
+        k = bisect.bisect_right(tails, -values[i])
+        if k == len(tails):
+            tails.append(-values[i])
+        else:
+            tails[k] = -values[i]
+        longest[i] = k + 1
+    keep = np.zeros(n, dtype=bool)
+    need, last = len(tails), None
+    for i in range(n):  # greedy from the left: the earliest row that still completes a longest run
+        if need and longest[i] == need and (last is None or values[i] >= last):
+            keep[i], last, need = True, values[i], need - 1
+    return keep
+
+
 def _split(
     df: pl.DataFrame,
     row_reason: pl.Expr,
@@ -170,15 +200,18 @@ def _split(
     """Per-row reasons first, then duplicates and out-of-order rows among the survivors (arrival order)."""
     df = df.with_row_index("_arrival").with_columns(row_reason.alias("reason"))
     ok = df.filter(pl.col("reason").is_null())
+    duplicate = _duplicates(ok, dup_keys)
+    ordered = np.zeros(ok.height, dtype=bool)
+    ordered[~duplicate] = in_order(ok["ts"].to_physical().to_numpy()[~duplicate])
     ok = ok.with_columns(
-        pl.when(pl.Series(_duplicates(ok, dup_keys)))
+        pl.when(pl.Series(duplicate))
         .then(pl.lit("duplicate"))
-        .when(pl.col("ts") < pl.col("ts").cum_max().shift(1))
+        .when(~pl.Series(ordered))
         .then(pl.lit("out_of_order"))
         .otherwise(None)
         .alias("reason")
     )
-    # Out-of-order is judged against kept rows only; duplicates never raise the running max (equal ts).
+    # Order is judged among the rows that are neither bad nor duplicates: the fewest are set aside as out of order.
     clean = ok.filter(pl.col("reason").is_null()).drop("reason", "_arrival")
     bad = pl.concat([df.filter(pl.col("reason").is_not_null()), ok.filter(pl.col("reason").is_not_null())])
     payload_cols = [c for c in bad.columns if c not in ("_arrival", "reason")]
