@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rl.core.data import random_walk_days  # noqa: E402
 from rl.core.reward import load_reward  # noqa: E402
+from rl.families.intraday.accounting import COMPONENTS  # noqa: E402
 from rl.families.intraday.config import EnvConfig  # noqa: E402
 
 REWARD = Path(__file__).resolve().parents[1] / "configs" / "rewards" / "intraday.yaml"
@@ -53,7 +54,7 @@ def main() -> None:
     from rl.families.intraday.env import IntradayEnv, IntradayVecEnv
 
     days = random_walk_days(args.days, 390, n_features=args.features, seed=0)
-    cfg, reward = EnvConfig(), load_reward(REWARD)
+    cfg, reward = EnvConfig(), load_reward(REWARD, COMPONENTS)
     print(f"days={args.days} minutes=390 features={args.features} obs_dim={args.features + 4}", end=" ")
     print(f"reward={reward.name}")
     print(f"{'setup':<34}{'env-steps/s':>14}{'us/vec-step':>13}")
