@@ -62,16 +62,21 @@ def process_alive(pid: int, started_by: float | None = None) -> bool:
     return start is None or start <= started_by + _CLOCK_SLACK_S
 
 
-def is_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
-    """A run that is STARTING/STARTED by its status, but whose worker process no longer exists."""
+def dead_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
+    """The pid of a STARTING/STARTED run's worker when that process no longer exists; None for a live run."""
     if run.status not in _RUNNING:
-        return False
+        return None
     pid = run_worker_pid(instance, run.run_id)
     if pid is None:
-        return False
+        return None
     record = instance.get_run_record_by_id(run.run_id)
     started = record.start_time if record is not None else None
-    return not process_alive(pid, started)
+    return None if process_alive(pid, started) else pid
+
+
+def is_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """A run that is STARTING/STARTED by its status, but whose worker process no longer exists."""
+    return dead_worker_pid(instance, run) is not None
 
 
 def live_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
@@ -84,8 +89,8 @@ def recover(instance: dg.DagsterInstance) -> list[str]:
     """Mark dead runs failed and free pool slots still held by runs that ended; what was done, one line each."""
     done = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(_RUNNING))):
-        if is_dead(instance, run):
-            pid = run_worker_pid(instance, run.run_id)
+        pid = dead_worker_pid(instance, run)
+        if pid is not None:
             instance.report_run_failed(
                 run,
                 message=f"The run's process (pid {pid}) is gone: it was killed (kill -9, or by the kernel's "
