@@ -36,8 +36,7 @@ def load(configs: ConfigStore, kind: str) -> tuple[FamilyConfig, RewardSpec]:
 
 def source_versions(configs: ConfigStore, kind: str) -> dict[str, str]:
     """The data version of each of the family's four config sources, keyed by asset name."""
-    cfg = configs.family(kind)
-    reward = load_reward(configs.resolve(cfg.reward), get_family(kind).reward_components)
+    cfg, reward = load(configs, kind)
     return {
         f"{kind}_reward_config": reward.sha256,
         f"{kind}_data_config": cfg.version(DATA_SECTIONS),
