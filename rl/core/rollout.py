@@ -40,14 +40,13 @@ def masked_rollout(
     before_step: StepHook | None = None,
     after_step: StepHook | None = None,
     describe: Callable[[int], str] = _describe,
-    max_steps: int | None = None,
 ) -> Rollout:
     """Reset `env` and play `policy` until every env is done; returns the per-env totals.
 
     `before_step(running, actions)` runs after the actions are validated and before the env steps (the state
     the decision was taken in); `after_step(running, steps)` runs after it, with `steps[running]` the index of
     the step just taken. `running` holds the indices of the envs that took the step. `describe(i)` names env i
-    in the error for a masked action. `max_steps` bounds the loop (a guard against an env that never ends).
+    in the error for a masked action.
     """
     n = int(env.num_envs)
     width = int(env.action_space.n)
@@ -57,10 +56,7 @@ def masked_rollout(
     steps = np.zeros(n, dtype=np.int64)
     done_code = np.zeros(n, dtype=np.int8)
     counts = np.zeros((n, width), dtype=np.int64)
-    taken = 0
     while not env.done_mask.all():
-        if max_steps is not None and taken >= max_steps:
-            raise RuntimeError(f"{name}: {int((~env.done_mask).sum())} env(s) still running after {max_steps} steps")
         active = ~env.done_mask
         masks = env.action_masks()
         actions = np.asarray(policy(obs, masks)).reshape(-1)
@@ -87,5 +83,4 @@ def masked_rollout(
         steps[running] += 1
         finished = np.flatnonzero(dones)
         done_code[finished] = env.last_done_code[finished]
-        taken += 1
     return Rollout(total_reward=total, steps=steps, done_code=done_code, action_counts=counts)
