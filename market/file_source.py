@@ -46,7 +46,10 @@ Keys:
   string with `%` is a strptime format for polars (chrono), e.g. `"%m/%d/%Y %H:%M:%S%.f"`.
 - `columns`: per kind (`trades`, `quotes`, `bars`) a mapping from contract column to the file's column.
   trades: ts, price, size, symbol; quotes: ts, bid, ask, bid_size, ask_size, symbol; bars: ts, open, high,
-  low, close, volume, vwap, trade_count, symbol. Unmapped columns use the contract name. A column mapped to
+  low, close, volume, vwap, trade_count, symbol. Unmapped columns use the contract name. Trades and quotes may
+  also map `vendor_id`, the vendor's trade id or sequence number (a column named `vendor_id` is taken as it):
+  only a row repeating an earlier row's id is an exact re-send, quarantined as duplicate. Without it no row is
+  a duplicate, however alike: repeated identical prints in one millisecond are legal. A column mapped to
   a name must exist in every file (FileSourceError naming file and column otherwise). Optional columns
   (symbol; trades.size; bars.vwap and bars.trade_count) may be absent: symbol then comes from the path,
   size becomes 0.0 (what an index prints; an equity with no size column is an error unless `size: null`
@@ -60,7 +63,7 @@ Sessions: a row belongs to session d when its New York date is d (so a 19:00 New
 the next day in UTC, is d's). `fetch_day` takes the rows of the requested symbol in `fetch_window(d,
 extended_hours)`; the rest of d's rows (pre- and after-hours when extended_hours is false, and rows outside
 04:00-20:00 always) are not requested, as a vendor would not send them, and `inspect_files` counts them.
-Rows are not sorted, deduplicated or checked here: bad values, duplicates and out-of-order rows reach the
+Rows are not sorted, deduplicated or checked here: bad values, re-sends and out-of-order rows reach the
 warehouse in file order. Index symbols get no quotes (their levels come as trades with size 0.0).
 """
 
@@ -113,6 +116,9 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {
     "quotes": frozenset({"symbol"}),
     "bars": frozenset({"symbol", "vwap", "trade_count"}),
 }
+# The vendor's trade id or sequence number, where a trades or quotes file has one: only a repeated id is a re-send.
+ID_COLUMN = "vendor_id"
+ID_KINDS = frozenset({"trades", "quotes"})
 FORMATS = ("auto", "csv", "parquet")
 EPOCH_UNITS: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 NEW_YORK = "America/New_York"
@@ -288,10 +294,11 @@ def _check_columns(value: Any) -> Mapping[str, Mapping[str, str | None]]:
             raise ValueError(f"FileImportConfig.columns.{kind}: must be a mapping, got {mapping!r}")
         for col, name in mapping.items():
             where = f"FileImportConfig.columns.{kind}.{col}"
-            if col not in SCHEMAS[kind]:
-                raise ValueError(f"{where}: unknown column; {kind} has {', '.join(SCHEMAS[kind])}")
+            known = [*SCHEMAS[kind], *([ID_COLUMN] if kind in ID_KINDS else [])]
+            if col not in known:
+                raise ValueError(f"{where}: unknown column; {kind} has {', '.join(known)}")
             if name is None:
-                if col not in OPTIONAL_COLUMNS[kind]:
+                if col not in OPTIONAL_COLUMNS[kind] and col != ID_COLUMN:
                     raise ValueError(f"{where}: cannot be null, every {kind} file needs it")
             elif not isinstance(name, str) or not name:
                 raise ValueError(f"{where}: must be the file's column name (a non-empty string), got {name!r}")
@@ -577,6 +584,14 @@ def _read(config: FileImportConfig, kind: str, path: Path, path_symbol: str | No
             if dtype == pl.Int64:
                 value = value.cast(pl.Int64, strict=False)
             exprs.append(value.alias(col))
+    if kind in ID_KINDS:
+        name = overrides.get(ID_COLUMN, ID_COLUMN if ID_COLUMN in have else None)
+        if name is not None and name not in have:
+            raise FileSourceError(
+                f"{kind} file {path} has no column {name!r} (for {ID_COLUMN}); its columns: {', '.join(have)}"
+            )
+        if name is not None:
+            exprs.append(pl.col(name).cast(pl.Utf8).str.strip_chars().alias(ID_COLUMN))
     return _FileFrame(lf.select(exprs), tuple(have), size_missing)
 
 

@@ -11,7 +11,8 @@ How each column is obtained, and what is approximated:
   size = `decimal_size` where Polygon sends it (the exact fractional size), else `size`. Fractional sizes stay
   fractional. Nothing is filtered: odd lots, corrections and late prints pass through raw for the warehouse.
   Distinct prints (exchange, id) sharing one SIP nanosecond are spaced 1 ns apart in Polygon's order, so they are
-  not mistaken for duplicated rows; the same (exchange, id) sent twice keeps its time and is quarantined as such.
+  not mistaken for duplicated rows; `vendor_id` = "exchange:id", so the same print sent twice is quarantined as a
+  duplicate (a re-send), and nothing else is.
 - Equity quotes (`quotes: true`): `list_quotes` over the same window: bid_price, ask_price, bid_size, ask_size at
   sip_timestamp. Sizes are converted to shares: Polygon's docs count them in round lots, so they are multiplied by
   `quote_lot_size` (100) for sessions before `quote_shares_since` (2025-11-03): from that day Polygon publishes
@@ -288,14 +289,21 @@ def _spaced_sip_timestamps(trades: list[Any]) -> list[Any]:
     return out
 
 
+def _vendor_id(trade: Any) -> str | None:
+    """Polygon's trade id is unique per exchange and day, so (exchange, id) names one print."""
+    trade_id = getattr(trade, "id", None)
+    return None if trade_id is None else f"{getattr(trade, 'exchange', None)}:{trade_id}"
+
+
 def _trades_frame(symbol: str, trades: list[Any]) -> pl.DataFrame:
-    return _frame(
+    frame = _frame(
         TRADE_SCHEMA,
         symbol,
         _spaced_sip_timestamps(trades),
         price=[t.price for t in trades],
         size=[_size(t) for t in trades],
     )
+    return frame.with_columns(pl.Series("vendor_id", [_vendor_id(t) for t in trades], dtype=pl.Utf8))
 
 
 def _quotes_frame(symbol: str, quotes: list[Any], lot_size: float) -> pl.DataFrame:

@@ -21,6 +21,8 @@ TRADE_SCHEMA: dict[str, pl.DataType] = {
     "price": pl.Float64(),
     "size": pl.Float64(),
 }
+# Trades and quotes may also carry "vendor_id" (Utf8): the vendor's trade id or sequence number. Only a row repeating
+# an earlier row's id is a re-send; without one no row is a duplicate, since identical prints are legal.
 QUOTE_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.Utf8(),
     "ts": pl.Datetime("ns"),

@@ -5,11 +5,11 @@ what enters the warehouse. Each rejected row gets exactly one reason, the first 
 
   trades: wrong_symbol, null_ts, out_of_session, nan_price (null/NaN/inf), non_positive_price,
           zero_size (equity size null/NaN/inf or <= 0), index_size (index levels must have size 0),
-          duplicate (same ts, price, size as an earlier row), out_of_order (ts earlier than the running max
-          of the kept rows in arrival order)
+          duplicate (an exact re-send: the same vendor_id as an earlier row), out_of_order (left out of the
+          longest time-ordered run of the kept rows in arrival order: one late print costs one row)
   quotes: wrong_symbol, null_ts, out_of_session, nan_price (bid or ask), non_positive_price, crossed_quote
-          (bid >= ask: crossed or locked), zero_size (bid or ask size null/NaN/inf or <= 0), duplicate,
-          out_of_order
+          (bid >= ask: crossed or locked), zero_size (bid or ask size null/NaN/inf or <= 0), duplicate
+          (same vendor_id), out_of_order
   vendor minute bars: wrong_symbol, null_ts, out_of_session, misaligned (ts not on a minute), nan_price (any of
           OHLC), non_positive_price, bad_ohlc (high below open/close/low, or low above open/close),
           bad_volume (null/NaN/inf or < 0), duplicate (a second bar for the same minute, whatever its values),
@@ -17,6 +17,13 @@ what enters the warehouse. Each rejected row gets exactly one reason, the first 
 
 "Session" is the regular session unless the caller passes a wider window (extended hours kept by
 configuration); `split_extended` first removes pre- and after-hours rows a vendor sent when they are not kept.
+
+Repeated identical prints are legal (a millisecond feed has many: one order filled against several resting ones),
+so trades and quotes are never de-duplicated by value. A source that knows the vendor's trade id or sequence number
+passes it as an optional `vendor_id` column, and only a second row with the same id is a duplicate. Idempotence
+comes from replacing a partition, not from dropping rows that look alike. Clean trades sharing a timestamp are then
+spaced 1 ns apart in arrival order, within the resolution of that timestamp (`space_ties`), so every print keeps its
+own instant and minute.
 
 A frame with a missing column or a column of the wrong type is not data to quarantine but a broken source:
 ValueError naming the column.
@@ -89,6 +96,7 @@ BAR_REASONS = (
 )
 Window = tuple[np.datetime64, np.datetime64]
 QUARANTINE_COLUMNS = ("table_name", "session_date", "symbol", "ts", "reason", "payload")
+VENDOR_ID = "vendor_id"  # optional trades/quotes column: the vendor's trade id or sequence number
 _PRICE_TOL = 1e-9  # relative; prices closer than this are the same tick
 
 
@@ -119,6 +127,8 @@ def _coerce(frame: pl.DataFrame, columns: dict[str, str], what: str) -> pl.DataF
             if not (dtype.is_numeric() or dtype == pl.Null):
                 raise ValueError(f"{what} column {name!r} must be numeric, got {dtype}")
             exprs.append(col.cast(pl.Float64))
+    if VENDOR_ID in frame.columns and VENDOR_ID not in columns:
+        exprs.append(pl.col(VENDOR_ID).cast(pl.Utf8))
     return frame.select(exprs)
 
 
@@ -145,20 +155,31 @@ def _finite(name: str) -> pl.Expr:
 
 
 def _duplicates(df: pl.DataFrame, keys: list[str]) -> np.ndarray:
-    """True for rows equal on `keys` to an earlier row. Only rows sharing a ts can be duplicates, so the
-    (costly) row hashing runs on those alone; in time-sorted data they are neighbours."""
-    ts = df["ts"].to_physical()
-    if ts.is_sorted():
-        step = ts.diff()
-        same = (step == 0).fill_null(False) | (step.shift(-1) == 0).fill_null(False)
-    else:
-        same = ts.is_duplicated()
-    idx = same.arg_true().to_numpy()
-    dup = np.zeros(df.height, dtype=bool)
-    if idx.size:
-        first = df[idx].select(pl.struct(keys).is_first_distinct()).to_series().to_numpy()
-        dup[idx[~first]] = True
-    return dup
+    """True for rows equal on `keys` to an earlier row; rows with a null key are never duplicates."""
+    if not keys or any(k not in df.columns for k in keys):
+        return np.zeros(df.height, dtype=bool)
+    known = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
+    return df.select(known & ~pl.struct(keys).is_first_distinct()).to_series().to_numpy()
+
+
+def space_ties(ts: np.ndarray) -> np.ndarray:
+    """Non-decreasing int64 ns stamps with the k-th repeat of a timestamp moved k ns later, in arrival order.
+
+    A repeat is moved only while it stays inside its timestamp's own resolution (a millisecond stamp spaces up to
+    999,999 repeats inside that millisecond), so no print crosses into the next stamp, minute or session; repeats
+    of a full-nanosecond stamp are left equal (the seq column still orders them)."""
+    ts = np.asarray(ts, dtype=np.int64)
+    n = ts.size
+    if n < 2:
+        return ts.copy()
+    new = np.ones(n, dtype=bool)
+    new[1:] = ts[1:] != ts[:-1]
+    start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    k = np.arange(n) - start
+    unit = np.ones(n, dtype=np.int64)
+    for step in (1_000, 1_000_000, 1_000_000_000):
+        unit = np.where(ts % step == 0, step, unit)
+    return np.where(k < unit, ts + k, ts)
 
 
 def in_order(ts: np.ndarray) -> np.ndarray:
@@ -197,7 +218,7 @@ def _split(
     table_name: str,
     session_date: date,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per-row reasons first, then duplicates and out-of-order rows among the survivors (arrival order)."""
+    """Per-row reasons first, then duplicates (equal on `dup_keys`) and out-of-order rows among the survivors."""
     df = df.with_row_index("_arrival").with_columns(row_reason.alias("reason"))
     ok = df.filter(pl.col("reason").is_null())
     duplicate = _duplicates(ok, dup_keys)
@@ -279,12 +300,13 @@ def validate_trades(
         .then(pl.lit(size_label))
         .otherwise(None)
     )
-    clean, quarantine = _split(df, reason, ["ts", "price", "size"], "ticks", session_date)
+    clean, quarantine = _split(df, reason, [VENDOR_ID], "ticks", session_date)
     side = tick_rule(clean["price"].to_numpy())
+    spaced = space_ties(clean["ts"].to_physical().to_numpy())
     clean = clean.select(
         pl.lit(spec.symbol).alias("symbol"),
         pl.lit(session_date, dtype=pl.Date).alias("session_date"),
-        pl.col("ts"),
+        pl.Series("ts", spaced).cast(pl.Datetime("ns")),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("seq"),
         pl.col("price"),
         pl.col("size"),
@@ -311,7 +333,7 @@ def validate_quotes(
         .otherwise(None)
     )
     keys = ["ts", "bid", "ask", "bid_size", "ask_size"]
-    clean, quarantine = _split(df, reason, keys, "quotes", session_date)
+    clean, quarantine = _split(df, reason, [VENDOR_ID], "quotes", session_date)
     clean = clean.select(
         pl.lit(spec.symbol).alias("symbol"),
         pl.lit(session_date, dtype=pl.Date).alias("session_date"),

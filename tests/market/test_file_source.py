@@ -275,25 +275,27 @@ def test_index_levels_without_a_size_column_get_size_zero_and_no_quotes(tmp_path
 def test_malformed_rows_pass_through_and_the_warehouse_quarantines_them(tmp_path: Path) -> None:
     day = date(2024, 1, 3)
     rows = [
-        "ts,price,size,symbol",
-        f"{day} 10:00:00,470.00,100,SPY",  # clean
-        f"{day} 10:00:01,NaN,100,SPY",  # nan_price
-        f"{day} 10:00:02,abc,100,SPY",  # nan_price (not a number)
-        ",470.10,100,SPY",  # null_ts: empty, kept because the file is this date's
-        "not a time,470.10,100,SPY",  # null_ts: unparseable
-        f"{day} 10:00:03,470.20,-5,SPY",  # zero_size
-        f"{day} 10:00:04,470.30,10,SPY",  # clean
-        f"{day} 10:00:04,470.30,10,SPY",  # duplicate
-        f"{day} 10:00:02,470.40,10,SPY",  # out_of_order
-        f"{day} 10:00:05,470.50,10,QQQ",  # wrong_symbol: a SPY file's row that says QQQ
-        f"{day} 10:00:06,0,10,SPY",  # non_positive_price
+        "ts,price,size,symbol,trade_id",
+        f"{day} 10:00:00,470.00,100,SPY,1",  # clean
+        f"{day} 10:00:01,NaN,100,SPY,2",  # nan_price
+        f"{day} 10:00:02,abc,100,SPY,3",  # nan_price (not a number)
+        ",470.10,100,SPY,4",  # null_ts: empty, kept because the file is this date's
+        "not a time,470.10,100,SPY,5",  # null_ts: unparseable
+        f"{day} 10:00:03,470.20,-5,SPY,6",  # zero_size
+        f"{day} 10:00:04,470.30,10,SPY,7",  # clean
+        f"{day} 10:00:04,470.30,10,SPY,8",  # clean: the same print again, under its own id
+        f"{day} 10:00:04,470.30,10,SPY,7",  # duplicate: trade 7 sent twice
+        f"{day} 10:00:02,470.40,10,SPY,9",  # out_of_order
+        f"{day} 10:00:05,470.50,10,QQQ,10",  # wrong_symbol: a SPY file's row that says QQQ
+        f"{day} 10:00:06,0,10,SPY,11",  # non_positive_price
     ]
     _write(tmp_path / day.isoformat() / "SPY.csv", "\n".join(rows) + "\n")
-    src = _source(tmp_path, trades="{date}/{symbol}.csv", timezone="America/New_York")
+    ids = {"trades": {"vendor_id": "trade_id"}}
+    src = _source(tmp_path, trades="{date}/{symbol}.csv", timezone="America/New_York", columns=ids)
     trades = src.fetch_day("SPY", day).trades
     assert trades.height == len(rows) - 1  # nothing dropped, reordered or deduplicated here
     clean, bad = validate_trades(trades, get_symbol("SPY"), day)
-    assert clean["price"].to_list() == [470.0, 470.3]
+    assert clean["price"].to_list() == [470.0, 470.3, 470.3]
     assert bad["reason"].to_list() == [
         "nan_price",
         "nan_price",
@@ -305,6 +307,7 @@ def test_malformed_rows_pass_through_and_the_warehouse_quarantines_them(tmp_path
         "wrong_symbol",
         "non_positive_price",
     ]
+    assert json.loads(bad["payload"][5])["vendor_id"] == "7"
     assert json.loads(bad["payload"][7])["symbol"] == "QQQ"
 
 

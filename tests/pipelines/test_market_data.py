@@ -165,7 +165,8 @@ def test_cli_backfill_of_three_partitions_in_one_run(tf_env) -> None:
 
 
 class DirtySource:
-    """The embedded market with planted bad SPY trades: duplicates, a NaN price, a zero size, one out of session."""
+    """The embedded market with planted bad SPY trades: two re-sent late (out of order), a NaN price, a zero size and
+    one out of session."""
 
     name = "dirty"
 
@@ -205,7 +206,7 @@ def test_bad_ticks_are_quarantined_with_reasons_and_reported_by_the_check(tf_env
     report = next(e for e in result.get_asset_check_evaluations() if e.check_name == "quarantine_report")
     assert report.metadata["quarantined"].value == 5
     assert report.metadata["by_reason"].value == {
-        "duplicate": 2,
+        "out_of_order": 2,
         "nan_price": 1,
         "zero_size": 1,
         "out_of_session": 1,
@@ -213,4 +214,4 @@ def test_bad_ticks_are_quarantined_with_reasons_and_reported_by_the_check(tf_env
     con = duckdb.connect(str(tf_env.home / "warehouse.duckdb"), read_only=True)
     reasons = con.execute("select reason, count(*) from raw.quarantine group by all order by all").fetchall()
     con.close()
-    assert dict(reasons) == {"duplicate": 2, "nan_price": 1, "out_of_session": 1, "zero_size": 1}
+    assert dict(reasons) == {"nan_price": 1, "out_of_order": 2, "out_of_session": 1, "zero_size": 1}

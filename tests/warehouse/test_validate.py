@@ -11,7 +11,7 @@ import pytest
 
 from market.calendar import session_bounds
 from market.symbols import get_symbol
-from warehouse.validate import tick_rule, validate_quotes, validate_trades
+from warehouse.validate import space_ties, tick_rule, validate_quotes, validate_trades
 
 DAY = date(2024, 1, 3)
 OPEN = session_bounds(DAY)[0].astype("datetime64[us]").item()
@@ -47,7 +47,7 @@ def test_each_bad_trade_gets_its_reason_and_clean_rows_come_out_ordered() -> Non
         [
             ("SPY", t(1), 100.00, 100),  # kept
             ("SPY", t(2), 100.01, 200),  # kept
-            ("SPY", t(2), 100.01, 200),  # duplicate of the previous row
+            ("SPY", t(2), 100.01, 200),  # kept: a legal repeated print (no vendor id says it is a re-send)
             ("SPY", t(1.5), 100.02, 10),  # out_of_order (earlier than 2 s already seen)
             ("SPY", t(3), float("nan"), 5),  # nan_price
             ("SPY", t(3), None, 5),  # nan_price (null)
@@ -66,7 +66,6 @@ def test_each_bad_trade_gets_its_reason_and_clean_rows_come_out_ordered() -> Non
     )
     clean, bad = validate_trades(raw, SPY, DAY)
     assert bad["reason"].to_list() == [
-        "duplicate",
         "out_of_order",
         "nan_price",
         "nan_price",
@@ -81,11 +80,11 @@ def test_each_bad_trade_gets_its_reason_and_clean_rows_come_out_ordered() -> Non
         "null_ts",
     ]
     assert clean.columns == ["symbol", "session_date", "ts", "seq", "price", "size", "side"]
-    assert clean["price"].to_list() == [100.00, 100.01, 99.99, 99.99]
-    assert clean["size"].to_list() == [100, 200, 50, 60]
-    assert clean["seq"].to_list() == [0, 1, 2, 3]
-    assert clean["ts"].is_sorted()
-    assert clean["side"].to_list() == [0, 1, -1, -1]  # unknown, uptick, downtick, zero tick carries -1
+    assert clean["price"].to_list() == [100.00, 100.01, 100.01, 99.99, 99.99]
+    assert clean["size"].to_list() == [100, 200, 200, 50, 60]
+    assert clean["seq"].to_list() == [0, 1, 2, 3, 4]
+    assert clean["ts"].is_sorted() and clean["ts"].n_unique() == 5  # repeats spaced 1 ns inside their stamp
+    assert clean["side"].to_list() == [0, 1, 1, -1, -1]  # unknown, uptick, zero tick, downtick, zero tick
     assert (clean["session_date"] == DAY).all() and (clean["symbol"] == "SPY").all()
     assert set(bad.columns) >= {"table_name", "session_date", "symbol", "ts", "reason", "payload"}
     assert (bad["table_name"] == "ticks").all()
@@ -96,33 +95,49 @@ def test_each_bad_trade_gets_its_reason_and_clean_rows_come_out_ordered() -> Non
 def test_clean_input_passes_untouched_whatever_the_arrival_order_of_equal_timestamps() -> None:
     rng = np.random.default_rng(0)
     n = 2_000
-    secs = np.sort(rng.uniform(0, 6 * 3600, n)).round(0)  # many equal timestamps, in order
+    secs = np.sort(rng.uniform(0, 600, n)).round(0)  # many equal timestamps, in order
     prices = (100 + np.cumsum(rng.choice([-0.01, 0.0, 0.01], n))).round(2)
-    sizes = rng.integers(1, 1000, n).astype(float)
+    sizes = rng.choice([1.0, 100.0], n)  # many rows repeat an earlier one exactly: legal prints
     raw = _trades([("SPY", t(s), p, z) for s, p, z in zip(secs, prices, sizes, strict=True)])
-    raw = raw.unique(subset=["ts", "price", "size"], keep="first", maintain_order=True)
+    assert raw.is_duplicated().sum() > 200
     clean, bad = validate_trades(raw, SPY, DAY)
     assert bad.height == 0
     assert clean.height == raw.height
     assert clean["price"].to_list() == raw["price"].to_list()
+    second = clean["ts"].dt.truncate("1s")
+    assert (second == raw["ts"]).all() and clean["ts"].n_unique() == n  # spaced, each inside its own second
 
 
-def test_duplicates_are_found_even_when_not_adjacent_and_arrival_is_unsorted() -> None:
+def test_only_an_exact_re_send_by_vendor_id_is_a_duplicate() -> None:
     raw = _trades(
         [
             ("SPY", t(1), 100.0, 1),
+            ("SPY", t(1), 100.0, 1),  # same values, another id: a legal repeat
             ("SPY", t(1), 100.5, 2),
-            ("SPY", t(1), 100.0, 1),  # duplicate, not adjacent to its twin
+            ("SPY", t(1), 100.0, 1),  # id 1 again: the vendor re-sent it
             ("SPY", t(3), 101.0, 1),
             ("SPY", t(2), 100.0, 1),  # out of order
-            ("SPY", t(3), 101.0, 1),  # duplicate in an unsorted frame
+            ("SPY", t(3), 101.0, 1),  # no id: kept
+            ("SPY", t(3), 101.0, 9),  # id 4 again with other values: still a re-send
         ]
-    )
+    ).with_columns(pl.Series("vendor_id", [1, 2, 3, 1, 4, 5, None, 4]))
     clean, bad = validate_trades(raw, SPY, DAY)
     assert bad["reason"].to_list() == ["duplicate", "out_of_order", "duplicate"]
-    assert clean.height == 3
-    clean, bad = validate_trades(raw.head(4), SPY, DAY)  # time-sorted: the fast path over equal-ts runs
-    assert bad["reason"].to_list() == ["duplicate"] and clean["price"].to_list() == [100.0, 100.5, 101.0]
+    assert json.loads(bad["payload"][0])["vendor_id"] == "1"
+    assert clean["price"].to_list() == [100.0, 100.0, 100.5, 101.0, 101.0]
+    quotes = _quotes([("SPY", t(1), 99.99, 100.01, 100, 200)] * 3).with_columns(pl.Series("vendor_id", ["a", "b", "a"]))
+    clean, bad = validate_quotes(quotes, SPY, DAY)
+    assert clean.height == 2 and bad["reason"].to_list() == ["duplicate"]
+
+
+def test_space_ties_stays_inside_each_stamps_resolution() -> None:
+    ms = 1_700_000_000_123_000_000
+    ts = np.array([ms, ms, ms, ms + 1_000_000, 5, 5, 7_000, 7_000], dtype=np.int64)
+    assert space_ties(ts[:4]).tolist() == [ms, ms + 1, ms + 2, ms + 1_000_000]
+    assert space_ties(np.array([5, 5, 7_000, 7_000])).tolist() == [5, 5, 7_000, 7_001]  # full-ns stamps stay equal
+    many = np.full(1_500, 7_000, dtype=np.int64)  # a microsecond stamp holds 999 more prints, then they stay put
+    spaced = space_ties(many)
+    assert spaced.max() == 7_999 and (spaced[1_000:] == 7_000).all()
 
 
 def test_index_levels_need_size_zero_and_equities_a_positive_size() -> None:
@@ -144,7 +159,7 @@ def test_quote_reasons_including_crossed_and_locked_books() -> None:
             ("SPY", t(3), 0.0, 100.02, 1, 1),  # non_positive_price
             ("SPY", t(4), 100.0, 100.02, 0, 1),  # zero_size
             ("QQQ", t(4), 100.0, 100.02, 1, 1),  # wrong_symbol
-            ("SPY", t(1), 99.99, 100.01, 100, 200),  # duplicate
+            ("SPY", t(1), 99.99, 100.01, 100, 200),  # kept: a repeat of the first quote is legal
             ("SPY", t(0.5), 99.98, 100.01, 100, 200),  # out_of_order
             ("SPY", t(-60), 99.98, 100.01, 100, 200),  # out_of_session
             ("SPY", t(5), 100.00, 100.01, 100, 200),  # kept
@@ -158,12 +173,11 @@ def test_quote_reasons_including_crossed_and_locked_books() -> None:
         "non_positive_price",
         "zero_size",
         "wrong_symbol",
-        "duplicate",
         "out_of_order",
         "out_of_session",
     ]
     assert clean.columns == ["symbol", "session_date", "ts", "bid", "ask", "bid_size", "ask_size"]
-    assert clean["bid"].to_list() == [99.99, 100.00]
+    assert clean["bid"].to_list() == [99.99, 99.99, 100.00]
     assert (bad["table_name"] == "quotes").all()
 
 
