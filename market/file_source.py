@@ -41,9 +41,11 @@ Keys:
   are epoch values whose unit follows from each value's size (below 1e11 seconds, 1e14 milliseconds, 1e17
   microseconds, else nanoseconds); text is decided per file from its first 1,000 non-empty values: epoch
   numbers when most of them are numbers, else ISO 8601 (`2024-01-02 09:30:00.123`, space or `T`, optional
-  seconds and fraction, optional `Z` or offset) in the forms found there. A text column none of whose
-  sampled values is readable is a FileSourceError (set a format). `s|ms|us|ns`: epoch numbers in that unit. A
-  string with `%` is a strptime format for polars (chrono), e.g. `"%m/%d/%Y %H:%M:%S%.f"`.
+  seconds and fraction, optional `Z` or offset), `dd.mm.yyyy hh:mm:ss.fff` (fraction and seconds optional) or
+  a plain date (`2009-05-22`, `22.05.2009`: midnight in `timezone`), in the forms found there. A text column
+  none of whose sampled values is readable is a FileSourceError naming the column and a value (set a format).
+  `s|ms|us|ns`: epoch numbers in that unit. A string with `%` is a strptime format for polars (chrono), e.g.
+  `"%m/%d/%Y %H:%M:%S%.f"`.
 - `columns`: per kind (`trades`, `quotes`, `bars`) a mapping from contract column to the file's column.
   trades: ts, price, size, symbol; quotes: ts, bid, ask, bid_size, ask_size, symbol; bars: ts, open, high,
   low, close, volume, vwap, trade_count, symbol. Unmapped columns use the contract name. Trades and quotes may
@@ -94,7 +96,7 @@ from market.sources import (
     SourceError,
     empty_quotes,
 )
-from market.symbols import DEFAULT_SYMBOLS, SymbolSpec, get_symbol
+from market.symbols import SymbolSpec, get_symbol, is_known
 
 __all__ = [
     "FileImportConfig",
@@ -125,8 +127,12 @@ NEW_YORK = "America/New_York"
 MISSING_SYMBOL = "<missing>"  # report key for rows of a multi-symbol file with an empty symbol
 _MAX_NS = 9.0e18  # beyond this an epoch does not fit Datetime("ns") (year 2262)
 # ISO 8601 forms tried by timestamp "auto" on text (%#z also reads "Z"), and how many values pick them per file.
-_ISO_FORMATS = tuple(
-    f"%Y-%m-%d{sep}%H:%M{sec}{zone}" for sep in (" ", "T") for sec in (":%S%.f", "") for zone in ("", "%#z")
+_ISO_FORMATS = (
+    *(f"%Y-%m-%d{sep}%H:%M{sec}{zone}" for sep in (" ", "T") for sec in (":%S%.f", "") for zone in ("", "%#z")),
+    "%d.%m.%Y %H:%M:%S%.f",  # 22.05.2009 14:30:00.123, as European platforms export
+    "%d.%m.%Y %H:%M",
+    "%Y-%m-%d",  # a plain date: midnight in the file's zone
+    "%d.%m.%Y",
 )
 _SAMPLE_ROWS = 1000
 _NUMBER = r"^[+-]?\d+(\.\d*)?$"
@@ -632,8 +638,8 @@ class FileSource:
         ValueError for an unknown symbol or a non-session date; MissingDataError when no trade file matches or
         none holds a row for the session; FileSourceError when a file cannot be read or lacks a column.
         """
-        spec = get_symbol(symbol)
-        start, end = fetch_window(session_date, self.config.extended_hours)
+        spec = get_symbol(symbol, session_date)
+        start, end = fetch_window(session_date, self.config.extended_hours, spec.session_rule)
         trades = self._read_kind("trades", spec, session_date, start, end)
         if trades is None:
             template = self.config.template("trades")
@@ -823,7 +829,7 @@ def _classify(counts: pl.DataFrame, path_day: date | None, per_date: bool) -> pl
     """Where each (symbol, New York date, minute) bucket of a file goes: one class per bucket."""
     days = [d for d in counts["day"].unique().to_list() if d is not None]
     joined = counts.join(_bounds_frame(days), on="day", how="left")
-    known = pl.col("symbol").is_in(list(DEFAULT_SYMBOLS))
+    known = pl.col("symbol").is_in([s for s in counts["symbol"].unique().to_list() if is_known(s)])
     minute = pl.col("minute")
     cls = (
         pl.when(~known)

@@ -89,7 +89,7 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-from market.calendar import fetch_window, is_session
+from market.calendar import fetch_window, session_index
 from market.retry import call_with_backoff
 from market.sources import (
     BAR_SCHEMA,
@@ -729,9 +729,9 @@ class IbkrSource:
         if isinstance(session_date, datetime):
             session_date = session_date.date()
         contract, cspec, index = self._contract(symbol)
-        if not is_session(session_date):
-            raise ValueError(f"{session_date} is not an NYSE session (weekend or holiday)")
-        lo, hi = fetch_window(session_date, self.config.extended_hours)
+        rule = get_symbol(symbol, session_date).session_rule
+        session_index(session_date, rule)  # ValueError naming the calendar on a weekend or holiday
+        lo, hi = fetch_window(session_date, self.config.extended_hours, rule)
         start_s, end_s = int(lo.astype(np.int64) // 1_000_000_000), int(hi.astype(np.int64) // 1_000_000_000)
         c, day = self.config, session_date
         with self._lock:  # one fetch at a time on the one connection

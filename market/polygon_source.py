@@ -486,10 +486,10 @@ class PolygonSource:
     def fetch_day(self, symbol: str, session_date: date) -> DayTape:
         """Raw trades, quotes and vendor minute bars of `symbol` on `session_date`.
 
-        ValueError for an unknown symbol or a day that is not an NYSE session (before any request);
+        ValueError for an unknown symbol or a day that is not a session of its calendar (before any request);
         MissingDataError when Polygon has neither trades nor bars for the session; PolygonSourceError otherwise."""
-        spec = get_symbol(symbol)
-        start, end = fetch_window(session_date, self.config.extended_hours)
+        spec = get_symbol(symbol, session_date)
+        start, end = fetch_window(session_date, self.config.extended_hours, spec.session_rule)
         ticker = self.config.ticker(symbol)
         if spec.is_index:
             trades = _levels_frame(symbol, self._aggs(ticker, symbol, session_date, "second"))

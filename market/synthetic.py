@@ -307,6 +307,11 @@ def generate_day(cfg: SyntheticMarketConfig, symbol: str, session_date: date) ->
     Raises ValueError for an unknown symbol or a date that is not an NYSE session.
     """
     spec = get_symbol(symbol)
+    if spec.kind not in ("equity", "etf", "index"):
+        raise ValueError(
+            f"the embedded market generates equities, ETFs and indexes, not the {spec.kind} {symbol!r}; "
+            "import its ticks or bars from a file or a live source"
+        )
     i = session_index(session_date)
     table = session_table()
     open_ns = int(table.open_ns[i])

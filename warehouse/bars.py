@@ -1,18 +1,21 @@
-"""1-minute bars in DuckDB SQL (sql/bars_1m.sql) on the session's calendar minutes, written idempotently."""
+"""1-minute bars in DuckDB SQL (sql/bars_1m.sql) on each symbol's own calendar minutes, written idempotently."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 import duckdb
-import numpy as np
+import polars as pl
 
-from market.calendar import session_bounds
+from market.calendar import is_session
+from market.symbols import get_symbol, session_rules
+from warehouse.db import registered
 from warehouse.partitions import replace_partition_sql
+from warehouse.sessions import minute_grid
 
 BARS_SQL_PATH = Path(__file__).parent / "sql" / "bars_1m.sql"
 
@@ -27,6 +30,7 @@ class BarStats:
     filled: int
     ticks: int
     seconds: float  # whole build
+    spread_modelled: tuple[str, ...] = ()  # symbols without a quote all day: spread from the instrument's model
     trades_s: float = 0.0  # aggregating raw.ticks per minute
     quotes_s: float = 0.0  # aggregating raw.quotes per minute
     write_s: float = 0.0  # calendar grid, carry-forward and the partition replace
@@ -46,17 +50,29 @@ def bars_sql() -> dict[str, str]:
     return steps
 
 
-def _py(ts: np.datetime64) -> datetime:
-    return ts.astype("datetime64[us]").item()
+def _grid(con: duckdb.DuckDBPyConnection, session_date: date) -> pl.DataFrame:
+    """The calendar minutes of every symbol with a trade that day, with its instrument's fallback spread."""
+    symbols = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM _bars_trade_minutes ORDER BY 1").fetchall()]
+    specs = {s: get_symbol(s, session_date) for s in symbols}
+    fallback = pl.DataFrame(
+        {
+            "symbol": symbols,
+            "fallback_spread": [sp.spread * sp.tick if sp.spread_model == "ticks" else 0.0 for sp in specs.values()],
+            "fallback_bps": [sp.spread if sp.spread_model == "bps" else 0.0 for sp in specs.values()],
+        },
+        schema={"symbol": pl.Utf8, "fallback_spread": pl.Float64, "fallback_bps": pl.Float64},
+    )
+    return minute_grid((s, session_date) for s in symbols).join(fallback, on="symbol").drop("session_date")
 
 
 def build_bars(con: duckdb.DuckDBPyConnection, session_date: date) -> BarStats:
     """Aggregate raw.ticks (+ raw.quotes) of `session_date` into core.bars_1m, replacing that partition.
 
-    Every symbol with at least one tick that day gets exactly the calendar's minutes (390, or 210 on an early
-    close); a non-session date raises ValueError.
+    Every symbol with at least one tick that day gets exactly its own calendar's minutes (NYSE: 390, or 210 on an
+    early close; CME equity index: 1,380); a date that is not a session of a symbol's calendar raises ValueError.
     """
-    open_, close_ = session_bounds(session_date)
+    if not any(is_session(session_date, rule) for rule in session_rules()):
+        raise ValueError(f"{session_date} is not a session of any instrument's calendar")
     steps = bars_sql()
     t0 = time.perf_counter()
     try:
@@ -64,14 +80,18 @@ def build_bars(con: duckdb.DuckDBPyConnection, session_date: date) -> BarStats:
         t1 = time.perf_counter()
         con.execute(steps["quote_minutes"], {"session_date": session_date})
         t2 = time.perf_counter()
-        params = {"session_date": session_date, "open": _py(open_), "close": _py(close_)}
-        replace_partition_sql(con, "core.bars_1m", session_date, steps["bars"], params)
+        with registered(con, _grid(con, session_date)) as grid:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _bars_grid AS SELECT * FROM {grid}")
+        replace_partition_sql(con, "core.bars_1m", session_date, steps["bars"], {"session_date": session_date})
         t3 = time.perf_counter()
     finally:
-        con.execute("DROP TABLE IF EXISTS _bars_trade_minutes; DROP TABLE IF EXISTS _bars_quote_minutes")
+        con.execute(
+            "DROP TABLE IF EXISTS _bars_trade_minutes; DROP TABLE IF EXISTS _bars_quote_minutes; "
+            "DROP TABLE IF EXISTS _bars_grid"
+        )
     seconds = time.perf_counter() - t0
     rows = con.execute(
-        "SELECT symbol, count(*), count(*) FILTER (WHERE filled), sum(trade_count) "
+        "SELECT symbol, count(*), count(*) FILTER (WHERE filled), sum(trade_count), bool_and(spread_modelled) "
         "FROM core.bars_1m WHERE session_date = ? GROUP BY symbol ORDER BY symbol",
         [session_date],
     ).fetchall()
@@ -82,6 +102,7 @@ def build_bars(con: duckdb.DuckDBPyConnection, session_date: date) -> BarStats:
         filled=sum(r[2] for r in rows),
         ticks=int(sum(r[3] for r in rows)),
         seconds=seconds,
+        spread_modelled=tuple(r[0] for r in rows if r[4]),
         trades_s=t1 - t0,
         quotes_s=t2 - t1,
         write_s=t3 - t2,

@@ -14,9 +14,9 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from market.calendar import session_bounds, session_minutes
 from warehouse.db import query_polars, registered
 from warehouse.features import FEATURES, KEYS, WARMUP_MINUTES, compute_features
+from warehouse.sessions import minute_grid, symbol_sessions
 
 MAX_EXAMPLES = 5
 DEFAULT_TRUNCATION_CUTS = (0, WARMUP_MINUTES - 1, WARMUP_MINUTES, 90, 240)
@@ -44,22 +44,20 @@ def _date_frame(dates: list[date]) -> pl.DataFrame:
     return pl.DataFrame({"session_date": pl.Series(dates, dtype=pl.Date)})
 
 
-def _calendar_grid(dates: list[date]) -> pl.DataFrame:
-    """Every calendar minute of every date: the bars each symbol must have."""
-    frames = [
-        pl.DataFrame({"minute": session_minutes(d).astype("datetime64[us]")}).with_columns(
-            pl.lit(d, dtype=pl.Date).alias("session_date")
-        )
-        for d in dates
-    ]
-    return pl.concat(frames) if frames else pl.DataFrame(schema={"minute": pl.Datetime("us"), "session_date": pl.Date})
+def _stored_pairs(con: duckdb.DuckDBPyConnection, table: str, days: list[date]) -> list[tuple[str, date]]:
+    """(symbol, session_date) pairs `table` holds on `days`."""
+    if not days:
+        return []
+    with registered(con, _date_frame(days)) as dv:
+        sql = f"SELECT DISTINCT symbol, session_date FROM {table} JOIN {dv} USING (session_date)"
+        return con.execute(sql).fetchall()
 
 
 def bar_integrity(con: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict:
     """Bars must be consistent OHLC (low <= open, close <= high; vwap inside), unique per (symbol, minute),
     non-negative in volume, and cover exactly the calendar's minutes for every symbol present that day."""
     days = _dates(dates)
-    grid = _calendar_grid(days)
+    grid = minute_grid(_stored_pairs(con, "core.bars_1m", days))
     with registered(con, _date_frame(days)) as dv, registered(con, grid) as gv:
         bars = f"(SELECT b.* FROM core.bars_1m b JOIN {dv} d USING (session_date))"
         n_bars = con.execute(f"SELECT count(*) FROM {bars}").fetchone()[0]
@@ -75,12 +73,12 @@ def bar_integrity(con: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict
                                    AND buy_volume + sell_volume <= volume * (1 + 1e-9), false)""",
             "duplicate_minutes": f"""SELECT symbol, session_date, minute, count(*) - 1 AS extra FROM {bars}
                 GROUP BY ALL HAVING count(*) > 1""",
-            "missing_minutes": f"""SELECT s.symbol, g.session_date, g.minute FROM {gv} g
-                JOIN (SELECT DISTINCT symbol, session_date FROM {bars}) s USING (session_date)
+            "missing_minutes": f"""SELECT g.symbol, g.session_date, g.minute FROM {gv} g
                 ANTI JOIN {bars} b
-                ON b.symbol = s.symbol AND b.session_date = g.session_date AND b.minute = g.minute""",
+                ON b.symbol = g.symbol AND b.session_date = g.session_date AND b.minute = g.minute""",
             "extra_minutes": f"""SELECT b.symbol, b.session_date, b.minute FROM {bars} b
-                ANTI JOIN {gv} g ON g.session_date = b.session_date AND g.minute = b.minute""",
+                ANTI JOIN {gv} g
+                ON g.symbol = b.symbol AND g.session_date = b.session_date AND g.minute = b.minute""",
             "empty_dates": f"SELECT session_date FROM {dv} ANTI JOIN {bars} b USING (session_date)",
         }
         result: dict[str, Any] = {"dates": [d.isoformat() for d in days], "bars": int(n_bars)}
@@ -97,15 +95,10 @@ def bar_integrity(con: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict
     return result
 
 
-def _warm_filter(days: list[date], warmup: int) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "session_date": pl.Series(days, dtype=pl.Date),
-            "warm_from": pl.Series(
-                np.array([session_bounds(d)[0] + np.timedelta64(warmup, "m") for d in days], dtype="datetime64[us]")
-            ),
-        }
-    )
+def _warm_filter(pairs: list[tuple[str, date]], warmup: int) -> pl.DataFrame:
+    """symbol, session_date and warm_from: each symbol's own open plus the warm-up minutes."""
+    sessions = symbol_sessions(pairs)
+    return sessions.select("symbol", "session_date", (pl.col("open") + pl.duration(minutes=warmup)).alias("warm_from"))
 
 
 def features_finite(con: duckdb.DuckDBPyConnection, dates: Sequence[date], warmup: int = WARMUP_MINUTES) -> dict:
@@ -115,8 +108,9 @@ def features_finite(con: duckdb.DuckDBPyConnection, dates: Sequence[date], warmu
     names = list(FEATURES)
     bad_any = " OR ".join(f"NOT coalesce(isfinite({n}), false)" for n in names)
     per_col = ", ".join(f"count(*) FILTER (WHERE NOT coalesce(isfinite({n}), false)) AS {n}" for n in names)
-    with registered(con, _warm_filter(days, warmup)) as wv:
-        warm = f"(SELECT f.* FROM core.features_1m f JOIN {wv} w USING (session_date) WHERE f.minute >= w.warm_from)"
+    with registered(con, _warm_filter(_stored_pairs(con, "core.bars_1m", days), warmup)) as wv:
+        warm = f"""(SELECT f.* FROM core.features_1m f JOIN {wv} w USING (symbol, session_date)
+                    WHERE f.minute >= w.warm_from)"""
         checked = con.execute(f"SELECT count(*) FROM {warm}").fetchone()[0]
         counts = query_polars(con, f"SELECT {per_col} FROM {warm}").row(0, named=True)
         bad_rows = query_polars(
@@ -125,7 +119,7 @@ def features_finite(con: duckdb.DuckDBPyConnection, dates: Sequence[date], warmu
             f"WHERE {bad_any} ORDER BY ALL LIMIT 50",
         )
         missing = con.execute(
-            f"""SELECT count(*) FROM core.bars_1m b JOIN {wv} w USING (session_date)
+            f"""SELECT count(*) FROM core.bars_1m b JOIN {wv} w USING (symbol, session_date)
                 ANTI JOIN core.features_1m f USING (symbol, session_date, minute)"""
         ).fetchone()[0]
     non_finite = {k: int(v or 0) for k, v in counts.items() if v}
@@ -222,16 +216,12 @@ def vendor_bar_agreement(
     Polygon client); a close differing by more than `max_close_diff` (relative) means the two disagree on price.
     Both are counted over the vendor's regular-session bars; it passes while each is at most `max_fraction`."""
     days = _dates(dates)
-    bounds = np.array([session_bounds(d) for d in days], dtype="datetime64[ns]").reshape(-1, 2)
-    sessions = pl.DataFrame(
-        {"session_date": pl.Series(days, dtype=pl.Date), "open": bounds[:, 0], "close": bounds[:, 1]}
-    )
+    sessions = symbol_sessions(_stored_pairs(con, "core.bars_1m", days)).drop("minutes")
     with registered(con, sessions) as sv:
         vendor = f"""(SELECT v.symbol, v.ts::TIMESTAMP AS minute, v.close AS vendor_close, b.close, b.trade_count
                       FROM raw.minute_bars v
-                      JOIN {sv} s ON s.session_date = v.session_date AND v.ts >= s.open AND v.ts < s.close
-                      JOIN (SELECT DISTINCT symbol, session_date FROM core.bars_1m) h
-                        ON h.symbol = v.symbol AND h.session_date = v.session_date
+                      JOIN {sv} s ON s.symbol = v.symbol AND s.session_date = v.session_date
+                        AND v.ts >= s.open AND v.ts < s.close
                       LEFT JOIN core.bars_1m b ON b.symbol = v.symbol AND b.minute = v.ts::TIMESTAMP)"""
         bad = "coalesce(trade_count, 0) = 0 OR abs(close - vendor_close) > $tol * vendor_close"
         row = con.execute(
@@ -286,11 +276,15 @@ def truncation_invariance(
         stale_rows = _same(full, stored)
         stale += stale_rows.height
         examples += [{"kind": "stored_differs", **r} for r in _examples(stale_rows, 2)]
-        open_ = session_bounds(d)[0].astype("datetime64[us]").item()
+        opens = symbol_sessions((s, d) for s in bars["symbol"].unique().to_list()).select(
+            "symbol", pl.col("open").alias("_opened")
+        )
+        bars = bars.join(opens, on="symbol", how="left", maintain_order="left")
+        full = full.join(opens, on="symbol", how="left", maintain_order="left")
         for t in cuts:
-            limit = pl.lit(open_, dtype=pl.Datetime("us")) + pl.duration(minutes=t)
-            cut = compute_features(bars.filter(pl.col("minute") <= limit))
-            bad = _same(cut, full.filter(pl.col("minute") <= limit))
+            limit = pl.col("_opened") + pl.duration(minutes=t)  # each symbol cut t minutes after its own open
+            cut = compute_features(bars.filter(pl.col("minute") <= limit).drop("_opened"))
+            bad = _same(cut, full.filter(pl.col("minute") <= limit).drop("_opened"))
             mismatches += bad.height
             examples += [{"kind": f"cut_at_{t}", **r} for r in _examples(bad, 2)]
     return {

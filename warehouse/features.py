@@ -13,12 +13,11 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import polars as pl
 
-from market.calendar import session_bounds
 from warehouse.db import query_polars
 from warehouse.partitions import replace_partition
+from warehouse.sessions import symbol_sessions
 
 MICROSTRUCTURE: dict[str, str] = {
     "spread_bps": "mean quoted spread / mid in bps (0 for a symbol without quotes)",
@@ -129,25 +128,18 @@ def _is_sorted(df: pl.DataFrame) -> bool:
     return bool(df.select(later.fill_null(True).all()).item())
 
 
-def _session_frame(dates: list[date]) -> pl.DataFrame:
-    """Open and length of each session from the calendar (never from the bars: those may be cut short)."""
-    opens, lengths = [], []
-    for d in dates:
-        open_, close_ = session_bounds(d)
-        opens.append(open_)
-        lengths.append(int((close_ - open_) // np.timedelta64(1, "m")))
-    return pl.DataFrame(
-        {
-            "session_date": pl.Series(dates, dtype=pl.Date),
-            "_open": pl.Series(np.array(opens, dtype="datetime64[us]"))
-            if opens
-            else pl.Series([], dtype=pl.Datetime("us")),
-            "_n": pl.Series(lengths, dtype=pl.Float64),
-            # polars may hold a join result that is constant as a scalar column and then divide by it as a
-            # multiplication by the reciprocal; multiplying by a reciprocal made here gives the same bits
-            # whatever the frame holds.
-            "_inv_n": pl.Series([1.0 / n for n in lengths], dtype=pl.Float64),
-        }
+def _session_frame(pairs: list[tuple[str, date]]) -> pl.DataFrame:
+    """Open and length of each symbol's session from its calendar (never from the bars: those may be cut short)."""
+    sessions = symbol_sessions(pairs)
+    return sessions.select(
+        "symbol",
+        "session_date",
+        pl.col("open").alias("_open"),
+        pl.col("minutes").cast(pl.Float64).alias("_n"),
+        # polars may hold a join result that is constant as a scalar column and then divide by it as a
+        # multiplication by the reciprocal; multiplying by a reciprocal made here gives the same bits
+        # whatever the frame holds.
+        pl.Series("_inv_n", [1.0 / n for n in sessions["minutes"].to_list()], dtype=pl.Float64),
     )
 
 
@@ -196,8 +188,8 @@ def _prepared(bars: pl.DataFrame) -> pl.DataFrame:
     )
     if not _is_sorted(df):
         df = df.sort(KEYS + ["minute"])
-    sessions = _session_frame(df["session_date"].unique().sort().to_list())
-    df = df.join(sessions, on="session_date", how="left", maintain_order="left")
+    sessions = _session_frame(df.select("symbol", "session_date").unique().rows())
+    df = df.join(sessions, on=KEYS, how="left", maintain_order="left")
 
     return df
 

@@ -43,6 +43,7 @@ class IngestStats:
     bars: int = 0
     extended_dropped: int = 0
     gaps: dict[str, str] = field(default_factory=dict)  # symbol -> the source's reason
+    closed: tuple[str, ...] = ()  # symbols whose exchange has no session that day (another calendar's day)
     reasons: dict[str, int] = field(default_factory=dict)
     ticks_by_symbol: dict[str, int] = field(default_factory=dict)
     fetch_s: float = 0.0
@@ -80,7 +81,7 @@ def _symbol_writes(
         if frame is None:  # not fetched (switched off): the stored rows stay as they are
             continue
         if not extended_hours:
-            frame, n = split_extended(frame, session_date)
+            frame, n = split_extended(frame, session_date, spec.session_rule)
             dropped += n
         clean, bad = validate(frame, spec, session_date, window)
         if name == "ticks":
@@ -112,6 +113,8 @@ def ingest_day(
 ) -> IngestStats:
     """Fetch + validate all `symbols` for `session_date`, then replace their raw partitions (one transaction).
 
+    Each symbol follows its own instrument's calendar: a symbol whose exchange is closed that day is skipped and
+    listed in `closed` (its stored rows stay); ValueError when none of them trades that day.
     Per symbol and stream: a stream the source did not fetch (None) keeps its stored rows and quarantine; a symbol
     the source has nothing for (MissingDataError) keeps all of them and is recorded as a gap. ValueError for an
     unknown symbol or a non-session date (before anything is fetched or written).
@@ -121,10 +124,11 @@ def ingest_day(
     names = list(dict.fromkeys(symbols))
     if not names:
         raise ValueError("ingest_day needs at least one symbol")
-    specs = [get_symbol(s) for s in names]
-    if not is_session(session_date):
-        raise ValueError(f"{session_date} is not an NYSE session")
-    window = fetch_window(session_date, extended_hours)
+    specs = [get_symbol(s, session_date) for s in names]
+    closed = [s.symbol for s in specs if not is_session(session_date, s.session_rule)]
+    if len(closed) == len(specs):
+        rules = ", ".join(sorted({str(s.session_rule) for s in specs}))
+        raise ValueError(f"{session_date} is not a session of {', '.join(names)} ({rules})")
 
     fetch_s = validate_s = 0.0
     gaps: dict[str, str] = {}
@@ -135,6 +139,9 @@ def ingest_day(
     now = utc_now()
     source_name = getattr(source, "name", type(source).__name__)
     for spec in specs:
+        if spec.symbol in closed:  # another calendar's trading day: this instrument's exchange is closed
+            continue
+        window = fetch_window(session_date, extended_hours, spec.session_rule)
         t0 = time.perf_counter()
         try:
             tape = source.fetch_day(spec.symbol, session_date)
@@ -157,7 +164,8 @@ def ingest_day(
         {"symbol": list(gaps), "reason": list(gaps.values())}, schema={"symbol": pl.Utf8, "reason": pl.Utf8}
     ).with_columns(pl.lit(source_name).alias("source"), pl.lit(now, dtype=pl.Datetime("us")).alias("recorded_at"))
     # Gaps are replaced for every symbol asked for: a symbol fetched now is no longer a gap.
-    parts.append(PartitionWrite("raw.ingest_gaps", frame=gap_rows, extra_where={"symbol": names}))
+    traded = [n for n in names if n not in closed]
+    parts.append(PartitionWrite("raw.ingest_gaps", frame=gap_rows, extra_where={"symbol": traded}))
     t0 = time.perf_counter()
     counts = replace_partitions(con, session_date, parts)
     write_s = time.perf_counter() - t0
@@ -172,6 +180,7 @@ def ingest_day(
         bars=counts.get("raw.minute_bars", 0),
         extended_dropped=dropped,
         gaps=gaps,
+        closed=tuple(closed),
         reasons=dict(sorted(reasons.items())),
         ticks_by_symbol=ticks_by_symbol,
         fetch_s=fetch_s,

@@ -37,7 +37,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from market.calendar import extended_bounds, session_bounds
+from market.calendar import NYSE, SessionRule, extended_bounds, session_bounds
 from market.symbols import SymbolSpec
 
 TRADE_COLUMNS: dict[str, str] = {"symbol": "string", "ts": "datetime", "price": "numeric", "size": "numeric"}
@@ -247,13 +247,13 @@ def _split(
     return clean, quarantine
 
 
-def split_extended(frame: pl.DataFrame, session_date: date) -> tuple[pl.DataFrame, int]:
+def split_extended(frame: pl.DataFrame, session_date: date, rule: SessionRule = NYSE) -> tuple[pl.DataFrame, int]:
     """`frame` without its pre- and after-hours rows (inside the extended window but outside the regular
     session), and how many were dropped. Rows outside both windows stay, for validation to quarantine."""
     if frame.height == 0 or "ts" not in frame.columns or not isinstance(frame.schema["ts"], pl.Datetime):
         return frame, 0
-    open_, close_ = session_bounds(session_date)
-    ext_open, ext_close = extended_bounds(session_date)
+    open_, close_ = session_bounds(session_date, rule)
+    ext_open, ext_close = extended_bounds(session_date, rule)
     ts = pl.col("ts")
     if frame.schema["ts"].time_zone is not None:
         ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
@@ -264,7 +264,7 @@ def split_extended(frame: pl.DataFrame, session_date: date) -> tuple[pl.DataFram
 
 
 def _common_reasons(spec: SymbolSpec, session_date: date, window: Window | None = None) -> pl.Expr:
-    open_, close_ = window if window is not None else session_bounds(session_date)
+    open_, close_ = window if window is not None else session_bounds(session_date, spec.session_rule)
     return (
         pl.when(pl.col("symbol").is_null() | (pl.col("symbol") != spec.symbol))
         .then(pl.lit("wrong_symbol"))

@@ -325,12 +325,22 @@ def test_mapped_column_missing_names_the_file_and_the_column(tmp_path: Path) -> 
         _source(tmp_path, trades="all.csv").fetch_day("SPY", date(2024, 1, 3))
 
 
-def test_timestamps_that_auto_cannot_read_ask_for_a_format(tmp_path: Path) -> None:
-    _write(tmp_path / "SPY.csv", "ts,price,size\n03.01.2024 15:00,1,1\n03.01.2024 15:01,1,1\n")
-    with pytest.raises(FileSourceError, match=r"SPY\.csv: cannot read timestamps like '03\.01\.2024 15:00'.*format"):
-        _source(tmp_path, trades="{symbol}.csv").fetch_day("SPY", date(2024, 1, 3))
-    got = _source(tmp_path, trades="{symbol}.csv", timestamp="%d.%m.%Y %H:%M").fetch_day("SPY", date(2024, 1, 3))
-    assert got.trades["ts"].to_list() == [datetime(2024, 1, 3, 15, 0), datetime(2024, 1, 3, 15, 1)]
+def test_auto_reads_european_stamps_and_plain_dates_and_names_the_column_otherwise(tmp_path: Path) -> None:
+    _write(tmp_path / "SPY.csv", "ts,price,size\n03.01.2024 15:00:00.125,1,1\n03.01.2024 15:01,1,1\n")
+    got = _source(tmp_path, trades="{symbol}.csv").fetch_day("SPY", date(2024, 1, 3))
+    assert got.trades["ts"].to_list() == [datetime(2024, 1, 3, 15, 0, 0, 125_000), datetime(2024, 1, 3, 15, 1)]
+    _write(tmp_path / "bars" / "SPY.csv", "ts,open,high,low,close,volume\n2009-05-22,1,1,1,1,1\n")
+    plain = _source(tmp_path, trades="{symbol}.csv", bars="bars/{symbol}.csv", timezone="America/New_York")
+    assert plain._read_kind(
+        "bars", get_symbol("SPY"), date(2009, 5, 22), datetime(2009, 5, 22, 4), datetime(2009, 5, 23)
+    ).row(0)[1] == datetime(2009, 5, 22, 4)  # midnight New York
+    _write(tmp_path / "QQQ.csv", "stamp,price,size\n3rd Jan 15:00,1,1\n")
+    with pytest.raises(
+        FileSourceError, match=r"QQQ\.csv: cannot read timestamps like '3rd Jan 15:00' in column 'stamp'"
+    ):
+        _source(tmp_path, trades="{symbol}.csv", columns={"trades": {"ts": "stamp"}}).fetch_day("QQQ", date(2024, 1, 3))
+    got = _source(tmp_path, trades="{symbol}.csv", timestamp="%d.%m.%Y %H:%M:%S%.f").fetch_day("SPY", date(2024, 1, 3))
+    assert got.trades["ts"].to_list()[0] == datetime(2024, 1, 3, 15, 0, 0, 125_000)
 
 
 def test_unreadable_files_raise_file_source_errors(tmp_path: Path) -> None:

@@ -67,15 +67,17 @@ def test_synthetic_source_is_a_market_source():
 
 
 def test_unknown_symbol_is_refused_with_known_names():
-    with pytest.raises(ValueError, match="unknown symbol 'XYZ'; known: SPY, QQQ, SPX"):
+    with pytest.raises(ValueError, match="unknown symbol 'XYZ'; known: SPY, QQQ, SPX, ES, MES, NQ, MNQ"):
         generate_day(LOW, "XYZ", DAY)
+    with pytest.raises(ValueError, match="generates equities, ETFs and indexes, not the future 'ES'"):
+        generate_day(LOW, "ES", DAY)
     with pytest.raises(ValueError, match="known"):
         get_symbol("spy")
 
 
 def test_default_symbols():
-    assert set(DEFAULT_SYMBOLS) == {"SPY", "QQQ", "SPX"}
-    assert DEFAULT_SYMBOLS["SPX"].kind == "index" and DEFAULT_SYMBOLS["SPY"].kind == "equity"
+    assert set(DEFAULT_SYMBOLS) == {"SPY", "QQQ", "SPX", "ES", "MES", "NQ", "MNQ"}
+    assert DEFAULT_SYMBOLS["SPX"].kind == "index" and DEFAULT_SYMBOLS["SPY"].kind == "etf"
     assert 400 < DEFAULT_SYMBOLS["SPY"].start_price < 550
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULT_SYMBOLS["SPY"].beta = 2.0  # type: ignore[misc]
@@ -120,7 +122,7 @@ def test_early_close_has_210_minutes_of_trades():
 
 
 def test_all_timestamps_inside_the_session():
-    for symbol in DEFAULT_SYMBOLS:
+    for symbol in ("SPY", "QQQ", "SPX"):  # the embedded market's instruments
         tape = generate_day(LOW, symbol, DAY)
         open_, close = session_bounds(DAY)
         for frame in (tape.trades, tape.quotes):
