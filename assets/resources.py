@@ -15,6 +15,7 @@ from pydantic import Field
 from assets.settings import config_dir, tradeflow_home
 from market.funding import FundingSource
 from market.sources import MarketSource
+from market.symbols import get_symbol
 
 if TYPE_CHECKING:
     from rl.core.family import FamilyConfig
@@ -49,6 +50,7 @@ class MarketDataResource(dg.ConfigurableResource):
 
     source: str = "embedded"
     symbols: list[str] = ["SPY", "QQQ", "SPX"]
+    instruments: dict = {}  # the user's declared instruments (market.yaml `instruments:`), over the built-ins
     extended_hours: bool = False  # keep pre- and after-hours rows (04:00-20:00 New York) in the raw tables
     seed: int = 7
     trades_per_day: int = 20_000
@@ -85,9 +87,16 @@ class MarketDataResource(dg.ConfigurableResource):
         """The settings of the chosen live source ({} for the embedded market)."""
         return {"polygon": self.polygon, "ibkr": self.ibkr, "file": self.file}.get(self.source, {})
 
+    def declare(self) -> None:
+        """Make the declared instruments known to every lookup in this process."""
+        from market.symbols import declare, parse_instruments
+
+        declare(parse_instruments(self.instruments))
+
     @contextmanager
     def open(self) -> Iterator[MarketSource]:
         """The configured source, closed afterwards (the IBKR source holds a socket to TWS)."""
+        self.declare()
         source = self.build()
         try:
             yield source
@@ -179,9 +188,13 @@ def market_from_yaml(path: Path) -> MarketDataResource:
     """The market resource described by `configs/market.yaml`; unknown keys and bad settings are refused here,
     when the code location loads, not halfway through a backfill."""
     raw = yaml.safe_load(path.read_text()) or {}
-    unknown = set(raw) - {"source", "symbols", "extended_hours", "embedded", "polygon", "ibkr", "file", "funding"}
+    keys = {"source", "symbols", "instruments", "history_start", "extended_hours", "embedded"}
+    unknown = set(raw) - keys - {"polygon", "ibkr", "file", "funding"}
     if unknown:
         raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
+    from assets.partitions import history_start
+
+    history_start(raw, path.name)
     source = raw.get("source", "embedded")
     if source not in MARKET_SOURCES:
         raise ValueError(f"{path.name}: unknown source {source!r}; available: {', '.join(MARKET_SOURCES)}")
@@ -207,18 +220,48 @@ def market_from_yaml(path: Path) -> MarketDataResource:
     symbols = raw.get("symbols", ["SPY", "QQQ", "SPX"])
     if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) and s for s in symbols):
         raise ValueError(f"{path.name}: symbols must be a non-empty list of symbol names, got {symbols!r}")
+    instruments = raw.get("instruments") or {}
+    _check_symbols(path, symbols, instruments, source)
     extra: dict[str, Any] = {}
     if source == "polygon":
         extra["polygon_api_key"] = dg.EnvVar(POLYGON_KEY_ENV)
     return MarketDataResource(
         source=source,
         symbols=symbols,
+        instruments=instruments,
         extended_hours=extended,
         file_base_dir=str(path.resolve().parent.parent),
         **sections,
         **embedded,
         **extra,
     )
+
+
+def _check_symbols(path: Path, symbols: list[str], instruments: Any, source: str) -> None:
+    """Every symbol must be a built-in, a declared instrument or a contract of a futures root: refused here, when
+    the code location loads, naming the file and the known instruments. The embedded market has no futures."""
+    from market.symbols import declared, known_instruments, parse_instruments
+
+    try:
+        specs = parse_instruments(instruments, f"{path.name}: instruments")
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    with declared(specs):
+        for symbol in symbols:
+            try:
+                spec = get_symbol(symbol)
+            except ValueError:
+                known = ", ".join(known_instruments())
+                raise ValueError(
+                    f"{path}: unknown symbol {symbol!r} in symbols; known instruments: {known}. Declare it under "
+                    "instruments: (kind, tick_size, point_value, ...), or write a futures contract as root + "
+                    "month code + year, e.g. ESU24"
+                ) from None
+            if source == "embedded" and spec.kind not in ("equity", "etf", "index"):
+                raise ValueError(
+                    f"{path}: {symbol!r} is a {spec.kind}; the embedded market generates equities, ETFs and indexes "
+                    "only: import its data with source: file, polygon or ibkr"
+                )
 
 
 def funding_market_from_yaml(path: Path) -> FundingMarketResource:

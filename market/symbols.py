@@ -198,6 +198,12 @@ def known_instruments() -> dict[str, SymbolSpec]:
     return {**BUILTIN, **_declared}
 
 
+def declare(specs: Mapping[str, SymbolSpec]) -> None:
+    """Replace the declared instruments with `specs` (the code location does this when it loads market.yaml)."""
+    _declared.clear()
+    _declared.update(specs)
+
+
 @contextmanager
 def declared(specs: Mapping[str, SymbolSpec]) -> Iterator[None]:
     """Make the user's declared instruments known to `get_symbol` for the block (the market resource does this)."""

@@ -18,6 +18,7 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
     Every config file is validated here, so a bad setting stops the code location from loading, naming its file.
     """
     resources = {**default_resources(), **resource_overrides}
+    resources["market"].declare()  # the declared instruments, for every asset, check and sensor of this process
     validate_configs(resources["configs"])
     return dg.Definitions(
         assets=[raw_ticks, bars_1m, features_1m, raw_funding, funding_opportunities, *model_assets()],

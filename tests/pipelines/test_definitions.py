@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -135,6 +135,26 @@ def test_partitions_follow_the_nyse_sessions() -> None:
     ]
     assert SESSIONS.has_partition_key("2024-11-29")  # early close is still a session
     assert not SESSIONS.has_partition_key("2024-12-25")
+    assert not SESSIONS.has_partition_key("2024-01-15")  # MLK Day: NYSE shut, and no future is configured
+
+
+def test_history_reaches_back_to_2000_and_futures_add_their_exchange_days(tmp_path) -> None:
+    from assets.partitions import check_partition_keys, history_start, market_settings, sessions_partitions
+    from market.calendar import CME_EQUITY, NYSE
+
+    assert SESSIONS.has_partition_key("2013-06-03") and SESSIONS.get_first_partition_key() == "2000-01-03"
+    market = tmp_path / "market.yaml"
+    market.write_text("symbols: [SPY, ESU24]\nhistory_start: 2009-05-22\n")
+    start, rules = market_settings(market)
+    assert start == date(2009, 5, 22) and rules == (NYSE, CME_EQUITY)
+    both = sessions_partitions(start, rules)
+    assert both.has_partition_key("2024-01-15") and not both.has_partition_key("2024-12-25")
+    assert not both.has_partition_key("2009-05-21")
+    with pytest.raises(ValueError, match=r"1999-12-31 is not a session partition: partitions run from 2000-01-03 "):
+        check_partition_keys(["1999-12-31", "2013-06-03"])
+    for value, match in (("1999-01-04", "must be between 2000-01-01 and today"), ("May 2009", "must be a date")):
+        with pytest.raises(ValueError, match=f"market.yaml: history_start {match}"):
+            history_start({"history_start": value})
 
 
 def _tick(when: str) -> dg.RunRequest | dg.SkipReason:
@@ -169,6 +189,22 @@ def test_metadata_rounds_floats_to_what_matters() -> None:
         ("market.yaml", lambda m: m["embedded"].update(seed="abc"), "market.yaml: embedded: .*seed must be an int"),
         ("market.yaml", lambda m: m.update(symbols="SPY"), "market.yaml: symbols must be a non-empty list"),
         ("market.yaml", lambda m: m["funding"].update(embedded={"sede": 1}), "market.yaml: funding.embedded"),
+        (
+            "market.yaml",
+            lambda m: m.update(symbols=["SPY", "AAPL"]),
+            r"market.yaml: unknown symbol 'AAPL' in symbols; known instruments: SPY, QQQ, SPX, ES, MES, NQ, MNQ",
+        ),
+        ("market.yaml", lambda m: m.update(symbols=["ESU24"]), "'ESU24' is a future; the embedded market generates"),
+        (
+            "market.yaml",
+            lambda m: m.update(instruments={"AAPL": {"kind": "equity", "tick_size": 0}}),
+            r"market.yaml: instruments.AAPL: instrument 'AAPL': tick must be a number > 0",
+        ),
+        (
+            "market.yaml",
+            lambda m: m.update(instruments={"AAPL": {"kind": "equity", "lot": 100}}),
+            r"instruments.AAPL: unknown keys \['lot'\]",
+        ),
         ("intraday.yaml", lambda f: f["ppo"].update(learning_rate=-0.1), "intraday.yaml: ppo.learning_rate"),
         ("funding.yaml", lambda f: f["ppo"].update(gamma=1.5), r"funding.yaml: ppo.gamma must be in \(0, 1\]"),
         ("intraday.yaml", lambda f: f["env"].update(shares=0), "intraday.yaml: EnvConfig.shares"),
@@ -184,3 +220,32 @@ def test_every_config_file_is_validated_when_the_definitions_load(tf_env, file: 
     tf_env.edit_yaml(tf_env.configs / file, edit)
     with pytest.raises(ValueError, match=match):
         build_definitions()
+
+
+def test_instruments_declared_in_market_yaml_are_known_to_the_whole_code_location(tf_env) -> None:
+    from market.symbols import declare, get_symbol
+
+    declared = {
+        "AAPL": {"kind": "equity", "start_price": 190.0, "description": "Apple"},
+        "RTY": {
+            "kind": "future",
+            "calendar": "CMES",
+            "timezone": "America/Chicago",
+            "session_close": "16:00",
+            "tick_size": 0.1,
+            "point_value": 50,
+            "commission": 2.25,
+            "contract_months": "HMUZ",
+            "expiry_rule": "third_friday",
+        },
+    }
+    tf_env.edit_yaml(tf_env.configs / "market.yaml", lambda m: m.update(symbols=["SPY", "AAPL"], instruments=declared))
+    try:
+        build_definitions()
+        aapl, rty = get_symbol("AAPL"), get_symbol("RTYZ24")
+        assert (aapl.kind, aapl.tick, aapl.commission, aapl.session_rule.calendar) == ("equity", 0.01, 0.005, "XNYS")
+        assert (rty.root, rty.point_value, rty.tick, rty.expiry) == ("RTY", 50.0, 0.1, date(2024, 12, 20))
+    finally:
+        declare({})
+    with pytest.raises(ValueError, match="unknown symbol 'AAPL'"):
+        get_symbol("AAPL")
