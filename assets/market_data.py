@@ -1,4 +1,5 @@
-"""Market-data assets: raw ticks -> 1-minute bars -> features, one partition per NYSE session."""
+"""Market-data assets: raw ticks -> 1-minute bars -> features, one partition per trading day of the symbols'
+exchanges (each symbol on its own calendar's minutes)."""
 
 import dagster as dg
 
@@ -27,12 +28,15 @@ PARTITIONED = {
         dg.AssetCheckSpec(
             "quarantine_report",
             asset="raw_ticks",
-            description="Counts quarantined rows by reason, table and symbol; warns when they exceed 1% of the rows.",
+            blocking=True,
+            description="Counts quarantined rows by reason, table and symbol; blocks bars when a partition sets "
+            "aside more than checks.max_quarantine_share of its rows.",
         ),
         dg.AssetCheckSpec(
             "session_coverage",
             asset="raw_ticks",
-            description="Warns on any (symbol, session) without stored ticks, or with a vendor gap over kept ticks.",
+            description="Warns on any (symbol, session) without stored ticks, with a vendor gap over kept ticks, or "
+            "partial: trades in too few minutes, or ticks ending early.",
         ),
     ],
 )
@@ -44,8 +48,8 @@ def raw_ticks(
     dates = partition_dates(context.partition_keys)
     with market.open() as source, warehouse.connect() as con:
         stats = [ingest_day(con, source, market.symbols, d, extended_hours=market.extended_hours) for d in dates]
-        quarantined = checks.quarantine_counts(con, dates)
-        coverage = checks.session_coverage(con, dates, market.symbols)
+        quarantined = checks.quarantine_counts(con, dates, market.thresholds())
+        coverage = checks.session_coverage(con, dates, market.symbols, market.thresholds())
         report = source.report(dates) if callable(getattr(source, "report", None)) else None
     partition_metadata(
         context,
@@ -59,6 +63,7 @@ def raw_ticks(
                 "quarantine_reasons": s.reasons,
                 "extended_hours_dropped": s.extended_dropped,
                 "gaps": s.gaps,
+                "closed": list(s.closed),
             }
             for s in stats
         },
@@ -70,7 +75,7 @@ def raw_ticks(
             "run_ticks": sum(s.ticks for s in stats),
         },
         check_results=[
-            check_result("quarantine_report", quarantined, dg.AssetCheckSeverity.WARN),
+            check_result("quarantine_report", quarantined, dg.AssetCheckSeverity.ERROR),
             check_result("session_coverage", coverage, dg.AssetCheckSeverity.WARN),
         ],
     )
@@ -85,8 +90,19 @@ def raw_ticks(
             "bar_integrity",
             asset="bars_1m",
             blocking=True,
-            description="Blocks features on any inconsistent OHLC/VWAP, duplicate or negative-volume bar, or a "
-            "session not covering exactly the calendar's minutes.",
+            description="Blocks features on any inconsistent OHLC/VWAP, duplicate or negative-volume bar, a "
+            "session not covering exactly its calendar's minutes, or one more forward-filled than allowed.",
+        ),
+        dg.AssetCheckSpec(
+            "quote_coverage",
+            asset="bars_1m",
+            description="Warns on tradable sessions without any quote, whose spread comes from the instrument's "
+            "spread model instead.",
+        ),
+        dg.AssetCheckSpec(
+            "extreme_bar_returns",
+            asset="bars_1m",
+            description="Warns on one-minute moves beyond checks.max_bar_return_pct, listing them for review.",
         ),
         dg.AssetCheckSpec(
             "vendor_bar_agreement",
@@ -96,21 +112,37 @@ def raw_ticks(
         ),
     ],
 )
-def bars_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Session-aware 1-minute OHLCV bars with VWAP, trade count, signed volume and mean spread, built in DuckDB SQL."""
+def bars_1m(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, market: MarketDataResource
+) -> dg.MaterializeResult:
+    """Session-aware 1-minute OHLCV bars with VWAP, trade count, signed volume and mean spread, built in DuckDB SQL
+    on each symbol's own calendar minutes."""
     dates = partition_dates(context.partition_keys)
     with warehouse.connect() as con:
         stats = [build_bars(con, d) for d in dates]
-        integrity = checks.bar_integrity(con, dates)
+        integrity = checks.bar_integrity(con, dates, market.thresholds())
         agreement = checks.vendor_bar_agreement(con, dates)
+        quotes = checks.quote_coverage(con, dates)
+        moves = checks.extreme_bar_returns(con, dates, market.thresholds())
     partition_metadata(
-        context, {d.isoformat(): {"bars": s.bars, "ticks": s.ticks} for d, s in zip(dates, stats, strict=True)}
+        context,
+        {
+            d.isoformat(): {
+                "bars": s.bars,
+                "filled": s.filled,
+                "ticks": s.ticks,
+                "spread_modelled": [m["symbol"] for m in quotes["modelled"] if m["session_date"] == d.isoformat()],
+            }
+            for d, s in zip(dates, stats, strict=True)
+        },
     )
     return dg.MaterializeResult(
         metadata={"run_sessions": len(dates), "run_bars": sum(s.bars for s in stats)},
         check_results=[
             check_result("bar_integrity", integrity, dg.AssetCheckSeverity.ERROR),
             check_result("vendor_bar_agreement", agreement, dg.AssetCheckSeverity.WARN),
+            check_result("quote_coverage", quotes, dg.AssetCheckSeverity.WARN),
+            check_result("extreme_bar_returns", moves, dg.AssetCheckSeverity.WARN),
         ],
     )
 

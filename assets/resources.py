@@ -16,6 +16,7 @@ from assets.settings import config_dir, tradeflow_home
 from market.funding import FundingSource
 from market.sources import MarketSource
 from market.symbols import get_symbol
+from warehouse.checks import Thresholds
 
 if TYPE_CHECKING:
     from rl.core.family import FamilyConfig
@@ -51,6 +52,7 @@ class MarketDataResource(dg.ConfigurableResource):
     source: str = "embedded"
     symbols: list[str] = ["SPY", "QQQ", "SPX"]
     instruments: dict = {}  # the user's declared instruments (market.yaml `instruments:`), over the built-ins
+    checks: dict = {}  # data-quality thresholds (market.yaml `checks:`); {} = warehouse.checks.Thresholds()
     extended_hours: bool = False  # keep pre- and after-hours rows (04:00-20:00 New York) in the raw tables
     seed: int = 7
     trades_per_day: int = 20_000
@@ -86,6 +88,10 @@ class MarketDataResource(dg.ConfigurableResource):
     def section(self) -> dict:
         """The settings of the chosen live source ({} for the embedded market)."""
         return {"polygon": self.polygon, "ibkr": self.ibkr, "file": self.file}.get(self.source, {})
+
+    def thresholds(self) -> Thresholds:
+        """When incomplete or damaged data fails the market-data checks."""
+        return Thresholds.from_dict(dict(self.checks))
 
     def declare(self) -> None:
         """Make the declared instruments known to every lookup in this process."""
@@ -188,13 +194,17 @@ def market_from_yaml(path: Path) -> MarketDataResource:
     """The market resource described by `configs/market.yaml`; unknown keys and bad settings are refused here,
     when the code location loads, not halfway through a backfill."""
     raw = yaml.safe_load(path.read_text()) or {}
-    keys = {"source", "symbols", "instruments", "history_start", "extended_hours", "embedded"}
+    keys = {"source", "symbols", "instruments", "history_start", "checks", "extended_hours", "embedded"}
     unknown = set(raw) - keys - {"polygon", "ibkr", "file", "funding"}
     if unknown:
         raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
     from assets.partitions import history_start
 
     history_start(raw, path.name)
+    try:
+        Thresholds.from_dict(raw.get("checks"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path.name}: {exc}") from None
     source = raw.get("source", "embedded")
     if source not in MARKET_SOURCES:
         raise ValueError(f"{path.name}: unknown source {source!r}; available: {', '.join(MARKET_SOURCES)}")
@@ -229,6 +239,7 @@ def market_from_yaml(path: Path) -> MarketDataResource:
         source=source,
         symbols=symbols,
         instruments=instruments,
+        checks=raw.get("checks") or {},
         extended_hours=extended,
         file_base_dir=str(path.resolve().parent.parent),
         **sections,

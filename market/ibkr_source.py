@@ -796,7 +796,17 @@ class IbkrSource:
             where = f"reqHistoricalTicks({symbol} {day} {what} from {start} UTC, page {page_no})"
             rkey = ("ticks", *ckey, start, TICKS_PER_REQUEST, use_rth)
             page = self._request(where, rkey, ckey, weight, request, first=page_no == 1)
+            # IB answers from the requested second on; ticks before it were sent already (or precede the window)
+            early = [t for t in page if _epoch_s(t.time) < cursor]
+            page = [t for t in page if _epoch_s(t.time) >= cursor]
             fresh = _drop_repeats(page, cursor, boundary)
+            if early and not fresh:
+                raise IbkrSourceError(
+                    f"{where}: IB answered with {len(early)} ticks before the requested start and nothing new: no "
+                    "progress, so paging stops instead of repeating the request"
+                )
+            if early:
+                logger.warning("ibkr: %s: dropped %d ticks before the requested start", where, len(early))
             taken.extend(t for t in fresh if _epoch_s(t.time) < end_s)
             first_s, last_s = _epoch_s(page[0].time), _epoch_s(page[-1].time)
             if last_s >= end_s:

@@ -43,7 +43,7 @@ class SymbolSpec:
     commission: float = 0.005  # per share (equity, etf) or per contract (future, option), in `currency`
     spread_model: str = "ticks"  # spread assumed for a session without quotes: ticks | bps
     spread: float = 1.0  # that spread, in ticks or basis points of the price
-    price_band_pct: float = 10.0  # a print further than this from the recent median price is implausible
+    price_band_pct: float = 25.0  # a print further than this (percent) from the recent median price is implausible
     contract_months: str = ""  # futures: the listed months as codes, e.g. HMUZ
     expiry_rule: str = ""  # futures: third_friday (CME equity index)
     roll_days: int = 8  # futures: calendar days before expiry when the continuous series moves to the next contract
@@ -120,7 +120,6 @@ _CME_EQUITY = {
     "expiry_rule": "third_friday",
     "roll_days": 8,
     "tick": 0.25,
-    "price_band_pct": 5.0,
 }
 BUILTIN: dict[str, SymbolSpec] = {
     "SPY": SymbolSpec(

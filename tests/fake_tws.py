@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import socket
 import struct
 import threading
@@ -256,7 +257,8 @@ class FakeClock:
 
 @dataclass
 class Script:
-    """Replace the answer to matching historical requests: "error" (code, message), "silence", "disconnect".
+    """Replace the answer to matching historical requests: "error" (code, message), "silence", "disconnect", or
+    "rewind" (ticks served from `code` seconds before the requested start, as a stale page would be).
 
     `message` may use {symbol}, {exchange} and {what}. Matching: `kind` ("bars"/"ticks"), `symbol`,
     `what_to_show` (None matches any); `nth`: only the nth matching request (1-based); `times`: how often it
@@ -274,7 +276,7 @@ class Script:
     fired: int = 0
 
     def __post_init__(self) -> None:
-        if self.action not in ("error", "silence", "disconnect"):
+        if self.action not in ("error", "silence", "disconnect", "rewind"):
             raise ValueError(f"unknown script action {self.action!r}")
         if self.kind not in (None, "bars", "ticks"):
             raise ValueError(f"unknown request kind {self.kind!r}")
@@ -307,6 +309,11 @@ def no_data(**match: Any) -> Script:
 def pacing_violation(**match: Any) -> Script:
     """IB's pacing violation (error 162)."""
     return Script("error", 162, PACING_TEXT, **match)
+
+
+def rewind(seconds: int, **match: Any) -> Script:
+    """Serve matching tick requests from `seconds` before their start (IB answering with ticks already sent)."""
+    return Script("rewind", seconds, **match)
 
 
 def silence(**match: Any) -> Script:
@@ -560,6 +567,10 @@ class FakeTws:
         elif script.action == "disconnect":
             conn.shutdown(socket.SHUT_RDWR)
             raise _Dropped
+        elif script.action == "rewind":
+            earlier = parse_ib_time(request.start) - script.code
+            start = datetime.fromtimestamp(earlier, UTC).strftime("%Y%m%d-%H:%M:%S")
+            self._ticks(conn, dataclasses.replace(request, start=start))
 
     def _bars(self, conn: socket.socket, r: HistRequest) -> None:
         if not self.market.knows(r.symbol):

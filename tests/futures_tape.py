@@ -20,7 +20,9 @@ CHICAGO = "America/Chicago"
 LOCAL_FORMAT = "%d.%m.%Y %H:%M:%S.%f"  # pandas/strftime form of dd.mm.yyyy hh:mm:ss.fff (cut to milliseconds)
 
 
-def session_ticks(symbol: str, day: date, n: int, seed: int, repeat_share: float = 0.3) -> pd.DataFrame:
+def session_ticks(
+    symbol: str, day: date, n: int, seed: int, repeat_share: float = 0.3, base: float = 4800.0
+) -> pd.DataFrame:
     """`n` prints of `symbol` inside its session `day`: naive-UTC `ts` (ms), price on the tick grid, size."""
     spec = get_symbol(symbol, day)
     open_, close_ = (int(b.astype(np.int64)) // 1_000_000 for b in session_bounds(day, spec.session_rule))
@@ -29,7 +31,7 @@ def session_ticks(symbol: str, day: date, n: int, seed: int, repeat_share: float
     repeat = rng.random(n) < repeat_share
     repeat[0] = False
     steps = rng.choice([-1, 0, 0, 1], n)
-    price = 4800.0 + spec.tick * np.cumsum(steps)
+    price = base + spec.tick * np.cumsum(steps)
     size = rng.choice([1.0, 1.0, 2.0, 5.0, 10.0], n)
     src = np.maximum.accumulate(np.where(repeat, 0, np.arange(n)))  # a run of repeats copies its first print
     ms, price, size = np.where(repeat, ms[src], ms), price[src], size[src]

@@ -7,6 +7,7 @@ plots numeric metadata across materializations) and a few `examples` rows; every
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -14,12 +15,52 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from market.calendar import is_session
+from market.symbols import get_symbol
+from market.values import is_int, is_number
 from warehouse.db import query_polars, registered
 from warehouse.features import FEATURES, KEYS, WARMUP_MINUTES, compute_features
 from warehouse.sessions import minute_grid, symbol_sessions
 
 MAX_EXAMPLES = 5
 DEFAULT_TRUNCATION_CUTS = (0, WARMUP_MINUTES - 1, WARMUP_MINUTES, 90, 240)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When incomplete or damaged data fails a check (market.yaml `checks:`)."""
+
+    max_filled_share: float = 0.5  # bar_integrity (blocking): a session with more minutes forward-filled fails
+    min_traded_share: float = 0.5  # session_coverage: a session with trades in fewer of its minutes is partial
+    max_early_end_minutes: int = 30  # session_coverage: ticks ending this long before the close make it partial
+    max_quarantine_share: float = 0.01  # quarantine_report (blocking): a partition setting aside more rows fails
+    max_bar_return_pct: float = 5.0  # extreme_bar_returns: a one-minute close-to-close move beyond this is flagged
+
+    def __post_init__(self) -> None:
+        for name in ("max_filled_share", "min_traded_share", "max_quarantine_share"):
+            value = getattr(self, name)
+            if not is_number(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"checks.{name} must be a share in [0, 1], got {value!r}")
+        if not is_int(self.max_early_end_minutes) or self.max_early_end_minutes < 0:
+            minutes = self.max_early_end_minutes
+            raise ValueError(f"checks.max_early_end_minutes must be an integer >= 0, got {minutes!r}")
+        if not is_number(self.max_bar_return_pct) or not self.max_bar_return_pct > 0:
+            raise ValueError(f"checks.max_bar_return_pct must be a number > 0, got {self.max_bar_return_pct!r}")
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Thresholds:
+        """From the `checks:` mapping; unknown keys are refused, naming the known ones."""
+        raw = raw or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"checks must be a mapping of thresholds, got {raw!r}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ValueError(f"checks: unknown keys {unknown}; known: {known}")
+        return cls(**raw)
+
+
+DEFAULT_THRESHOLDS = Thresholds()
 
 
 def _jsonable(value: Any) -> Any:
@@ -53,9 +94,12 @@ def _stored_pairs(con: duckdb.DuckDBPyConnection, table: str, days: list[date]) 
         return con.execute(sql).fetchall()
 
 
-def bar_integrity(con: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict:
+def bar_integrity(
+    con: duckdb.DuckDBPyConnection, dates: Sequence[date], thresholds: Thresholds = DEFAULT_THRESHOLDS
+) -> dict:
     """Bars must be consistent OHLC (low <= open, close <= high; vwap inside), unique per (symbol, minute),
-    non-negative in volume, and cover exactly the calendar's minutes for every symbol present that day."""
+    non-negative in volume, cover exactly each symbol's calendar minutes, and not be mostly forward-filled (a
+    session with trades in only a few minutes is not a session a model should learn from)."""
     days = _dates(dates)
     grid = minute_grid(_stored_pairs(con, "core.bars_1m", days))
     with registered(con, _date_frame(days)) as dv, registered(con, grid) as gv:
@@ -80,6 +124,10 @@ def bar_integrity(con: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict
                 ANTI JOIN {gv} g
                 ON g.symbol = b.symbol AND g.session_date = b.session_date AND g.minute = b.minute""",
             "empty_dates": f"SELECT session_date FROM {dv} ANTI JOIN {bars} b USING (session_date)",
+            "mostly_filled_sessions": f"""SELECT symbol, session_date, count(*) FILTER (WHERE filled) AS filled,
+                    count(*) AS minutes, round(count(*) FILTER (WHERE filled) / count(*), 4) AS filled_share
+                FROM {bars} GROUP BY ALL
+                HAVING count(*) FILTER (WHERE filled) > {float(thresholds.max_filled_share)} * count(*)""",
         }
         result: dict[str, Any] = {"dates": [d.isoformat() for d in days], "bars": int(n_bars)}
         examples: dict[str, list] = {}
@@ -89,6 +137,7 @@ def bar_integrity(con: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict
             result[name] = count
             if count:
                 examples[name] = _examples(rows)
+    result["max_filled_share"] = float(thresholds.max_filled_share)
     result["violations"] = sum(result[name] for name in checks)
     result["passed"] = result["violations"] == 0
     result["examples"] = examples
@@ -140,34 +189,47 @@ def features_finite(con: duckdb.DuckDBPyConnection, dates: Sequence[date], warmu
     }
 
 
-def quarantine_counts(con: duckdb.DuckDBPyConnection, dates: Sequence[date], max_fraction: float = 0.01) -> dict:
-    """Quarantined rows per reason, table and symbol; passes while they are at most `max_fraction` of all rows
-    received (a few bad ticks are normal; a flood means a broken source)."""
+def quarantine_counts(
+    con: duckdb.DuckDBPyConnection, dates: Sequence[date], thresholds: Thresholds = DEFAULT_THRESHOLDS
+) -> dict:
+    """Quarantined rows per reason, table and symbol, and their share of the rows received per partition; passes
+    while no partition sets aside more than `max_quarantine_share` (a few bad ticks are normal; a flood means a
+    broken source or a misnamed file, and the day must not reach a model quietly)."""
     days = _dates(dates)
+    max_fraction = float(thresholds.max_quarantine_share)
     with registered(con, _date_frame(days)) as dv:
         q = f"(SELECT q.* FROM raw.quarantine q JOIN {dv} d USING (session_date))"
         by_reason = dict(con.execute(f"SELECT reason, count(*) FROM {q} GROUP BY ALL ORDER BY ALL").fetchall())
         by_table = dict(con.execute(f"SELECT table_name, count(*) FROM {q} GROUP BY ALL ORDER BY ALL").fetchall())
         by_symbol = dict(con.execute(f"SELECT symbol, count(*) FROM {q} GROUP BY ALL ORDER BY ALL").fetchall())
-        kept = con.execute(
-            f"""SELECT (SELECT count(*) FROM raw.ticks JOIN {dv} USING (session_date))
-                     + (SELECT count(*) FROM raw.quotes JOIN {dv} USING (session_date))
-                     + (SELECT count(*) FROM raw.minute_bars JOIN {dv} USING (session_date))"""
-        ).fetchone()[0]
+        kept = " UNION ALL ".join(
+            f"SELECT session_date, count(*) AS n FROM {t} JOIN {dv} USING (session_date) GROUP BY ALL"
+            for t in ("raw.ticks", "raw.quotes", "raw.minute_bars")
+        )
+        per_date = con.execute(
+            f"""SELECT d.session_date::DATE, coalesce(k.n, 0) AS kept, coalesce(b.n, 0) AS quarantined
+                FROM {dv} d
+                LEFT JOIN (SELECT session_date, sum(n) AS n FROM ({kept}) GROUP BY ALL) k USING (session_date)
+                LEFT JOIN (SELECT session_date, count(*) AS n FROM {q} GROUP BY ALL) b USING (session_date)
+                ORDER BY 1"""
+        ).fetchall()
         examples = query_polars(
             con,
             f"SELECT table_name, session_date, symbol, ts, reason, payload FROM {q} ORDER BY ALL LIMIT {MAX_EXAMPLES}",
         )
+    shares = {d.isoformat(): (bad / (k + bad) if k + bad else 0.0) for d, k, bad in per_date}
     quarantined = sum(by_reason.values())
-    received = kept + quarantined
-    fraction = quarantined / received if received else 0.0
+    received = sum(int(k) + int(bad) for _, k, bad in per_date)
+    over = {d: share for d, share in shares.items() if share > max_fraction}
     return {
-        "passed": fraction <= max_fraction,
+        "passed": not over,
         "dates": [d.isoformat() for d in days],
         "quarantined": int(quarantined),
         "received": int(received),
-        "fraction": float(fraction),
-        "max_fraction": float(max_fraction),
+        "fraction": float(quarantined / received if received else 0.0),
+        "max_fraction": max_fraction,
+        "worst_fraction": float(max(shares.values(), default=0.0)),
+        "partitions_over": over,
         "by_reason": {k: int(v) for k, v in by_reason.items()},
         "by_table": {k: int(v) for k, v in by_table.items()},
         "by_symbol": {k: int(v) for k, v in by_symbol.items()},
@@ -175,14 +237,22 @@ def quarantine_counts(con: duckdb.DuckDBPyConnection, dates: Sequence[date], max
     }
 
 
-def session_coverage(con: duckdb.DuckDBPyConnection, dates: Sequence[date], symbols: Sequence[str]) -> dict:
-    """Every (symbol, session) asked for must have stored ticks and no open vendor gap.
+def session_coverage(
+    con: duckdb.DuckDBPyConnection,
+    dates: Sequence[date],
+    symbols: Sequence[str],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> dict:
+    """Every (symbol, session) asked for must have stored ticks covering its session, and no open vendor gap.
 
-    Listed: sessions without ticks (against the calendar), with the source's reason where it gave one, and sessions
-    whose last fetch found nothing (a vendor's missing day, an explicit "no data", a missing file) while ticks from
-    an earlier fetch are still stored ("kept")."""
+    Listed: sessions without ticks (against each symbol's calendar), with the source's reason where it gave one;
+    sessions whose last fetch found nothing while ticks from an earlier fetch are still stored ("kept"); and
+    partial sessions: trades in fewer than `min_traded_share` of the session's minutes, or ticks starting or ending
+    more than `max_early_end_minutes` inside the session (a recording cut short, a file that stops at 14:51)."""
     days = _dates(dates)
-    wanted = pl.DataFrame({"symbol": list(dict.fromkeys(symbols))}).join(_date_frame(days), how="cross")
+    pairs = [(s, d) for s in dict.fromkeys(symbols) for d in days if _trades_on(s, d)]
+    wanted = symbol_sessions(pairs)
+    slack = int(thresholds.max_early_end_minutes)
     with registered(con, wanted) as wv:
         gaps = query_polars(
             con,
@@ -195,16 +265,92 @@ def session_coverage(con: duckdb.DuckDBPyConnection, dates: Sequence[date], symb
                 WHERE t.symbol IS NULL OR g.symbol IS NOT NULL
                 ORDER BY w.session_date, w.symbol""",
         )
+        partial = query_polars(
+            con,
+            f"""SELECT w.symbol, w.session_date, t.traded_minutes, w.minutes,
+                       round(t.traded_minutes / w.minutes, 4) AS traded_share, t.first_ts, t.last_ts
+                FROM {wv} w
+                JOIN (SELECT symbol, session_date, count(DISTINCT date_trunc('minute', ts)) AS traded_minutes,
+                             min(ts) AS first_ts, max(ts) AS last_ts
+                      FROM raw.ticks GROUP BY ALL) t USING (symbol, session_date)
+                WHERE t.traded_minutes < {float(thresholds.min_traded_share)} * w.minutes
+                   OR t.last_ts < w.close - INTERVAL {slack} MINUTE
+                   OR t.first_ts >= w.open + INTERVAL {slack} MINUTE
+                ORDER BY ALL""",
+        )
     missing = int((~gaps["ticks_kept"]).sum())
     return {
-        "passed": gaps.height == 0,
+        "passed": gaps.height == 0 and partial.height == 0,
         "dates": [d.isoformat() for d in days],
         "expected": int(wanted.height),
         "gaps": int(gaps.height),
         "without_ticks": missing,
         "vendor_gaps_with_ticks_kept": int(gaps.height - missing),
+        "partial_sessions": int(partial.height),
+        "min_traded_share": float(thresholds.min_traded_share),
+        "max_early_end_minutes": slack,
         "gap_list": _examples(gaps, n=50),
+        "partial_list": _examples(partial, n=50),
     }
+
+
+def _trades_on(symbol: str, day: date) -> bool:
+    """True when `symbol`'s exchange holds a session on `day` (another calendar's days are not gaps)."""
+    return is_session(day, get_symbol(symbol, day).session_rule)
+
+
+def extreme_bar_returns(
+    con: duckdb.DuckDBPyConnection, dates: Sequence[date], thresholds: Thresholds = DEFAULT_THRESHOLDS
+) -> dict:
+    """One-minute close-to-close moves beyond `max_bar_return_pct` within a session, listed for review: a bad print
+    that passed the plausibility band, or a real shock worth knowing about before a model learns from it."""
+    days = _dates(dates)
+    limit = float(thresholds.max_bar_return_pct)
+    with registered(con, _date_frame(days)) as dv:
+        moves = query_polars(
+            con,
+            f"""SELECT * FROM (
+                    SELECT symbol, session_date, minute, lag(close) OVER w AS previous_close, close,
+                           round(100 * (close / lag(close) OVER w - 1), 4) AS return_pct
+                    FROM core.bars_1m JOIN {dv} USING (session_date)
+                    WINDOW w AS (PARTITION BY symbol, session_date ORDER BY minute))
+                WHERE abs(return_pct) > {limit} ORDER BY abs(return_pct) DESC, symbol, minute""",
+        )
+    return {
+        "passed": moves.height == 0,
+        "dates": [d.isoformat() for d in days],
+        "max_bar_return_pct": limit,
+        "extreme_bars": int(moves.height),
+        "examples": _examples(moves),
+    }
+
+
+def quote_coverage(con: duckdb.DuckDBPyConnection, dates: Sequence[date]) -> dict:
+    """Tradable symbols whose session had no quote at all: their spread comes from the instrument's spread model
+    (e.g. one tick), so costs are assumed, not observed. Indexes are not traded and are left out."""
+    days = _dates(dates)
+    with registered(con, _date_frame(days)) as dv:
+        rows = con.execute(
+            f"""SELECT symbol, session_date, any_value(mean_spread) FROM core.bars_1m JOIN {dv} USING (session_date)
+                GROUP BY ALL HAVING bool_and(spread_modelled) ORDER BY ALL"""
+        ).fetchall()
+    modelled = [
+        {"symbol": s, "session_date": d.isoformat(), "assumed_spread": float(x), "reason": _spread_reason(s, d)}
+        for s, d, x in rows
+        if not get_symbol(s, d).is_index
+    ]
+    return {
+        "passed": not modelled,
+        "dates": [d.isoformat() for d in days],
+        "sessions_without_quotes": len(modelled),
+        "modelled": modelled[:50],
+    }
+
+
+def _spread_reason(symbol: str, day: date) -> str:
+    spec = get_symbol(symbol, day)
+    unit = "ticks" if spec.spread_model == "ticks" else "bps"
+    return f"no quotes stored: spread set to {spec.spread:g} {unit} by the instrument's spread model"
 
 
 def vendor_bar_agreement(

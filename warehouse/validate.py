@@ -5,6 +5,8 @@ what enters the warehouse. Each rejected row gets exactly one reason, the first 
 
   trades: wrong_symbol, null_ts, out_of_session, nan_price (null/NaN/inf), non_positive_price,
           zero_size (equity size null/NaN/inf or <= 0), index_size (index levels must have size 0),
+          implausible_price (further than the instrument's price_band_pct from the median price of the minutes
+          around it: a 1e9, 10x or $0.01 print),
           duplicate (an exact re-send: the same vendor_id as an earlier row), out_of_order (left out of the
           longest time-ordered run of the kept rows in arrival order: one late print costs one row)
   quotes: wrong_symbol, null_ts, out_of_session, nan_price (bid or ask), non_positive_price, crossed_quote
@@ -57,6 +59,7 @@ TRADE_REASONS = (
     "non_positive_price",
     "zero_size",
     "index_size",
+    "implausible_price",
     "duplicate",
     "out_of_order",
 )
@@ -169,17 +172,23 @@ def space_ties(ts: np.ndarray) -> np.ndarray:
     999,999 repeats inside that millisecond), so no print crosses into the next stamp, minute or session; repeats
     of a full-nanosecond stamp are left equal (the seq column still orders them)."""
     ts = np.asarray(ts, dtype=np.int64)
-    n = ts.size
-    if n < 2:
-        return ts.copy()
-    new = np.ones(n, dtype=bool)
-    new[1:] = ts[1:] != ts[:-1]
-    start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
-    k = np.arange(n) - start
-    unit = np.ones(n, dtype=np.int64)
+    out = ts.copy()
+    if ts.size < 2:
+        return out
+    repeat = np.flatnonzero(ts[1:] == ts[:-1]) + 1  # rows equal to the previous one
+    if not repeat.size:
+        return out
+    # k: position inside the run of equal stamps (1 for the first repeat), from the run's first row
+    starts = np.ones(repeat.size, dtype=bool)
+    starts[1:] = repeat[1:] != repeat[:-1] + 1
+    first = np.maximum.accumulate(np.where(starts, repeat, 0))
+    k = repeat - first + 1
+    stamp = ts[repeat]
+    unit = np.ones(repeat.size, dtype=np.int64)
     for step in (1_000, 1_000_000, 1_000_000_000):
-        unit = np.where(ts % step == 0, step, unit)
-    return np.where(k < unit, ts + k, ts)
+        unit[stamp % step == 0] = step
+    out[repeat] = np.where(k < unit, stamp + k, stamp)
+    return out
 
 
 def in_order(ts: np.ndarray) -> np.ndarray:
@@ -233,9 +242,10 @@ def _split(
         .alias("reason")
     )
     # Order is judged among the rows that are neither bad nor duplicates: the fewest are set aside as out of order.
-    clean = ok.filter(pl.col("reason").is_null()).drop("reason", "_arrival")
+    helpers = [c for c in df.columns if c.startswith("_")]
+    clean = ok.filter(pl.col("reason").is_null()).drop("reason", *helpers)
     bad = pl.concat([df.filter(pl.col("reason").is_not_null()), ok.filter(pl.col("reason").is_not_null())])
-    payload_cols = [c for c in bad.columns if c not in ("_arrival", "reason")]
+    payload_cols = [c for c in bad.columns if c != "reason" and not c.startswith("_")]
     quarantine = bad.sort("_arrival").select(
         pl.lit(table_name).alias("table_name"),
         pl.lit(session_date, dtype=pl.Date).alias("session_date"),
@@ -275,6 +285,21 @@ def _common_reasons(spec: SymbolSpec, session_date: date, window: Window | None 
     )
 
 
+def reference_prices(ts: pl.Series, price: pl.Series, usable: pl.Series, minutes: int = 5) -> np.ndarray:
+    """Per row, the recent typical price a print is judged against: the median of the usable prints' minute medians
+    over the `minutes` around its minute (NaN where none is near). One bad print cannot move its own reference,
+    and neither can a minute holding only bad prints, while the other minutes are sound."""
+    code = ts.to_physical().fill_null(0).to_numpy() // 60_000_000_000
+    frame = pl.DataFrame({"m": code, "p": price.fill_nan(None)}).filter(usable)
+    per_minute = frame.group_by("m").agg(pl.col("p").median()).sort("m")
+    if not per_minute.height:
+        return np.full(len(ts), np.nan)
+    ref = per_minute["p"].rolling_median(minutes, center=True, min_samples=1).to_numpy()
+    keys = per_minute["m"].to_numpy()
+    at = np.clip(np.searchsorted(keys, code), 0, len(keys) - 1)
+    return np.where(np.abs(keys[at] - code) <= minutes // 2, ref[at], np.nan)
+
+
 def validate_trades(
     trades: pl.DataFrame, spec: SymbolSpec, session_date: date, window: Window | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -284,6 +309,12 @@ def validate_trades(
     `window` (naive UTC, end exclusive) widens the session, e.g. to extended hours; default the regular session.
     """
     df = _coerce(trades, TRADE_COLUMNS, "trades")
+    open_, close_ = window if window is not None else session_bounds(session_date, spec.session_rule)
+    usable = df.select(
+        _finite("price") & (pl.col("price") > 0) & (pl.col("ts") >= pl.lit(open_)) & (pl.col("ts") < pl.lit(close_))
+    ).to_series()
+    df = df.with_columns(pl.Series("_ref", reference_prices(df["ts"], df["price"], usable.fill_null(False))))
+    band = spec.price_band_pct / 100.0
     if spec.is_index:
         size_reason = ~_finite("size") | (pl.col("size") != 0)
         size_label = "index_size"
@@ -298,6 +329,8 @@ def validate_trades(
         .then(pl.lit("non_positive_price"))
         .when(size_reason)
         .then(pl.lit(size_label))
+        .when(((pl.col("price") / pl.col("_ref") - 1.0).abs() > band).fill_null(False))
+        .then(pl.lit("implausible_price"))
         .otherwise(None)
     )
     clean, quarantine = _split(df, reason, [VENDOR_ID], "ticks", session_date)

@@ -52,6 +52,7 @@ from tests.fake_tws import (
     market_from_tape,
     no_data,
     pacing_violation,
+    rewind,
     running_tws,
     silence,
 )
@@ -656,3 +657,24 @@ def test_a_stream_switched_off_is_none_so_the_warehouse_keeps_it() -> None:
         assert tws.requests_of("ticks") == []
     assert tape.trades is None and tape.quotes is None and tape.bars.height > 0
     assert index.quotes is not None and index.quotes.height == 0  # an index has no quotes: empty, not "not fetched"
+
+
+def test_a_page_of_only_earlier_ticks_is_an_error_not_a_paced_loop() -> None:
+    m, _ = paging_market()
+    with FakeTws(m, scripts=[rewind(3600, kind="ticks", nth=2, times=None)]) as tws:
+        source, _, _ = make_source(tws.port, quotes=False, bars=False)
+        stale = "ticks before the requested start and nothing new: no progress"
+        with source, pytest.raises(IbkrSourceError, match=stale):
+            source.fetch_day("SPY", DAY)
+        assert len(tws.requests_of("ticks")) == 2  # stopped at the stale page, not 15 s per repeat for days
+
+
+def test_ticks_before_the_requested_start_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    ticks = [TradeTick(OPEN - 5, 469.0, 1.0), TradeTick(OPEN, 470.0, 2.0), TradeTick(OPEN + 1, 470.5, 3.0)]
+    m = small_market().set_ticks("SPY", "TRADES", ticks)
+    with FakeTws(m, scripts=[rewind(10, kind="ticks", nth=1)]) as tws, caplog.at_level(logging.WARNING):
+        source, _, _ = make_source(tws.port, quotes=False, bars=False)
+        with source:
+            tape = source.fetch_day("SPY", DAY)
+    assert tape.trades["price"].to_list() == [470.0, 470.5]
+    assert "dropped 1 ticks before the requested start" in caplog.text

@@ -42,6 +42,8 @@ EXPECTED_CHECKS = {
     ("raw_ticks", "session_coverage"),
     ("bars_1m", "vendor_bar_agreement"),
     ("bars_1m", "bar_integrity"),
+    ("bars_1m", "quote_coverage"),
+    ("bars_1m", "extreme_bar_returns"),
     ("features_1m", "features_finite"),
     ("features_1m", "features_truncation_invariant"),
     ("intraday_reward_audit", "reward_scale_sane"),

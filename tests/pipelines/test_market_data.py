@@ -52,6 +52,8 @@ def test_one_partition_through_the_real_graph_three_times_keeps_one_copy(tf_env)
             "session_coverage",
             "bar_integrity",
             "vendor_bar_agreement",
+            "quote_coverage",
+            "extreme_bar_returns",
             "features_finite",
             "features_truncation_invariant",
         }

@@ -118,8 +118,8 @@ def test_quarantine_counts_by_reason_and_a_flood_fails(wh) -> None:
     small = checks.quarantine_counts(wh, [DAY])
     assert small["passed"] and small["by_reason"] == {"duplicate": 1, "nan_price": 2}
     assert small["by_symbol"] == {"SPY": 3} and len(small["examples"]) == 3
-    strict = checks.quarantine_counts(wh, [DAY], max_fraction=0.0)
-    assert not strict["passed"]
+    strict = checks.quarantine_counts(wh, [DAY], checks.Thresholds(max_quarantine_share=0.0))
+    assert not strict["passed"] and list(strict["partitions_over"]) == [DAY.isoformat()]
     wh.execute(
         "INSERT INTO raw.quarantine SELECT 't', 'ticks', session_date, symbol, ts::TIMESTAMP, "
         "'out_of_order', '{}', now()::TIMESTAMP FROM raw.ticks WHERE session_date = ?",
@@ -128,7 +128,55 @@ def test_quarantine_counts_by_reason_and_a_flood_fails(wh) -> None:
     flood = checks.quarantine_counts(wh, [DAY])
     assert not flood["passed"] and flood["fraction"] > 0.01
     assert checks.quarantine_counts(wh, [DAY2])["quarantined"] == 0
+    both = checks.quarantine_counts(wh, [DAY, DAY2])  # judged per partition: the clean day does not dilute it
+    assert not both["passed"] and list(both["partitions_over"]) == [DAY.isoformat()]
+    assert both["worst_fraction"] == flood["fraction"]
     json.dumps(flood)
+
+
+def test_a_mostly_forward_filled_session_fails_bar_integrity(wh) -> None:
+    assert checks.bar_integrity(wh, [DAY])["mostly_filled_sessions"] == 0
+    wh.execute(
+        "UPDATE core.bars_1m SET filled = true WHERE symbol = 'QQQ' AND session_date = ? AND minute >= ?",
+        [DAY, _minute(DAY, 6)],
+    )
+    result = checks.bar_integrity(wh, [DAY])
+    assert not result["passed"] and result["mostly_filled_sessions"] == 1
+    assert result["examples"]["mostly_filled_sessions"][0]["symbol"] == "QQQ"
+    assert checks.bar_integrity(wh, [DAY], checks.Thresholds(max_filled_share=1.0))["passed"]
+
+
+def test_session_coverage_flags_a_session_whose_ticks_end_early(wh) -> None:
+    assert checks.session_coverage(wh, [DAY], SYMBOLS)["passed"]
+    wh.execute("DELETE FROM raw.ticks WHERE symbol = 'SPY' AND session_date = ? AND ts >= ?", [DAY, _minute(DAY, 321)])
+    result = checks.session_coverage(wh, [DAY], SYMBOLS)  # the recording stops at 14:51 New York
+    assert not result["passed"] and result["partial_sessions"] == 1 and result["gaps"] == 0
+    assert result["partial_list"][0]["symbol"] == "SPY"
+    assert checks.session_coverage(wh, [DAY], SYMBOLS, checks.Thresholds(max_early_end_minutes=90))["passed"]
+    wh.execute("DELETE FROM raw.ticks WHERE symbol = 'QQQ' AND session_date = ? AND minute(ts) % 3 > 0", [DAY])
+    sparse = checks.session_coverage(wh, [DAY], SYMBOLS, checks.Thresholds(max_early_end_minutes=90))
+    assert sparse["partial_sessions"] == 1 and sparse["partial_list"][0]["traded_share"] < 0.5
+
+
+def test_extreme_bar_returns_and_sessions_without_quotes_are_flagged(wh) -> None:
+    assert checks.extreme_bar_returns(wh, [DAY])["passed"] and checks.quote_coverage(wh, [DAY])["passed"]
+    wh.execute("UPDATE core.bars_1m SET close = close * 10 WHERE symbol = 'SPY' AND minute = ?", [_minute(DAY, 100)])
+    moves = checks.extreme_bar_returns(wh, [DAY])
+    assert not moves["passed"] and moves["extreme_bars"] == 2  # up into the bad minute, and back down
+    wh.execute(
+        "UPDATE core.bars_1m SET spread_modelled = true WHERE symbol IN ('QQQ', 'SPX') AND session_date = ?", [DAY]
+    )
+    quotes = checks.quote_coverage(wh, [DAY])
+    assert not quotes["passed"] and [m["symbol"] for m in quotes["modelled"]] == ["QQQ"]  # an index has no quotes
+    assert "1 ticks by the instrument's spread model" in quotes["modelled"][0]["reason"]
+
+
+def test_thresholds_refuse_unknown_keys_and_bad_values() -> None:
+    assert checks.Thresholds.from_dict({"max_filled_share": 0.2}).max_filled_share == 0.2
+    with pytest.raises(ValueError, match=r"checks: unknown keys \['max_fill'\]"):
+        checks.Thresholds.from_dict({"max_fill": 0.2})
+    with pytest.raises(ValueError, match=r"checks.max_quarantine_share must be a share in \[0, 1\]"):
+        checks.Thresholds(max_quarantine_share=2)
 
 
 def test_truncation_invariance_check_catches_stale_features_and_look_ahead(wh, monkeypatch) -> None:

@@ -270,3 +270,21 @@ def test_in_order_keeps_a_longest_ordered_run_preferring_earlier_arrivals() -> N
             if all(a <= b for a, b in itertools.pairwise(combo))
         )
         assert keep.sum() == best
+
+
+def test_implausible_prints_are_quarantined_against_the_recent_median_price() -> None:
+    rng = np.random.default_rng(3)
+    secs = np.sort(rng.uniform(0, 3600, 3_000))
+    prices = (470 + np.cumsum(rng.choice([-0.01, 0.0, 0.01], 3_000))).round(2)
+    rows = [("SPY", t(s), p, 100.0) for s, p in zip(secs, prices, strict=True)]
+    rows[100] = ("SPY", rows[100][1], 1e9, 100.0)
+    rows[1_000] = ("SPY", rows[1_000][1], prices[1_000] * 10, 100.0)
+    rows[2_000] = ("SPY", rows[2_000][1], 0.01, 100.0)
+    clean, bad = validate_trades(_trades(rows), SPY, DAY)
+    assert bad["reason"].to_list() == ["implausible_price"] * 3 and clean.height == 2_997
+    assert [json.loads(x)["price"] for x in bad["payload"]] == [1e9, prices[1_000] * 10, 0.01]
+    lone = _trades([("SPY", t(60 * i), 470.0 + i, 1.0) for i in range(10)] + [("SPY", t(601), 4700.0, 1.0)])
+    clean, bad = validate_trades(lone, SPY, DAY)  # a minute holding only the bad print is judged by its neighbours
+    assert bad["reason"].to_list() == ["implausible_price"] and clean.height == 10
+    gap = _trades([("SPY", t(0), 470.0, 1.0), ("SPY", t(3600), 520.0, 1.0)])  # +10.6% an hour later: a real move
+    assert validate_trades(gap, SPY, DAY)[1].height == 0
