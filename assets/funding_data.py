@@ -39,7 +39,7 @@ def _partitioned_spec(key: str, description: str) -> dg.AssetSpec:
             "funding_gaps",
             asset=RATES,
             description="Warns when consecutive rates of an (exchange, symbol) are further apart than their own "
-            "funding interval.",
+            "funding interval, or the source recorded a symbol without rows or without a ticker.",
         ),
         dg.AssetCheckSpec(
             "funding_bounds",
@@ -66,7 +66,7 @@ def raw_funding(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     quarantined = sum(s.quarantined for s in stats)
     for key, rows in ((RATES, "funding_rates"), (MARKS, "mark_prices")):
         per_day = {
-            d.isoformat(): {"rows": getattr(s, rows), "quarantined": s.quarantined}
+            d.isoformat(): {"rows": getattr(s, rows), "quarantined": s.quarantined, "gaps": s.gaps}
             for d, s in zip(days, stats, strict=True)
         }
         partition_metadata(context, per_day, asset_key=key)
@@ -89,12 +89,13 @@ def raw_funding(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         RATES,
     )
     examples = checked.get("examples", {})
-    for name, key, severity in (
-        ("funding_duplicates", "duplicate_funding_times", dg.AssetCheckSeverity.ERROR),
-        ("funding_gaps", "interval_gaps", dg.AssetCheckSeverity.WARN),
-        ("funding_bounds", "out_of_bounds", dg.AssetCheckSeverity.ERROR),
+    for name, keys, severity in (
+        ("funding_duplicates", ("duplicate_funding_times",), dg.AssetCheckSeverity.ERROR),
+        ("funding_gaps", ("interval_gaps", "recorded_gaps"), dg.AssetCheckSeverity.WARN),
+        ("funding_bounds", ("out_of_bounds",), dg.AssetCheckSeverity.ERROR),
     ):
-        verdict = {"passed": checked[key] == 0, key: checked[key], "examples": examples.get(key, [])}
+        verdict = {"passed": all(checked[k] == 0 for k in keys), **{k: checked[k] for k in keys}}
+        verdict["examples"] = {k: examples.get(k, []) for k in keys} if len(keys) > 1 else examples.get(keys[0], [])
         yield check_result(name, verdict, severity, RATES)
 
 

@@ -18,7 +18,9 @@ How each column is obtained, and what is approximated:
   candle at its open time with the candle's open (the mark at that instant, so nothing later leaks in).
 - bid/ask: APPROXIMATED. Exchanges publish no historical top of book, so the current relative half-spread from
   `fetch_tickers` (or `fetch_bids_asks` when tickers lack bid/ask) is applied around every mark of the day; with no
-  book at all, bid = ask = mark (a locked book, which the warehouse accepts).
+  book at all, bid = ask = mark (a locked book, which the warehouse accepts), and the tape records that as a gap.
+- gaps: a requested symbol with no funding row in the day, or whose ticker cannot be matched, is recorded in
+  `FundingTape.gaps` with its reason (the warehouse stores it and the funding_gaps check reports it), never silence.
 - volume_24h: APPROXIMATED as the current 24h quote volume (USD) from `fetch_tickers` on every row (or
   base volume * last price when the quote volume is missing); null when the exchange gives neither.
 
@@ -256,6 +258,7 @@ class CcxtFundingSource:
         start, end = _epoch_ms(day), _epoch_ms(day + timedelta(days=1))
         rates: list[pl.DataFrame] = []
         marks: list[pl.DataFrame] = []
+        gaps: list[tuple[str, str, str]] = []
         for exchange_id in self.exchanges:
             client = self._client(exchange_id)
             markets = []
@@ -269,12 +272,19 @@ class CcxtFundingSource:
             intervals = self._funding_intervals(exchange_id, client)
             for market in markets:
                 rates.append(self._funding_frame(exchange_id, client, market, start, end, intervals))
+                if rates[-1].height == 0:
+                    gaps.append((exchange_id, self._name(market), f"no funding rows on {day} from {exchange_id}"))
             quotes = self._quotes(client, markets) if markets else {}
             for market in markets:
-                marks.append(self._mark_frame(exchange_id, client, market, start, end, quotes.get(market["symbol"])))
+                quote = quotes.get(market["symbol"])
+                if quote is None or quote[0] is None:
+                    reason = f"no ticker matched {market['symbol']} on {exchange_id}: bid and ask taken as the mark"
+                    gaps.append((exchange_id, self._name(market), reason))
+                marks.append(self._mark_frame(exchange_id, client, market, start, end, quote))
         return FundingTape(
             funding_rates=pl.concat(rates) if rates else pl.DataFrame(schema=FUNDING_RATE_SCHEMA),
             mark_prices=pl.concat(marks) if marks else pl.DataFrame(schema=MARK_PRICE_SCHEMA),
+            gaps=tuple(gaps),
         )
 
     def _funding_frame(

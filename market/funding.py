@@ -222,6 +222,7 @@ class FundingTape:
 
     funding_rates: pl.DataFrame
     mark_prices: pl.DataFrame
+    gaps: tuple[tuple[str, str, str], ...] = ()  # (exchange, symbol, reason): asked for and not (fully) received
 
 
 @runtime_checkable

@@ -17,13 +17,19 @@ Columns and where they come from
   bid_size=sizeBid, ask_size=sizeAsk; the top-of-book changes IB recorded, also at 1-second resolution (and spaced
   1 ns apart within a second, like trades).
 - index symbols (SPX): levels as trades with size 0.0 from `index_ticks` ("TRADES" or "MIDPOINT" ticks); no quotes.
+- futures contracts (ESH24): a `Future` of the root's configured contract (`contracts.ES`: FUT on CME) with
+  lastTradeDateOrContractMonth = the contract month (202403), over the whole Globex day from 17:00 CT the evening
+  before (useRTH=0 always: IB's regular hours would cut it to the pit session). A bare root (ES) names no contract
+  and is refused; the continuous series is derived from the contracts in the warehouse.
 
 Window: `market.calendar.fetch_window(day, extended_hours)`; `useRTH = not extended_hours`. A tick page may run
 past the window end (a request asks for the next 1000 ticks, wherever they fall): paging stops there and the ticks
 at or after the end are cut off, since they lie outside the requested window. Bars are passed through as sent.
 
 Paging and its repeated ticks
-IB returns at most 1000 ticks per `reqHistoricalTicks` and takes the start time to the second. Each next page must
+IB returns at most 1000 ticks per `reqHistoricalTicks` and takes the start time to the second. Ticks before the
+requested start are dropped; a page holding only such ticks and nothing new makes no progress and is an error
+(asking again would repeat it at 15 s a request for as long as one cared to wait). Each next page must
 start at the second of the last tick received (starting one second later would skip that second's remaining
 ticks), so each page begins with ticks of that boundary second that were already taken. They are dropped by
 COUNTING, not by value: the connector remembers the multiset of ticks it took in the boundary second and removes
@@ -127,7 +133,7 @@ T = TypeVar("T")
 TICKS_PER_REQUEST = 1000  # IB's cap per reqHistoricalTicks
 MAX_PAGES = 100_000  # hard bound on one tick stream's paging loop (a runaway loop fails instead of spinning)
 _INDEX_TICKS = ("TRADES", "MIDPOINT")
-_SEC_TYPES = ("STK", "IND")
+_SEC_TYPES = ("STK", "IND", "FUT")
 # IB codes (sent with reqId -1) that say the link to TWS or to IB's historical data farm is down: transient.
 _CONNECTIVITY_CODES = frozenset({504, 1100, 1300, 2103, 2105, 2110})
 _NO_DATA_MARKERS = ("returned no data", "no data")
@@ -225,6 +231,11 @@ DEFAULT_CONTRACTS: dict[str, ContractSpec] = {
     "SPY": ContractSpec("STK", "SMART", "USD", "ARCA"),
     "QQQ": ContractSpec("STK", "SMART", "USD", "NASDAQ"),
     "SPX": ContractSpec("IND", "CBOE", "USD"),
+    # Futures roots: each contract (ESH24) is a Future of its root with lastTradeDateOrContractMonth = 202403.
+    "ES": ContractSpec("FUT", "CME", "USD"),
+    "MES": ContractSpec("FUT", "CME", "USD"),
+    "NQ": ContractSpec("FUT", "CME", "USD"),
+    "MNQ": ContractSpec("FUT", "CME", "USD"),
 }
 
 
@@ -706,29 +717,40 @@ class IbkrSource:
 
     # -- fetching ----------------------------------------------------------------------------------------------
 
-    def _contract(self, symbol: str) -> tuple[Any, ContractSpec, bool]:
-        spec = get_symbol(symbol)
-        cspec = self.config.contracts.get(symbol)
+    def _contract(self, symbol: str, day: date | None = None) -> tuple[Any, ContractSpec, bool]:
+        """The IB contract of `symbol`: a stock or index as configured, or a futures contract (ESH24) as a Future of
+        its root's configured contract with its month; a bare root is refused (it names no contract)."""
+        spec = get_symbol(symbol, day)
+        key = spec.root or symbol
+        cspec = self.config.contracts.get(key)
         if cspec is None:
-            raise ValueError(f"ibkr: no IB contract configured for {symbol!r} (config key contracts.{symbol})")
-        if (cspec.sec_type == "IND") != spec.is_index:
-            raise ValueError(f"ibkr: contracts.{symbol}.sec_type {cspec.sec_type!r} does not match a {spec.kind}")
+            raise ValueError(f"ibkr: no IB contract configured for {key!r} (config key contracts.{key})")
+        if (cspec.sec_type == "IND") != spec.is_index or (cspec.sec_type == "FUT") != (spec.kind == "future"):
+            raise ValueError(f"ibkr: contracts.{key}.sec_type {cspec.sec_type!r} does not match a {spec.kind}")
+        if spec.kind == "future" and spec.expiry is None:
+            raise ValueError(
+                f"ibkr: {symbol!r} is a futures root; ask for a contract such as {symbol}H24 (its ticks are stored "
+                "under the contract's own symbol)"
+            )
         if self._module is None:
             self._module = import_ib()
-        contract = self._module.Contract(
-            symbol=symbol,
-            secType=cspec.sec_type,
-            exchange=cspec.exchange,
-            currency=cspec.currency,
-            primaryExchange=cspec.primary_exchange,
-        )
-        return contract, cspec, spec.is_index
+        fields = {"symbol": key, "secType": cspec.sec_type, "exchange": cspec.exchange, "currency": cspec.currency}
+        if spec.expiry is not None:
+            fields["lastTradeDateOrContractMonth"] = f"{spec.expiry:%Y%m}"
+        else:
+            fields["primaryExchange"] = cspec.primary_exchange
+        return self._module.Contract(**fields), cspec, spec.is_index
+
+    def _use_rth(self, contract: Any) -> bool:
+        """IB's regular hours only for stocks and indexes outside extended hours; a future's session is the whole
+        Globex day (17:00 CT the evening before), which useRTH=1 would cut to the pit hours."""
+        return not self.config.extended_hours and getattr(contract, "secType", "") != "FUT"
 
     def fetch_day(self, symbol: str, session_date: date) -> DayTape:
         """Raw bars, trades and quotes of `symbol` on `session_date` from IB; ValueError off-session or unknown."""
         if isinstance(session_date, datetime):
             session_date = session_date.date()
-        contract, cspec, index = self._contract(symbol)
+        contract, cspec, index = self._contract(symbol, session_date)
         rule = get_symbol(symbol, session_date).session_rule
         session_index(session_date, rule)  # ValueError naming the calendar on a weekend or holiday
         lo, hi = fetch_window(session_date, self.config.extended_hours, rule)
@@ -749,7 +771,7 @@ class IbkrSource:
     def _bars(
         self, symbol: str, day: date, contract: Any, cspec: ContractSpec, start_s: int, end_s: int, index: bool
     ) -> pl.DataFrame:
-        end, duration, use_rth = _ib_utc(end_s), f"{end_s - start_s} S", not self.config.extended_hours
+        end, duration, use_rth = _ib_utc(end_s), f"{end_s - start_s} S", self._use_rth(contract)
         timeout = self.config.timeout_s
 
         async def request() -> list[Any]:
@@ -775,7 +797,7 @@ class IbkrSource:
         self, symbol: str, day: date, contract: Any, cspec: ContractSpec, what: str, start_s: int, end_s: int
     ) -> list[Any]:
         """Every tick of one stream in [start_s, end_s), paged from the window start (see the module docstring)."""
-        use_rth = not self.config.extended_hours
+        use_rth = self._use_rth(contract)
         weight = self.limiter.rules.bid_ask_weight if what == "BID_ASK" else 1
         ckey = (symbol, cspec.sec_type, cspec.exchange, what)
         timeout = self.config.timeout_s

@@ -36,6 +36,7 @@ class FakeSymbol:
     ask: float = 100.05
     quote_volume: float = 1.5e9
     funding_interval_hours: int | None = None  # listed in fundingInfo when set (binance lists adjusted ones only)
+    ticker: bool = True  # False: absent from the ticker and book-ticker answers (a ticker that cannot be matched)
 
     def mark_at(self, t_ms: int) -> float:
         return self.mark_start + self.mark_step * (t_ms - self.mark_origin_ms) / 60_000
@@ -230,7 +231,7 @@ class FakeExchange:
                 "count": 2,
             }
             for s in self.symbols.values()
-            if query.get("symbol") in (None, s.symbol)
+            if query.get("symbol") in (None, s.symbol) and s.ticker
         ]
         return rows[0] if "symbol" in query else rows
 
@@ -245,7 +246,7 @@ class FakeExchange:
                 "time": 0,
             }
             for s in self.symbols.values()
-            if query.get("symbol") in (None, s.symbol)
+            if query.get("symbol") in (None, s.symbol) and s.ticker
         ]
         return rows[0] if "symbol" in query else rows
 

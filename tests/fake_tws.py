@@ -618,7 +618,7 @@ class FakeTws:
 def _parse_request(f: list[str]) -> HistRequest:
     """The fields of a 20 reqHistoricalData or 96 reqHistoricalTicks (12 contract fields from index 2)."""
     contract = {
-        "symbol": f[3],
+        "symbol": f[3] if f[4] != "FUT" else f"{f[3]}:{f[5]}",  # a future is its root and contract month
         "sec_type": f[4],
         "exchange": f[9],
         "primary_exchange": f[10],

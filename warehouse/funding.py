@@ -59,6 +59,7 @@ class FundingIngestStats:
     mark_prices: int
     quarantined: int
     reasons: dict[str, int] = field(default_factory=dict)
+    gaps: int = 0  # (exchange, symbol) pairs the source asked for and did not fully get
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,13 @@ def ingest_funding_day(con: duckdb.DuckDBPyConnection, source: FundingSource, da
     marks, bad_m = validate_mark_prices(tape.mark_prices, day)
     source_name = getattr(source, "name", type(source).__name__)
     bad = _quarantine_rows(pl.concat([bad_r, bad_m]), source_name)
+    gaps = pl.DataFrame(
+        list(getattr(tape, "gaps", ())),
+        schema={"exchange": pl.Utf8, "symbol": pl.Utf8, "reason": pl.Utf8},
+        orient="row",
+    ).with_columns(pl.lit(source_name).alias("source"), pl.lit(utc_now(), dtype=pl.Datetime("us")).alias("recorded_at"))
     writes = [
+        PartitionWrite("raw.funding_gaps", frame=gaps),
         PartitionWrite("raw.funding_rates", frame=rates),
         PartitionWrite("raw.mark_prices", frame=marks),
         PartitionWrite(
@@ -202,6 +209,7 @@ def ingest_funding_day(con: duckdb.DuckDBPyConnection, source: FundingSource, da
         mark_prices=counts.get("raw.mark_prices", 0),
         quarantined=counts.get("raw.quarantine", 0),
         reasons=dict(sorted(Counter(bad["reason"].to_list()).items())),
+        gaps=counts.get("raw.funding_gaps", 0),
     )
 
 
@@ -369,7 +377,8 @@ def funding_checks(con: duckdb.DuckDBPyConnection, days: Sequence[date]) -> dict
     or interval not in {1, 2, 4, 8}). `passed` + counts + a few examples per check."""
     ds = _day_list(days)
     if not ds:
-        return {"passed": True, "dates": [], "duplicate_funding_times": 0, "interval_gaps": 0, "out_of_bounds": 0}
+        empty = {"duplicate_funding_times": 0, "interval_gaps": 0, "recorded_gaps": 0, "out_of_bounds": 0}
+        return {"passed": True, "dates": [], **empty}
     params = {"days": ds, "lo": ds[0] - timedelta(days=1), "hi": ds[-1]}
     dups = query_polars(
         con,
@@ -401,17 +410,24 @@ def funding_checks(con: duckdb.DuckDBPyConnection, days: Sequence[date]) -> dict
            ORDER BY exchange, symbol, funding_time""",
         {"days": ds, "max_rate": MAX_RATE},
     )
+    recorded = query_polars(
+        con,
+        "SELECT exchange, symbol, day, reason FROM raw.funding_gaps WHERE list_contains($days, day) ORDER BY ALL",
+        {"days": ds},
+    )
     rows = con.execute("SELECT count(*) FROM raw.funding_rates WHERE list_contains(?, day)", [ds]).fetchone()[0]
     return {
-        "passed": dups.height == 0 and gaps.height == 0 and bounds.height == 0,
+        "passed": dups.height == 0 and gaps.height == 0 and bounds.height == 0 and recorded.height == 0,
         "dates": [d.isoformat() for d in ds],
         "rows": int(rows),
         "duplicate_funding_times": dups.height,
         "interval_gaps": gaps.height,
+        "recorded_gaps": recorded.height,
         "out_of_bounds": bounds.height,
         "examples": {
             "duplicate_funding_times": _examples(dups),
             "interval_gaps": _examples(gaps),
+            "recorded_gaps": _examples(recorded, 50),
             "out_of_bounds": _examples(bounds),
         },
     }

@@ -281,3 +281,18 @@ def test_constructor_rejects_bad_arguments() -> None:
         CcxtFundingSource(["binance"], ["BTCUSDT"], page_limit=0)
     with pytest.raises(ValueError, match="symbols"):
         CcxtFundingSource(["binance"], [])
+
+
+def test_a_symbol_without_rows_or_without_a_ticker_is_a_recorded_gap_not_silence() -> None:
+    symbols = _symbols()
+    symbols["BTCUSDT"].funding = [(t, r) for t, r in symbols["BTCUSDT"].funding if t < DAY0 - 8 * HOUR_MS]  # delisted
+    symbols["ETHUSDT"].ticker = False
+    with FakeExchange(symbols) as fake:
+        tape = _source(fake).fetch_day(DAY)
+    assert sorted((e, s) for e, s, _ in tape.gaps) == [("binance", "BTCUSDT"), ("binance", "ETHUSDT")]
+    reasons = {s: r for _, s, r in tape.gaps}
+    assert reasons["BTCUSDT"] == "no funding rows on 2024-03-01 from binance"
+    assert reasons["ETHUSDT"].startswith("no ticker matched ETH/USDT:USDT on binance")
+    assert tape.funding_rates.filter(pl.col("symbol") == "BTCUSDT").height == 0
+    with FakeExchange(_symbols()) as fake:
+        assert _source(fake).fetch_day(DAY).gaps == ()

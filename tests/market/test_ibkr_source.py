@@ -678,3 +678,34 @@ def test_ticks_before_the_requested_start_are_dropped(caplog: pytest.LogCaptureF
             tape = source.fetch_day("SPY", DAY)
     assert tape.trades["price"].to_list() == [470.0, 470.5]
     assert "dropped 1 ticks before the requested start" in caplog.text
+
+
+def test_a_futures_contract_is_a_future_of_its_root_over_the_whole_globex_day() -> None:
+    from market.calendar import CME_EQUITY, session_bounds
+
+    day = date(2024, 1, 16)  # the Globex day opens at 17:00 CT on MLK Day, the 15th
+    lo, hi = (int(b.astype("int64") // 1_000_000_000) for b in session_bounds(day, CME_EQUITY))
+    m = FakeMarket()
+    m.set_ticks(
+        "ES:202403",
+        "TRADES",
+        [
+            TradeTick(lo - 60, 4799.0, 1.0),
+            TradeTick(lo, 4800.0, 2.0),
+            TradeTick(lo, 4800.0, 2.0),
+            TradeTick(hi - 1, 4810.25, 1.0),
+        ],
+    )
+    m.set_ticks("ES:202403", "BID_ASK", [QuoteTick(lo, 4799.75, 4800.0, 10.0, 12.0)])
+    m.set_bars("ES:202403", [Bar(lo, 4800.0, 4800.0, 4800.0, 4800.0, 4.0, 4800.0, 2)])
+    with FakeTws(m) as tws:
+        source, _, _ = make_source(tws.port)
+        with source:
+            tape = source.fetch_day("ESH24", day)
+            with pytest.raises(ValueError, match="'ES' is a futures root; ask for a contract such as ESH24"):
+                source.fetch_day("ES", day)
+        requests = tws.requests_of("ticks")
+    assert {(r.symbol, r.sec_type, r.exchange, r.use_rth) for r in requests} == {("ES:202403", "FUT", "CME", False)}
+    assert requests[0].start == datetime.fromtimestamp(lo, UTC).strftime("%Y%m%d-%H:%M:%S")  # 23:00 UTC on the 15th
+    assert tape.trades["price"].to_list() == [4800.0, 4800.0, 4810.25]  # the repeat kept, nothing before the open
+    assert tape.quotes.height == 1 and tape.bars.height == 1

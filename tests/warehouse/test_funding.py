@@ -386,3 +386,27 @@ def test_load_funding_frames_names_the_days_to_materialize(con: duckdb.DuckDBPyC
     con.execute("DELETE FROM raw.mark_prices WHERE day = ?", [DAY])
     with pytest.raises(ValueError, match="materialize raw_mark_prices for 2024-05-07"):
         load_funding_frames(con, DAY, DAY)
+
+
+def test_gaps_a_source_records_are_stored_per_day_and_fail_the_gap_check(con: duckdb.DuckDBPyConnection) -> None:
+    inner = SyntheticFundingSource(CFG)
+
+    class Gappy:
+        name = "gappy"
+
+        def __init__(self, gaps: tuple) -> None:
+            self.gaps = gaps
+
+        def fetch_day(self, day: date) -> FundingTape:
+            tape = inner.fetch_day(day)
+            return FundingTape(tape.funding_rates, tape.mark_prices, self.gaps)
+
+    stats = ingest_funding_day(
+        con, Gappy((("binance", "DOGEUSDT", "no funding rows on 2024-05-07 from binance"),)), DAY
+    )
+    assert stats.gaps == 1
+    checked = funding_checks(con, [DAY])
+    assert not checked["passed"] and checked["recorded_gaps"] == 1
+    assert checked["examples"]["recorded_gaps"][0]["reason"] == "no funding rows on 2024-05-07 from binance"
+    assert ingest_funding_day(con, Gappy(()), DAY).gaps == 0  # fetched again without the gap: replaced
+    assert funding_checks(con, [DAY])["recorded_gaps"] == 0
