@@ -31,6 +31,12 @@ How each column is obtained, and what is approximated:
   and low inside a second are dropped), and a second without a print has no row. The index's minute aggregates are
   its vendor bars, with volume 0.0 where Polygon gives none (indexes have no volume).
 
+- Futures contracts (ESH24, sent to Polygon as ESH4: its tickers carry a one-digit year; `tickers:` overrides):
+  `list_futures_trades(ticker, session_end_date=d, sort=timestamp.asc)`, Polygon's own CME trading day, which opens
+  the evening before. ts = `timestamp` (UTC ns); vendor_id = channel:sequence_number. Quotes from
+  `list_futures_quotes` the same way (sizes in contracts); minute bars from `list_futures_aggregates(resolution=1min,
+  window_start over the session)`, ts = `window_start` (ns), vwap = dollar_volume / volume where sent.
+
 Polygon's traps: every list follows `next_url` (the massive iterator does, keeping only the URL's path and query, so
 the base stays ours), because a page can stop short of `limit` (client issue #72). A whole session can be missing
 (#338): no trades and no minute bars for a day the calendar says traded raises `MissingDataError`, and the ingest
@@ -74,7 +80,7 @@ from market.sources import (
     SourceError,
     empty_quotes,
 )
-from market.symbols import get_symbol
+from market.symbols import MONTH_CODES, get_symbol
 from market.values import is_int, is_number
 
 __all__ = [
@@ -237,8 +243,14 @@ class PolygonConfig:
         return cls(**values)
 
     def ticker(self, symbol: str) -> str:
-        """Polygon's ticker for `symbol` (e.g. SPX -> I:SPX); unmapped symbols are their own ticker."""
-        return self.tickers.get(symbol, symbol)
+        """Polygon's ticker for `symbol` (e.g. SPX -> I:SPX); unmapped symbols are their own ticker, except futures
+        contracts, which Polygon writes with a one-digit year (ESH24 -> ESH4)."""
+        if symbol in self.tickers:
+            return self.tickers[symbol]
+        spec = get_symbol(symbol)
+        if spec.kind == "future" and spec.expiry is not None:
+            return f"{spec.root}{MONTH_CODES[spec.expiry.month - 1]}{spec.expiry.year % 10}"
+        return symbol
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -332,6 +344,54 @@ def _levels_frame(symbol: str, seconds: list[Any]) -> pl.DataFrame:
         [_ms_to_ns(a.timestamp, _SECOND_NS - 1) for a in seconds],
         price=[a.close for a in seconds],
         size=[0.0] * len(seconds),
+    )
+
+
+def _futures_trades_frame(symbol: str, trades: list[Any]) -> pl.DataFrame:
+    """Futures trades: ts = `timestamp` (UTC ns, the exchange's), price, size; vendor_id = the feed's channel and
+    sequence number, so only a print sent twice is a duplicate."""
+    frame = _frame(
+        TRADE_SCHEMA,
+        symbol,
+        [t.timestamp for t in trades],
+        price=[t.price for t in trades],
+        size=[t.size for t in trades],
+    )
+    ids = [None if t.sequence_number is None else f"{t.channel}:{t.sequence_number}" for t in trades]
+    return frame.with_columns(pl.Series("vendor_id", ids, dtype=pl.Utf8))
+
+
+def _futures_quotes_frame(symbol: str, quotes: list[Any]) -> pl.DataFrame:
+    """Futures top of book at `timestamp`; sizes are contracts, as sent."""
+    return _frame(
+        QUOTE_SCHEMA,
+        symbol,
+        [q.timestamp for q in quotes],
+        bid=[q.bid_price for q in quotes],
+        ask=[q.ask_price for q in quotes],
+        bid_size=[q.bid_size for q in quotes],
+        ask_size=[q.ask_size for q in quotes],
+    )
+
+
+def _futures_bars_frame(symbol: str, aggs: list[Any]) -> pl.DataFrame:
+    """Futures minute aggregates: ts = `window_start` (UTC ns); vwap from dollar volume where Polygon sends it."""
+
+    def vwap(a: Any) -> Any:
+        usable = is_number(a.dollar_volume) and is_number(a.volume) and a.volume > 0
+        return a.dollar_volume / a.volume if usable else None
+
+    return _frame(
+        BAR_SCHEMA,
+        symbol,
+        [a.window_start for a in aggs],
+        open=[a.open for a in aggs],
+        high=[a.high for a in aggs],
+        low=[a.low for a in aggs],
+        close=[a.close for a in aggs],
+        volume=[a.volume for a in aggs],
+        vwap=[vwap(a) for a in aggs],
+        trade_count=[a.transactions for a in aggs],
     )
 
 
@@ -483,6 +543,31 @@ class PolygonSource:
             limit=MAX_PAGE_LIMIT,
         )
 
+    def _futures_day(self, symbol: str, ticker: str, day: date, start: Any, end: Any) -> DayTape:
+        """A futures contract's trading day: trades and quotes by Polygon's session_end_date (the CME trading day,
+        which opens the evening before), minute aggregates by window start over the same session."""
+        if symbol == ticker and get_symbol(symbol).expiry is None:
+            raise ValueError(f"polygon: {symbol!r} is a futures root; ask for a contract such as {symbol}H24")
+        page = {"session_end_date": day.isoformat(), "limit": self.config.page_limit, "sort": "timestamp.asc"}
+        trades = _futures_trades_frame(symbol, self._list("list_futures_trades", ticker, symbol, day, **page))
+        bars = None
+        if self.config.bars:
+            window = {"window_start_gte": int(start.astype("int64")), "window_start_lt": int(end.astype("int64"))}
+            listed = self._list(
+                "list_futures_aggregates", ticker, symbol, day, resolution="1min", limit=MAX_PAGE_LIMIT, **window
+            )
+            bars = _futures_bars_frame(symbol, listed)
+        if trades.height == 0:
+            kind = MissingDataError if bars is None or bars.height == 0 else PolygonSourceError
+            raise kind(
+                f"polygon has no trades for {symbol} (ticker {ticker}) on the CME trading day {day}"
+                + ("" if kind is MissingDataError else f" but {bars.height} minute bars: refusing to store nothing")
+            )
+        quotes = None
+        if self.config.quotes:
+            quotes = _futures_quotes_frame(symbol, self._list("list_futures_quotes", ticker, symbol, day, **page))
+        return DayTape(trades=trades, quotes=quotes, bars=bars)
+
     def fetch_day(self, symbol: str, session_date: date) -> DayTape:
         """Raw trades, quotes and vendor minute bars of `symbol` on `session_date`.
 
@@ -491,6 +576,8 @@ class PolygonSource:
         spec = get_symbol(symbol, session_date)
         start, end = fetch_window(session_date, self.config.extended_hours, spec.session_rule)
         ticker = self.config.ticker(symbol)
+        if spec.kind == "future":
+            return self._futures_day(symbol, ticker, session_date, start, end)
         if spec.is_index:
             trades = _levels_frame(symbol, self._aggs(ticker, symbol, session_date, "second"))
         else:

@@ -6,6 +6,9 @@ URL to hand to `RESTClient(base=...)` (or `PolygonConfig(base_url=...)`). Endpoi
 - `/v3/trades/{ticker}` and `/v3/quotes/{ticker}`: filters `timestamp.gte/.gt/.lte/.lt` (ns integers, or a
   YYYY-MM-DD date meaning midnight UTC), `order` asc|desc (default asc here), `sort` (only `timestamp`), `limit`
   (default 1000, max 50000). Body: status, request_id, results and, while rows remain, `next_url`.
+- `/futures/v1/trades/{ticker}` and `/futures/v1/quotes/{ticker}`: filter `session_end_date` (the CME trading
+  day) and `timestamp.*` (ns), sort `timestamp.asc`; `/futures/v1/aggs/{ticker}`: `resolution=1min`,
+  `window_start.*` (ns). Paged like v3.
 - `/v2/aggs/ticker/{ticker}/range/1/{timespan}/{from}/{to}`: the ticker's stored aggregates of that timespan
   ("minute", "second") whose bar start `t` lies in [from, to]; dates are whole New York days (as Polygon reads
   them for stocks), integers are Unix ms. `sort` asc|desc, `limit` (default 5000, max 50000), `adjusted` logged
@@ -85,6 +88,9 @@ class FakeTicker:
     trades: list[dict[str, Any]] = field(default_factory=list)  # v3 trade objects (sip_timestamp: UTC ns)
     quotes: list[dict[str, Any]] = field(default_factory=list)  # v3 quote objects (sip_timestamp: UTC ns)
     aggs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # timespan -> agg objects (t: bar start ms)
+    futures_trades: list[dict[str, Any]] = field(default_factory=list)  # /futures/v1 objects (timestamp: UTC ns)
+    futures_quotes: list[dict[str, Any]] = field(default_factory=list)
+    futures_aggs: list[dict[str, Any]] = field(default_factory=list)  # 1-minute bars (window_start: UTC ns)
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,8 @@ class FakePolygonData:
                 return self._v3(parts[1], parts[2], path, query, offset, base_url)
             if len(parts) == 9 and parts[:3] == ["v2", "aggs", "ticker"] and parts[4] == "range":
                 return self._aggs(parts, path, query, offset, base_url)
+            if len(parts) == 4 and parts[:2] == ["futures", "v1"] and parts[2] in ("trades", "quotes", "aggs"):
+                return self._futures(parts[2], parts[3], path, query, offset, base_url)
         except ValueError as exc:
             return _error(400, str(exc))
         return _error(404)
@@ -221,6 +229,31 @@ class FakePolygonData:
         }
         if page:
             body["results"] = page
+        if next_url:
+            body["next_url"] = next_url
+        return 200, json.dumps(body)
+
+    def _futures(
+        self, kind: str, ticker: str, path: str, query: dict[str, str], offset: int, base_url: str
+    ) -> tuple[int, str]:
+        """Futures trades and quotes filtered by session_end_date (and timestamp), aggregates by window_start."""
+        if ticker in self.forbidden:
+            return _error(403)
+        data = self.tickers.get(ticker, FakeTicker())
+        if kind == "aggs":
+            if query.get("resolution") != "1min":
+                raise ValueError(f"the fake serves resolution 1min only, got {query.get('resolution')!r}")
+            key, rows = "window_start", data.futures_aggs
+        else:
+            if query.get("sort", "timestamp.asc") != "timestamp.asc":
+                raise ValueError(f"sort must be timestamp.asc, got {query['sort']!r}")
+            key, rows = "timestamp", getattr(data, f"futures_{kind}")
+            if "session_end_date" in query:
+                rows = [r for r in rows if r["session_end_date"] == query["session_end_date"]]
+        bounds = {op: int(query[f"{key}.{op}"]) for op in ("gte", "gt", "lte", "lt") if f"{key}.{op}" in query}
+        rows = sorted((r for r in rows if _within(r[key], bounds)), key=lambda r: r[key])
+        page, next_url = self._page(rows, path, query, offset, base_url, default_limit=1000)
+        body: dict[str, Any] = {"results": page, "status": "OK", "request_id": uuid.uuid4().hex}
         if next_url:
             body["next_url"] = next_url
         return 200, json.dumps(body)

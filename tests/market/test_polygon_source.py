@@ -572,3 +572,36 @@ def test_a_rate_limited_later_page_is_retried_alone_without_restarting_the_list(
     trades = [r for r in data.requests if r.path.startswith("/v3/trades/")]
     assert [r.status for r in trades] == [200, 429, 429, 200, 200]
     assert sum("cursor" not in r.query for r in trades) == 1  # the first page was asked for once
+
+
+def test_a_futures_contract_day_comes_from_the_futures_endpoints_by_cme_trading_day() -> None:
+    from market.calendar import CME_EQUITY
+
+    day = date(2024, 1, 16)
+    lo, hi = (int(b.astype(np.int64)) for b in session_bounds(day, CME_EQUITY))
+    data = FakePolygonData(api_key=KEY, page_cap=2)  # tiny pages: next_url must be followed
+    es = data.ticker("ESH4")
+    trade = {"ticker": "ESH4", "session_end_date": "2024-01-16", "channel": 1}
+    es.futures_trades = [
+        {**trade, "timestamp": lo + 1_000_000, "price": 4800.0, "size": 2, "sequence_number": 10},
+        {**trade, "timestamp": lo + 1_000_000, "price": 4800.0, "size": 2, "sequence_number": 11},  # a legal repeat
+        {**trade, "timestamp": lo + 1_000_000, "price": 4800.0, "size": 2, "sequence_number": 10},  # sent twice
+        {**trade, "timestamp": hi - 1, "price": 4810.25, "size": 1, "sequence_number": 12},
+        {**trade, "session_end_date": "2024-01-17", "timestamp": hi + 3_600 * 10**9, "price": 4811.0, "size": 1},
+    ]
+    es.futures_quotes = [
+        {"ticker": "ESH4", "session_end_date": "2024-01-16", "timestamp": lo, "bid_price": 4799.75,
+         "ask_price": 4800.0, "bid_size": 12, "ask_size": 9},
+    ]  # fmt: skip
+    es.futures_aggs = [
+        {"ticker": "ESH4", "window_start": lo, "open": 4800.0, "high": 4800.0, "low": 4800.0, "close": 4800.0,
+         "volume": 6, "dollar_volume": 28_800.0, "transactions": 3},
+    ]  # fmt: skip
+    with serve_polygon(data) as url:
+        tape = make_source(url).fetch_day("ESH24", day)
+        assert data.paths("/futures/v1/trades/ESH4") and data.paths("/futures/v1/aggs/ESH4")
+    assert tape.trades["price"].to_list() == [4800.0, 4800.0, 4800.0, 4810.25]
+    assert tape.trades["vendor_id"].to_list() == ["1:10", "1:11", "1:10", "1:12"]
+    clean, bad = validate_trades(tape.trades, get_symbol("ESH24"), day)
+    assert clean.height == 3 and bad["reason"].to_list() == ["duplicate"]  # only the re-send goes
+    assert tape.quotes["bid_size"].to_list() == [12.0] and tape.bars["vwap"].to_list() == [4800.0]
