@@ -316,7 +316,7 @@ def _check_columns(value: Any) -> Mapping[str, Mapping[str, str | None]]:
 class FileImportConfig:
     """Where the user's files are and how to read them (every key is described in the module docstring)."""
 
-    trades: str  # path/glob of trade (or index level) files; {symbol} and {date} placeholders
+    trades: str | None  # path/glob of trade (or index level) files; {symbol} and {date}; None = bars only
     quotes: str | None = None  # path/glob of quote files; None = no quotes
     bars: str | None = None  # path/glob of minute-bar files (ts = bar start); None = no bars
     format: str = "auto"  # auto (by extension) | csv | parquet
@@ -327,9 +327,11 @@ class FileImportConfig:
     extended_hours: bool = False  # take 04:00-20:00 New York instead of the regular session
 
     def __post_init__(self) -> None:
+        if self.trades is None and self.bars is None:
+            raise ValueError("FileImportConfig: set trades (tick files), bars (1-minute bar files) or both")
         for key in KINDS:
             value = getattr(self, key)
-            if value is not None or key == "trades":
+            if value is not None:
                 _Template.parse(key, value)
         if self.format not in FORMATS:
             raise ValueError(f"FileImportConfig.format: must be one of {', '.join(FORMATS)}, got {self.format!r}")
@@ -374,9 +376,9 @@ class FileImportConfig:
             raise ValueError(
                 f"FileImportConfig: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        if d.get("trades") is None:
-            raise ValueError("FileImportConfig.trades: required (the path or glob of the trade files)")
-        return cls(**dict(d))
+        if d.get("trades") is None and d.get("bars") is None:
+            raise ValueError("FileImportConfig: set trades (tick files), bars (1-minute bar files) or both")
+        return cls(**{"trades": None, **dict(d)})
 
     def template(self, kind: str) -> _Template | None:
         """The parsed path template of `kind`, or None when that kind is not configured."""
@@ -605,6 +607,28 @@ def _in_window(start: Any, end: Any) -> pl.Expr:
     return (pl.col("ts") >= pl.lit(start)) & (pl.col("ts") < pl.lit(end))
 
 
+def trades_found(trades: pl.DataFrame | None) -> bool:
+    """True when some trade file held rows for the session."""
+    return trades is not None and trades.height > 0
+
+
+_MINUTE_NS = 60_000_000_000
+
+
+def _check_minute_bars(lf: pl.LazyFrame, path: Path) -> None:
+    """Refuse a bars file that is not 1-minute bars: hourly or daily bars would become a few minutes of a session.
+
+    Judged on the whole file (one symbol's rows): the smallest step between its bar starts."""
+    ts = _collect(lf.select(pl.col("ts").drop_nulls().unique().sort().cast(pl.Int64)), "bars", path).to_series()
+    steps = ts.diff().drop_nulls()
+    if steps.len() and steps.min() >= 60 * _MINUTE_NS:
+        step = "daily" if steps.min() >= 24 * 60 * _MINUTE_NS else "hourly"
+        raise FileSourceError(
+            f"bars file {path} holds {step} bars; only 1-minute bars (ts = each minute's start) are supported: "
+            "resample coarser data yourself, or import its ticks"
+        )
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The source
 
@@ -641,6 +665,13 @@ class FileSource:
         spec = get_symbol(symbol, session_date)
         start, end = fetch_window(session_date, self.config.extended_hours, spec.session_rule)
         trades = self._read_kind("trades", spec, session_date, start, end)
+        bars = self._read_kind("bars", spec, session_date, start, end)
+        if not trades_found(trades) and bars is not None and bars.height:
+            # A bars-only day (a bar backfill, or no tick file for it): the stored ticks, if any, stay as they are;
+            # the warehouse builds the session's bars from these when it holds no ticks.
+            return DayTape(trades=None, quotes=None, bars=bars)
+        if self.config.trades is None:
+            raise MissingDataError(f"file source: no 1-minute bars of {spec.symbol} for {session_date}")
         if trades is None:
             template = self.config.template("trades")
             pattern = template.pattern(spec.symbol, session_date)
@@ -660,7 +691,6 @@ class FileSource:
             )
         # No quotes or bars file (or none configured) is None, not empty: the warehouse keeps what is stored.
         quotes = empty_quotes() if spec.is_index else self._read_kind("quotes", spec, session_date, start, end)
-        bars = self._read_kind("bars", spec, session_date, start, end)
         return DayTape(trades=trades, quotes=quotes, bars=bars)
 
     def _read_kind(self, kind: str, spec: SymbolSpec, day: date, start: Any, end: Any) -> pl.DataFrame | None:
@@ -682,6 +712,8 @@ class FileSource:
             lf = part.lazy
             if not template.has_symbol:
                 lf = lf.filter(pl.col("symbol") == spec.symbol)
+            if kind == "bars":
+                _check_minute_bars(lf, path)
             df = _collect(lf.filter(_in_window(start, end) | pl.col("ts").is_null()), kind, path)
             if not template.has_date:
                 undated = df["ts"].null_count()

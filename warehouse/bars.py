@@ -31,6 +31,7 @@ class BarStats:
     ticks: int
     seconds: float  # whole build
     spread_modelled: tuple[str, ...] = ()  # symbols without a quote all day: spread from the instrument's model
+    vendor_built: tuple[str, ...] = ()  # symbols without ticks whose bars come from the vendor's minute bars
     trades_s: float = 0.0  # aggregating raw.ticks per minute
     quotes_s: float = 0.0  # aggregating raw.quotes per minute
     write_s: float = 0.0  # calendar grid, carry-forward and the partition replace
@@ -38,29 +39,34 @@ class BarStats:
 
 @lru_cache(maxsize=1)
 def bars_sql() -> dict[str, str]:
-    """The steps of sql/bars_1m.sql by name (read once): trade_minutes, quote_minutes, bars."""
+    """The steps of sql/bars_1m.sql by name (read once): trade_minutes, quote_minutes, vendor_minutes, bars."""
     steps: dict[str, str] = {}
     for chunk in BARS_SQL_PATH.read_text().split("-- step: ")[1:]:
         name, _, body = chunk.partition("\n")
         steps[name.strip()] = body.strip().rstrip(";")
-    if list(steps) != ["trade_minutes", "quote_minutes", "bars"]:
-        raise RuntimeError(
-            f"{BARS_SQL_PATH.name}: expected steps trade_minutes, quote_minutes, bars; got {list(steps)}"
-        )
+    if list(steps) != ["trade_minutes", "quote_minutes", "vendor_minutes", "bars"]:
+        expected = "trade_minutes, quote_minutes, vendor_minutes, bars"
+        raise RuntimeError(f"{BARS_SQL_PATH.name}: expected steps {expected}; got {list(steps)}")
     return steps
 
 
 def _grid(con: duckdb.DuckDBPyConnection, session_date: date) -> pl.DataFrame:
-    """The calendar minutes of every symbol with a trade that day, with its instrument's fallback spread."""
-    symbols = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM _bars_trade_minutes ORDER BY 1").fetchall()]
+    """The calendar minutes of every symbol with a trade (or, failing that, a vendor bar) that day, with how its bars
+    are built and its instrument's fallback spread."""
+    built = con.execute(
+        "SELECT DISTINCT symbol, 'ticks' FROM _bars_trade_minutes "
+        "UNION ALL SELECT DISTINCT symbol, 'vendor' FROM _bars_vendor_minutes ORDER BY 1"
+    ).fetchall()
+    symbols = [s for s, _ in built]
     specs = {s: get_symbol(s, session_date) for s in symbols}
     fallback = pl.DataFrame(
         {
             "symbol": symbols,
+            "built_from": [b for _, b in built],
             "fallback_spread": [sp.spread * sp.tick if sp.spread_model == "ticks" else 0.0 for sp in specs.values()],
             "fallback_bps": [sp.spread if sp.spread_model == "bps" else 0.0 for sp in specs.values()],
         },
-        schema={"symbol": pl.Utf8, "fallback_spread": pl.Float64, "fallback_bps": pl.Float64},
+        schema={"symbol": pl.Utf8, "built_from": pl.Utf8, "fallback_spread": pl.Float64, "fallback_bps": pl.Float64},
     )
     return minute_grid((s, session_date) for s in symbols).join(fallback, on="symbol").drop("session_date")
 
@@ -79,6 +85,7 @@ def build_bars(con: duckdb.DuckDBPyConnection, session_date: date) -> BarStats:
         con.execute(steps["trade_minutes"], {"session_date": session_date})
         t1 = time.perf_counter()
         con.execute(steps["quote_minutes"], {"session_date": session_date})
+        con.execute(steps["vendor_minutes"], {"session_date": session_date})
         t2 = time.perf_counter()
         with registered(con, _grid(con, session_date)) as grid:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _bars_grid AS SELECT * FROM {grid}")
@@ -87,12 +94,13 @@ def build_bars(con: duckdb.DuckDBPyConnection, session_date: date) -> BarStats:
     finally:
         con.execute(
             "DROP TABLE IF EXISTS _bars_trade_minutes; DROP TABLE IF EXISTS _bars_quote_minutes; "
-            "DROP TABLE IF EXISTS _bars_grid"
+            "DROP TABLE IF EXISTS _bars_vendor_minutes; DROP TABLE IF EXISTS _bars_grid"
         )
     seconds = time.perf_counter() - t0
     rows = con.execute(
-        "SELECT symbol, count(*), count(*) FILTER (WHERE filled), sum(trade_count), bool_and(spread_modelled) "
-        "FROM core.bars_1m WHERE session_date = ? GROUP BY symbol ORDER BY symbol",
+        "SELECT symbol, count(*), count(*) FILTER (WHERE filled), coalesce(sum(trade_count), 0), "
+        "bool_and(spread_modelled), any_value(built_from) FROM core.bars_1m WHERE session_date = ? "
+        "GROUP BY symbol ORDER BY symbol",
         [session_date],
     ).fetchall()
     return BarStats(
@@ -103,6 +111,7 @@ def build_bars(con: duckdb.DuckDBPyConnection, session_date: date) -> BarStats:
         ticks=int(sum(r[3] for r in rows)),
         seconds=seconds,
         spread_modelled=tuple(r[0] for r in rows if r[4]),
+        vendor_built=tuple(r[0] for r in rows if r[5] == "vendor"),
         trades_s=t1 - t0,
         quotes_s=t2 - t1,
         write_s=t3 - t2,

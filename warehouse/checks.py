@@ -19,7 +19,7 @@ from market.calendar import is_session
 from market.symbols import get_symbol
 from market.values import is_int, is_number
 from warehouse.db import query_polars, registered
-from warehouse.features import FEATURES, KEYS, WARMUP_MINUTES, compute_features
+from warehouse.features import FEATURES, KEYS, UNKNOWN_FROM_VENDOR_BARS, WARMUP_MINUTES, compute_features
 from warehouse.sessions import minute_grid, symbol_sessions
 
 MAX_EXAMPLES = 5
@@ -110,11 +110,14 @@ def bar_integrity(
                 WHERE NOT coalesce(low <= least(open, close) AND greatest(open, close) <= high
                                    AND isfinite(open + high + low + close), false)""",
             "vwap_outside_range": f"""SELECT symbol, session_date, minute, low, vwap, high FROM {bars}
-                WHERE NOT coalesce(vwap BETWEEN low - 1e-9 * abs(low) AND high + 1e-9 * abs(high), false)""",
+                WHERE NOT coalesce(vwap BETWEEN low - 1e-9 * abs(low) AND high + 1e-9 * abs(high), false)
+                  AND NOT (vwap IS NULL AND built_from = 'vendor')""",
             "negative_volume": f"""SELECT symbol, session_date, minute, volume, buy_volume, sell_volume
                 FROM {bars}
                 WHERE NOT coalesce(volume >= 0 AND buy_volume >= 0 AND sell_volume >= 0
-                                   AND buy_volume + sell_volume <= volume * (1 + 1e-9), false)""",
+                                   AND buy_volume + sell_volume <= volume * (1 + 1e-9), false)
+                  AND NOT (built_from = 'vendor' AND buy_volume IS NULL AND sell_volume IS NULL
+                           AND coalesce(volume >= 0, false))""",
             "duplicate_minutes": f"""SELECT symbol, session_date, minute, count(*) - 1 AS extra FROM {bars}
                 GROUP BY ALL HAVING count(*) > 1""",
             "missing_minutes": f"""SELECT g.symbol, g.session_date, g.minute FROM {gv} g
@@ -155,12 +158,19 @@ def features_finite(con: duckdb.DuckDBPyConnection, dates: Sequence[date], warmu
     bar must have its feature row."""
     days = _dates(dates)
     names = list(FEATURES)
-    bad_any = " OR ".join(f"NOT coalesce(isfinite({n}), false)" for n in names)
-    per_col = ", ".join(f"count(*) FILTER (WHERE NOT coalesce(isfinite({n}), false)) AS {n}" for n in names)
+
+    def bad(n: str) -> str:  # a feature a vendor-built bar cannot know is unknown there, not broken
+        known = " AND coalesce(built_from, 'ticks') <> 'vendor'" if n in UNKNOWN_FROM_VENDOR_BARS else ""
+        return f"(NOT coalesce(isfinite({n}), false){known})"
+
+    bad_any = " OR ".join(bad(n) for n in names)
+    per_col = ", ".join(f"count(*) FILTER (WHERE {bad(n)}) AS {n}" for n in names)
     with registered(con, _warm_filter(_stored_pairs(con, "core.bars_1m", days), warmup)) as wv:
-        warm = f"""(SELECT f.* FROM core.features_1m f JOIN {wv} w USING (symbol, session_date)
-                    WHERE f.minute >= w.warm_from)"""
-        checked = con.execute(f"SELECT count(*) FROM {warm}").fetchone()[0]
+        warm = f"""(SELECT f.*, b.built_from FROM core.features_1m f JOIN {wv} w USING (symbol, session_date)
+                    LEFT JOIN core.bars_1m b USING (symbol, session_date, minute) WHERE f.minute >= w.warm_from)"""
+        checked, vendor_rows = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE built_from = 'vendor') FROM {warm}"
+        ).fetchone()
         counts = query_polars(con, f"SELECT {per_col} FROM {warm}").row(0, named=True)
         bad_rows = query_polars(
             con,
@@ -184,6 +194,8 @@ def features_finite(con: duckdb.DuckDBPyConnection, dates: Sequence[date], warmu
         "rows_checked": int(checked),
         "non_finite_values": total,
         "missing_feature_rows": int(missing),
+        "vendor_built_rows": int(vendor_rows),  # their UNKNOWN_FROM_VENDOR_BARS features are NULL by design
+        "unknown_from_vendor_bars": list(UNKNOWN_FROM_VENDOR_BARS) if vendor_rows else [],
         "non_finite_by_feature": non_finite,
         "examples": examples,
     }

@@ -10,7 +10,7 @@ import polars as pl
 
 from market.values import as_date
 from warehouse.db import query_polars
-from warehouse.features import FEATURES
+from warehouse.features import FEATURES, UNKNOWN_FROM_VENDOR_BARS
 
 FRAME_COLUMNS = ("symbol", "session_date", "minute", "open", "close", "mean_spread", *FEATURES)
 
@@ -43,6 +43,18 @@ def load_training_frame(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], 
     n_bars = con.execute(f"SELECT count(*) FROM core.bars_1m b WHERE {where}", params).fetchone()[0]
     if not n_bars:
         raise ValueError(f"no bars for {names} between {start} and {end}; ingest and build bars and features first")
+    vendor = con.execute(
+        f"SELECT DISTINCT b.symbol, b.session_date FROM core.bars_1m b WHERE {where} AND b.built_from = 'vendor' "
+        "ORDER BY ALL",
+        params,
+    ).fetchall()
+    if vendor:
+        listed = ", ".join(f"{s} {d}" for s, d in vendor[:5])
+        raise ValueError(
+            f"{len(vendor)} sessions between {start} and {end} were built from vendor minute bars ({listed}); "
+            f"their {', '.join(UNKNOWN_FROM_VENDOR_BARS)} are unknown (no trade-level data), so they cannot feed "
+            "this frame: import their ticks, or leave those sessions out"
+        )
     if frame.height != n_bars:
         raise ValueError(
             f"{n_bars - frame.height} of {n_bars} bars for {names} between {start} and {end} "

@@ -247,7 +247,11 @@ def query_polars(
         if target is None:
             series = pl.Series(name, data.tolist())
         elif target == pl.Utf8:
-            series = pl.Series(name, data, dtype=pl.Utf8)
+            # A masked text column's hidden slots hold arbitrary fill objects: keep only the real strings.
+            values = data.tolist()
+            if mask is not None:
+                values = [None if m else v for v, m in zip(values, mask.tolist(), strict=True)]
+            series = pl.Series(name, values, dtype=pl.Utf8)
         elif target == pl.Date:
             series = pl.Series(name, data.astype("datetime64[D]")).cast(pl.Date)
         elif isinstance(target, pl.Datetime):

@@ -62,6 +62,16 @@ FEATURE_GROUPS: dict[str, dict[str, str]] = {
     "time_of_day": TIME_OF_DAY,
 }
 FEATURES: dict[str, str] = {**MICROSTRUCTURE, **MOMENTUM, **TIME_OF_DAY}
+# What a bar built from a vendor's minute bars cannot know (the buy/sell split, often VWAP and the trade count):
+# these features stay NULL on such bars, never a made-up zero.
+UNKNOWN_FROM_VENDOR_BARS = (
+    "imbalance_1m",
+    "imbalance_3m",
+    "imbalance_5m",
+    "imbalance_day",
+    "vwap_dev",
+    "trade_count_z_30",
+)
 WARMUP_MINUTES = 30  # longest lookback (ret_30m, 30-minute windows): every feature is finite from this index on
 FULL_SESSION_MINUTES = 390
 KEYS = ["symbol", "session_date"]
@@ -160,9 +170,26 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
                 **dict.fromkeys(FEATURES, pl.Float64),
             }
         )
+    vendor = _vendor_rows(bars)
     df = _positions(_prepared(bars))
     df = _windowed(_returns(df))
-    return _features(df).select("symbol", "session_date", "minute", *FEATURES)
+    out = _features(df).select("symbol", "session_date", "minute", *FEATURES)
+    if vendor is None:
+        return out
+    out = out.join(vendor, on=[*KEYS, "minute"], how="left", maintain_order="left")
+    unknown = pl.col("_vendor").fill_null(False)
+    return out.with_columns(pl.when(~unknown).then(pl.col(n)).alias(n) for n in UNKNOWN_FROM_VENDOR_BARS).drop(
+        "_vendor"
+    )
+
+
+def _vendor_rows(bars: pl.DataFrame) -> pl.DataFrame | None:
+    """Keys of the bars built from vendor minute bars (None when there are none)."""
+    if "built_from" not in bars.columns or not (bars["built_from"] == "vendor").any():
+        return None
+    return bars.filter(pl.col("built_from") == "vendor").select(
+        *KEYS, pl.col("minute").cast(pl.Datetime("us")), pl.lit(True).alias("_vendor")
+    )
 
 
 c = pl.col

@@ -1,4 +1,4 @@
--- 1-minute bars of one session, on exactly the calendar's minutes. Three statements, run in order by
+-- 1-minute bars of one session, on exactly the calendar's minutes. Four statements, run in order by
 -- warehouse/bars.py (each begins with a "step" marker comment naming it):
 --   trade_minutes / quote_minutes aggregate the day's ticks and quotes into small temp tables with plain
 --   GROUP BYs (no window function ever touches a tick; run as separate statements they are ~1.5x faster
@@ -39,19 +39,46 @@ FROM raw.quotes
 WHERE session_date = $session_date
 GROUP BY ALL;
 
+-- step: vendor_minutes
+-- Sessions without a single tick but with the vendor's minute bars (an IB `ticks: false` backfill, a bars file):
+-- their bars, with the fields a bar cannot carry left NULL.
+CREATE OR REPLACE TEMP TABLE _bars_vendor_minutes AS
+SELECT
+    symbol,
+    ts::TIMESTAMP AS minute,
+    open,
+    high,
+    low,
+    close,
+    volume,
+    vwap * volume AS notional,
+    NULL::DOUBLE AS price_sum,
+    trade_count,
+    NULL::DOUBLE AS buy_volume,
+    NULL::DOUBLE AS sell_volume
+FROM raw.minute_bars
+WHERE session_date = $session_date
+  AND symbol NOT IN (SELECT DISTINCT symbol FROM _bars_trade_minutes);
+
 -- step: bars
 WITH
+minutes AS (
+    SELECT * FROM _bars_trade_minutes
+    UNION ALL BY NAME
+    SELECT * FROM _bars_vendor_minutes
+),
 joined AS (
     SELECT
         g.symbol,
         g.minute,
         g.fallback_spread,
         g.fallback_bps,
+        g.built_from,
         t.* EXCLUDE (symbol, minute),
         q.spread_sum / q.quote_count AS spread,
         q.mid2_sum / (2 * q.quote_count) AS mid
     FROM _bars_grid AS g
-    LEFT JOIN _bars_trade_minutes AS t ON t.symbol = g.symbol AND t.minute = g.minute
+    LEFT JOIN minutes AS t ON t.symbol = g.symbol AND t.minute = g.minute
     LEFT JOIN _bars_quote_minutes AS q ON q.symbol = g.symbol AND q.minute = g.minute
 ),
 carried AS (
@@ -76,13 +103,20 @@ SELECT
     coalesce(low, carry_close) AS low,
     coalesce(close, carry_close) AS close,
     coalesce(volume, 0.0) AS volume,
-    -- VWAP; TWAP when the minute has no volume (index levels); the carried close for an empty minute.
-    CASE WHEN volume > 0 THEN notional / volume ELSE coalesce(price_sum / trade_count, carry_close) END AS vwap,
-    coalesce(trade_count, 0) AS trade_count,
-    coalesce(buy_volume, 0.0) AS buy_volume,
-    coalesce(sell_volume, 0.0) AS sell_volume,
+    -- VWAP; TWAP when the minute has no volume (index levels); the carried close for an empty minute; unknown
+    -- (NULL) for a vendor bar sent without one.
+    CASE
+        WHEN open IS NULL THEN carry_close
+        WHEN volume > 0 THEN notional / volume
+        WHEN built_from = 'vendor' THEN NULL
+        ELSE coalesce(price_sum / trade_count, carry_close)
+    END AS vwap,
+    CASE WHEN open IS NULL THEN 0 ELSE trade_count END AS trade_count,
+    CASE WHEN built_from = 'vendor' THEN NULL ELSE coalesce(buy_volume, 0.0) END AS buy_volume,
+    CASE WHEN built_from = 'vendor' THEN NULL ELSE coalesce(sell_volume, 0.0) END AS sell_volume,
     coalesce(carry_spread, fallback_spread + fallback_bps * 1e-4 * coalesce(close, carry_close)) AS mean_spread,
     carry_mid AS mean_mid,
-    trade_count IS NULL AS filled,
-    carry_spread IS NULL AS spread_modelled
+    open IS NULL AS filled,
+    carry_spread IS NULL AS spread_modelled,
+    built_from
 FROM carried
