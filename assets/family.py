@@ -9,9 +9,12 @@ retrains, an evaluation edit re-evaluates. The sources are observed by `config_o
 the files itself and records an observation only when one changed, so polling never shows up as runs.
 """
 
+from datetime import date
+
 import dagster as dg
 
 from assets.common import WAREHOUSE_POOL, check_result, metadata
+from assets.partitions import FIRST_PARTITION
 from assets.resources import ArtifactStore, ConfigStore, WarehouseResource
 from rl.core import workflow
 from rl.core.family import DATA_SECTIONS, EVALUATION_SECTIONS, TRAINING_SECTIONS, FamilyConfig
@@ -232,7 +235,24 @@ def validate_configs(configs: ConfigStore) -> None:
     negative learning rate, gamma 1.5, a reward weight "abc") fails there, naming its file and key, not after the
     data work of a run."""
     for kind in kinds():
-        load(configs, kind)
+        cfg, _ = load(configs, kind)
+        family = get_family(kind)
+        check_data_range(configs.family_path(kind).name, family, cfg, FIRST_PARTITION.get(family.data_job))
+
+
+def check_data_range(name: str, family: Family, cfg: FamilyConfig, first: date | None) -> None:
+    """The family's data range must fall inside its data job's partitions: ValueError naming the config file, the
+    range and the setting, when the definitions load (not Dagster's bare invalid-subset error at run time)."""
+    try:
+        days = family.data_partitions(cfg)
+    except ValueError as exc:
+        raise ValueError(f"{name}: data: {exc}") from None
+    if first is not None and days and days[0] < first:
+        setting = "history_start in market.yaml" if family.data_job == "market_data_job" else "the first UTC day"
+        raise ValueError(
+            f"{name}: data.start needs partitions from {days[0]}, but they start at {first} ({setting}); move "
+            "data.start or history_start"
+        )
 
 
 def model_assets() -> list:

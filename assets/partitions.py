@@ -87,6 +87,10 @@ FUNDING_START = date(2024, 1, 1)
 FUNDING_DAYS = dg.DailyPartitionsDefinition(start_date=FUNDING_START.isoformat(), timezone="UTC", end_offset=0)
 
 
+# The first partition of each data job's assets, by job name (a family names its data job).
+FIRST_PARTITION = {"market_data_job": SESSIONS_START, "funding_data_job": FUNDING_START}
+
+
 def partition_dates(keys: list[str]) -> list[date]:
     """Partition keys of a run (one key, or a whole single-run backfill range) as dates."""
     return [date.fromisoformat(k) for k in keys]

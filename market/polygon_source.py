@@ -318,12 +318,13 @@ def _trades_frame(symbol: str, trades: list[Any]) -> pl.DataFrame:
     return frame.with_columns(pl.Series("vendor_id", [_vendor_id(t) for t in trades], dtype=pl.Utf8))
 
 
-def _quotes_frame(symbol: str, quotes: list[Any], lot_size: float) -> pl.DataFrame:
-    """Quotes with sizes in shares (Polygon sends round lots); a size that is not a number stays null."""
+def _quotes_frame(symbol: str, quotes: list[Any], lot_size: float, stamp: str = "sip_timestamp") -> pl.DataFrame:
+    """Quotes with sizes in shares (equity quotes came in round lots) or contracts (futures, lot size 1), stamped by
+    `stamp` (UTC ns); a size that is not a number stays null."""
     frame = _frame(
         QUOTE_SCHEMA,
         symbol,
-        [q.sip_timestamp for q in quotes],
+        [getattr(q, stamp) for q in quotes],
         bid=[q.bid_price for q in quotes],
         ask=[q.ask_price for q in quotes],
         bid_size=[q.bid_size for q in quotes],
@@ -359,19 +360,6 @@ def _futures_trades_frame(symbol: str, trades: list[Any]) -> pl.DataFrame:
     )
     ids = [None if t.sequence_number is None else f"{t.channel}:{t.sequence_number}" for t in trades]
     return frame.with_columns(pl.Series("vendor_id", ids, dtype=pl.Utf8))
-
-
-def _futures_quotes_frame(symbol: str, quotes: list[Any]) -> pl.DataFrame:
-    """Futures top of book at `timestamp`; sizes are contracts, as sent."""
-    return _frame(
-        QUOTE_SCHEMA,
-        symbol,
-        [q.timestamp for q in quotes],
-        bid=[q.bid_price for q in quotes],
-        ask=[q.ask_price for q in quotes],
-        bid_size=[q.bid_size for q in quotes],
-        ask_size=[q.ask_size for q in quotes],
-    )
 
 
 def _futures_bars_frame(symbol: str, aggs: list[Any]) -> pl.DataFrame:
@@ -565,7 +553,8 @@ class PolygonSource:
             )
         quotes = None
         if self.config.quotes:
-            quotes = _futures_quotes_frame(symbol, self._list("list_futures_quotes", ticker, symbol, day, **page))
+            listed = self._list("list_futures_quotes", ticker, symbol, day, **page)
+            quotes = _quotes_frame(symbol, listed, 1.0, stamp="timestamp")
         return DayTape(trades=trades, quotes=quotes, bars=bars)
 
     def fetch_day(self, symbol: str, session_date: date) -> DayTape:

@@ -9,13 +9,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from market.calendar import is_session
 from market.symbols import get_symbol, session_rules
-from warehouse.db import registered
 from warehouse.partitions import replace_partition_sql
-from warehouse.sessions import minute_grid
+from warehouse.sessions import symbol_sessions
 
 BARS_SQL_PATH = Path(__file__).parent / "sql" / "bars_1m.sql"
 
@@ -50,25 +48,41 @@ def bars_sql() -> dict[str, str]:
     return steps
 
 
-def _grid(con: duckdb.DuckDBPyConnection, session_date: date) -> pl.DataFrame:
-    """The calendar minutes of every symbol with a trade (or, failing that, a vendor bar) that day, with how its bars
-    are built and its instrument's fallback spread."""
+def _make_grid(con: duckdb.DuckDBPyConnection, session_date: date) -> None:
+    """Create _bars_grid: the calendar minutes of every symbol with a trade (or, failing that, a vendor bar) that
+    day, with how its bars are built and its instrument's fallback spread. The minutes are generated in SQL from
+    each symbol's own open and close (a few rows of parameters, no frame to register)."""
     built = con.execute(
         "SELECT DISTINCT symbol, 'ticks' FROM _bars_trade_minutes "
         "UNION ALL SELECT DISTINCT symbol, 'vendor' FROM _bars_vendor_minutes ORDER BY 1"
     ).fetchall()
-    symbols = [s for s, _ in built]
-    specs = {s: get_symbol(s, session_date) for s in symbols}
-    fallback = pl.DataFrame(
-        {
-            "symbol": symbols,
-            "built_from": [b for _, b in built],
-            "fallback_spread": [sp.spread * sp.tick if sp.spread_model == "ticks" else 0.0 for sp in specs.values()],
-            "fallback_bps": [sp.spread if sp.spread_model == "bps" else 0.0 for sp in specs.values()],
-        },
-        schema={"symbol": pl.Utf8, "built_from": pl.Utf8, "fallback_spread": pl.Float64, "fallback_bps": pl.Float64},
+    if not built:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _bars_grid (symbol VARCHAR, minute TIMESTAMP, built_from VARCHAR, "
+            "fallback_spread DOUBLE, fallback_bps DOUBLE)"
+        )
+        return
+    sessions = symbol_sessions((s, session_date) for s, _ in built)
+    rows, params = [], []
+    for (symbol, how), opened, closed in zip(built, sessions["open"], sessions["close"], strict=True):
+        spec = get_symbol(symbol, session_date)
+        ticks = spec.spread_model == "ticks"
+        rows.append("(?, ?::TIMESTAMP, ?::TIMESTAMP, ?, ?::DOUBLE, ?::DOUBLE)")
+        params += [
+            symbol,
+            opened,
+            closed,
+            how,
+            spec.spread * spec.tick if ticks else 0.0,
+            0.0 if ticks else spec.spread,
+        ]
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _bars_grid AS
+            SELECT symbol, unnest(generate_series(open, close - INTERVAL 1 MINUTE, INTERVAL 1 MINUTE)) AS minute,
+                   built_from, fallback_spread, fallback_bps
+            FROM (VALUES {", ".join(rows)}) AS s(symbol, open, close, built_from, fallback_spread, fallback_bps)""",
+        params,
     )
-    return minute_grid((s, session_date) for s in symbols).join(fallback, on="symbol").drop("session_date")
 
 
 def build_bars(con: duckdb.DuckDBPyConnection, session_date: date) -> BarStats:
@@ -87,8 +101,7 @@ def build_bars(con: duckdb.DuckDBPyConnection, session_date: date) -> BarStats:
         con.execute(steps["quote_minutes"], {"session_date": session_date})
         con.execute(steps["vendor_minutes"], {"session_date": session_date})
         t2 = time.perf_counter()
-        with registered(con, _grid(con, session_date)) as grid:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _bars_grid AS SELECT * FROM {grid}")
+        _make_grid(con, session_date)
         replace_partition_sql(con, "core.bars_1m", session_date, steps["bars"], {"session_date": session_date})
         t3 = time.perf_counter()
     finally:

@@ -469,3 +469,19 @@ def test_source_repr_names_the_files_and_refuses_a_dict(tmp_path: Path) -> None:
     assert "trades='{symbol}.csv'" in repr(src)
     with pytest.raises(TypeError):
         FileSource({"trades": "x.csv"}, tmp_path)  # type: ignore[arg-type]
+
+
+def test_hourly_and_daily_bar_files_are_refused_naming_what_is_supported(tmp_path: Path) -> None:
+    rows = "ts,open,high,low,close,volume\n" + "".join(f"2024-01-03 {h:02d}:00,1,1,1,1,1\n" for h in range(10, 16))
+    _write(tmp_path / "hourly" / "SPY.csv", rows)
+    src = _source(tmp_path, bars="hourly/{symbol}.csv", timezone="America/New_York")
+    with pytest.raises(FileSourceError, match=r"SPY\.csv holds hourly bars; only 1-minute bars .* are supported"):
+        src.fetch_day("SPY", date(2024, 1, 3))
+    days = "ts,open,high,low,close,volume\n" + "".join(f"2024-01-0{d},1,1,1,1,1\n" for d in (2, 3, 4))
+    _write(tmp_path / "daily" / "SPY.csv", days)
+    with pytest.raises(FileSourceError, match="holds daily bars"):
+        _source(tmp_path, bars="daily/{symbol}.csv").fetch_day("SPY", date(2024, 1, 3))
+    minute = "ts,open,high,low,close,volume\n2024-01-03 10:00,1,1,1,1,1\n2024-01-03 10:01,1,1,1,1,1\n"
+    _write(tmp_path / "minute" / "SPY.csv", minute)
+    tape = _source(tmp_path, bars="minute/{symbol}.csv", timezone="America/New_York").fetch_day("SPY", date(2024, 1, 3))
+    assert tape.trades is None and tape.bars.height == 2  # bars only: the stored ticks, if any, stay

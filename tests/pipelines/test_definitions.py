@@ -212,6 +212,11 @@ def test_metadata_rounds_floats_to_what_matters() -> None:
         ("intraday.yaml", lambda f: f["env"].update(shares=0), "intraday.yaml: EnvConfig.shares"),
         ("intraday.yaml", lambda f: f.update(phases=[{"name": "a", "timesteps": 0}]), "phases.a.timesteps"),
         (
+            "intraday.yaml",
+            lambda f: f["data"].update(start="1999-06-01"),
+            r"intraday.yaml: data: date 1999-06-01 outside the supported calendar range 2000-01-01",
+        ),
+        (
             "rewards/intraday.yaml",
             lambda r: r["components"]["pnl"].update(weight="abc"),
             "intraday.yaml: reward 'intraday_.*pnl.weight must be a number",
@@ -222,6 +227,19 @@ def test_every_config_file_is_validated_when_the_definitions_load(tf_env, file: 
     tf_env.edit_yaml(tf_env.configs / file, edit)
     with pytest.raises(ValueError, match=match):
         build_definitions()
+
+
+def test_a_data_range_before_the_first_partition_is_refused_naming_the_setting(tf_env) -> None:
+    from assets.family import check_data_range
+    from rl.core.family import load_family
+    from rl.core.registry import get_family
+
+    cfg = load_family(tf_env.configs / "intraday.yaml")  # data from 2024-01-02
+    family = get_family("intraday")
+    check_data_range("intraday.yaml", family, cfg, date(2024, 1, 2))
+    late = r"intraday.yaml: data.start needs partitions from 2024-01-02, but they start at 2024-01-03 \(history_start"
+    with pytest.raises(ValueError, match=late):
+        check_data_range("intraday.yaml", family, cfg, date(2024, 1, 3))
 
 
 def test_instruments_declared_in_market_yaml_are_known_to_the_whole_code_location(tf_env) -> None:

@@ -304,3 +304,34 @@ def test_bars_for_a_day_without_ticks_are_empty_and_non_sessions_are_refused(con
     assert build_bars(con, DAY).bars == 0
     with pytest.raises(ValueError, match="not a session of any instrument's calendar"):
         build_bars(con, date(2024, 12, 25))
+
+
+def test_a_session_with_only_vendor_bars_is_built_from_them_with_unknowns_left_null(con) -> None:
+    from warehouse.datasets import load_training_frame
+    from warehouse.features import build_features
+
+    inner = SyntheticSource(SyntheticMarketConfig(trades_per_day=2_000, quotes_per_day=2_000))
+
+    class BarsOnly:
+        name = "bars-only"
+
+        def fetch_day(self, symbol: str, session_date: date) -> DayTape:
+            bars = inner.fetch_day(symbol, session_date).bars
+            return DayTape(None, None, bars.with_columns(pl.lit(None, dtype=pl.Float64).alias("vwap")))
+
+    ingest_day(con, BarsOnly(), ["SPY"], DAY)
+    stats = build_bars(con, DAY)
+    assert stats.vendor_built == ("SPY",) and stats.spread_modelled == ("SPY",) and stats.bars == 390
+    row = con.execute(
+        "SELECT count(buy_volume), count(vwap) FILTER (WHERE NOT filled), bool_and(built_from = 'vendor'), "
+        "sum(volume) FROM core.bars_1m WHERE session_date = ?",
+        [DAY],
+    ).fetchone()
+    vendor_volume = con.execute("SELECT sum(volume) FROM raw.minute_bars WHERE session_date = ?", [DAY]).fetchone()[0]
+    assert row == (0, 0, True, vendor_volume)
+    build_features(con, DAY)
+    with pytest.raises(ValueError, match="built from vendor minute bars .*imbalance_1m.* are unknown"):
+        load_training_frame(con, ["SPY"], DAY, DAY)
+    ingest_day(con, inner, ["SPY"], DAY)  # the ticks arrive later: the session is rebuilt from them
+    rebuilt = build_bars(con, DAY)
+    assert rebuilt.vendor_built == () and rebuilt.spread_modelled == ()
