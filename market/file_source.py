@@ -33,7 +33,9 @@ Keys:
   With `{date}` a file is that session's: rows with an unparseable timestamp are part of it (quarantined as
   null_ts). Without `{date}` such rows belong to no session: they are left out and counted by `inspect_files`.
 - `format`: `auto` decides by extension; `csv` or `parquet` force one reader for every file.
-- `timezone` (default `UTC`): the zone of naive datetimes in the files (text or naive Parquet datetimes).
+- `timezone` (default `UTC`): the zone of naive datetimes in the files (text or naive Parquet datetimes);
+  `exchange` reads each symbol's files in its instrument's own zone (ES: America/Chicago, SPY: New York), which
+  needs `{symbol}` in every path.
   Time-zone-aware values (Parquet datetimes with a zone, text with an offset or `Z`) are converted from their
   own zone, and epoch numbers are UTC by definition. A wall-clock time that does not exist (spring forward)
   becomes null; an ambiguous one (fall back) takes the earlier instant. Both happen only at night on Sundays.
@@ -84,9 +86,20 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
 
-from market.calendar import FIRST_DAY, LAST_DAY, extended_bounds, fetch_window, is_session, session_bounds
+from market.calendar import (
+    FIRST_DAY,
+    LAST_DAY,
+    NYSE,
+    SessionRule,
+    extended_bounds,
+    fetch_window,
+    is_session,
+    session_bounds,
+    session_table,
+)
 from market.sources import (
     BAR_SCHEMA,
     QUOTE_SCHEMA,
@@ -121,6 +134,7 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {
 # The vendor's trade id or sequence number, where a trades or quotes file has one: only a repeated id is a re-send.
 ID_COLUMN = "vendor_id"
 ID_KINDS = frozenset({"trades", "quotes"})
+EXCHANGE_ZONE = "exchange"  # timezone setting: read naive stamps in each instrument's own zone
 FORMATS = ("auto", "csv", "parquet")
 EPOCH_UNITS: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 NEW_YORK = "America/New_York"
@@ -337,13 +351,24 @@ class FileImportConfig:
             raise ValueError(f"FileImportConfig.format: must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not isinstance(self.timezone, str) or not self.timezone:
             raise ValueError(f"FileImportConfig.timezone: must be an IANA zone name, got {self.timezone!r}")
-        try:
-            ZoneInfo(self.timezone)
-            pl.Series([datetime(2024, 1, 2)]).dt.replace_time_zone(self.timezone)
-        except Exception:
-            raise ValueError(
-                f"FileImportConfig.timezone: unknown time zone {self.timezone!r} (e.g. America/New_York, UTC)"
-            ) from None
+        if self.timezone == EXCHANGE_ZONE:
+            unnamed = [
+                k for k in KINDS if getattr(self, k) is not None and not _Template.parse(k, getattr(self, k)).has_symbol
+            ]
+            if unnamed:
+                raise ValueError(
+                    f"FileImportConfig.timezone: exchange reads each file in its instrument's zone, so the "
+                    f"{', '.join(unnamed)} path needs {{symbol}}"
+                )
+        else:
+            try:
+                ZoneInfo(self.timezone)
+                pl.Series([datetime(2024, 1, 2)]).dt.replace_time_zone(self.timezone)
+            except Exception:
+                raise ValueError(
+                    f"FileImportConfig.timezone: unknown time zone {self.timezone!r} (e.g. America/New_York, UTC, "
+                    "exchange)"
+                ) from None
         if not isinstance(self.timestamp, str) or not (
             self.timestamp == "auto" or self.timestamp in EPOCH_UNITS or "%" in self.timestamp
         ):
@@ -486,8 +511,10 @@ def _epoch_from(col: pl.Expr, dtype: pl.DataType, unit: str) -> pl.Expr:
 class _Timestamps:
     """Builds the expression that turns a file's ts column into naive UTC Datetime(ns)."""
 
-    def __init__(self, config: FileImportConfig) -> None:
+    def __init__(self, config: FileImportConfig, symbol: str | None = None) -> None:
         self.zone = config.timezone
+        if self.zone == EXCHANGE_ZONE:  # the instrument's own wall clock (ES: Chicago, SPY: New York)
+            self.zone = get_symbol(symbol).timezone if symbol is not None and is_known(symbol) else "UTC"
         self.mode = config.timestamp
 
     def naive_local(self, expr: pl.Expr) -> pl.Expr:
@@ -643,7 +670,7 @@ class FileSource:
             raise TypeError(f"FileSource needs a FileImportConfig, got {type(config).__name__}")
         self.config = config
         self.base_dir = Path(base_dir)
-        self._stamps = _Timestamps(config)
+        self._stamps: dict[str, _Timestamps] = {}
         self._warned: set[tuple[str, Path]] = set()
 
     def __repr__(self) -> str:
@@ -703,7 +730,8 @@ class FileSource:
             return None
         frames = []
         for path in paths:
-            part = _read(self.config, kind, path, spec.symbol if template.has_symbol else None, self._stamps)
+            stamps = self._stamps.setdefault(spec.symbol, _Timestamps(self.config, spec.symbol))
+            part = _read(self.config, kind, path, spec.symbol if template.has_symbol else None, stamps)
             if part.size_missing and not spec.is_index:
                 raise FileSourceError(
                     f"trades file {path} has no column 'size' (set columns.trades.size; null only for index "
@@ -803,7 +831,7 @@ class FileImportReport:
         ]
         if self.sessions:
             lines += [
-                "| kind | symbol | session | imported | regular | pre/after-hours | outside 04:00-20:00 | no ts |",
+                "| kind | symbol | session | imported | regular | pre/after-hours | outside the window | no ts |",
                 "|---|---|---|---:|---:|---:|---:|---:|",
             ]
             for (kind, sym, day), r in sorted(self.sessions.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
@@ -817,7 +845,7 @@ class FileImportReport:
         lines += ["### Not imported", ""]
         lines += [f"- {cause}: {n}" for cause, n in self.not_imported.items()]
         sections = [
-            ("Rows on days without a session", self.non_session, ("kind", "symbol", "New York date")),
+            ("Rows on days without a session", self.non_session, ("kind", "symbol", "trading day")),
             ("Rows without a usable timestamp", self.unparseable_ts, ("kind", "file")),
             ("Rows of a per-date file dated another day", self.misdated, ("kind", "file")),
         ]
@@ -839,28 +867,58 @@ def _safe_is_session(d: date | None) -> bool:
     return d is not None and FIRST_DAY <= d <= LAST_DAY and is_session(d)
 
 
-def _bounds_frame(days: Sequence[date]) -> pl.DataFrame:
-    """Per New York date: whether it is a session, and its regular and extended windows (naive UTC ns)."""
+def _rule_of(symbol: str) -> SessionRule:
+    return get_symbol(symbol).session_rule if is_known(symbol) else NYSE
+
+
+def _bounds_frame(pairs: Sequence[tuple[str, date]]) -> pl.DataFrame:
+    """Per (symbol, trading day): whether its exchange holds a session, and its regular and extended windows (naive
+    UTC ns; only NYSE has extended hours, elsewhere they equal the session)."""
     rows = []
-    for d in days:
-        if _safe_is_session(d):
-            (o, c), (eo, ec) = session_bounds(d), extended_bounds(d)
-            rows.append((d, True, o, c, eo, ec))
+    for symbol, d in pairs:
+        rule = _rule_of(symbol)
+        if d is not None and FIRST_DAY <= d <= LAST_DAY and is_session(d, rule):
+            (o, c), (eo, ec) = session_bounds(d, rule), extended_bounds(d, rule)
+            rows.append((symbol, d, True, o, c, eo, ec))
         else:
-            rows.append((d, False, None, None, None, None))
+            rows.append((symbol, d, False, None, None, None, None))
     ns = pl.Datetime("ns")
-    schema = {"day": pl.Date, "session": pl.Boolean, "open": ns, "close": ns, "eopen": ns, "eclose": ns}
+    schema = {"symbol": pl.Utf8, "day": pl.Date, "session": pl.Boolean, "open": ns, "close": ns, "eopen": ns,
+              "eclose": ns}  # fmt: skip
     return pl.DataFrame(
-        [(d, s, *(None if x is None else x.astype("datetime64[ns]").item() for x in rest)) for d, s, *rest in rows],
+        [(sym, d, ok, *(None if x is None else x.astype("datetime64[ns]").item() for x in rest))
+         for sym, d, ok, *rest in rows],
         schema=schema,
         orient="row",
-    )
+    )  # fmt: skip
+
+
+def _trading_days(counts: pl.DataFrame) -> pl.DataFrame:
+    """`counts` with each bucket's trading day: the New York date for NYSE instruments, and for the others the
+    session holding the minute (a CME day opens at 17:00 CT the evening before); a minute in the daily break gets
+    the session it follows, whose window it then lies outside."""
+    parts = []
+    for symbol in counts["symbol"].unique().to_list():
+        part = counts.filter(pl.col("symbol") == symbol)
+        rule = _rule_of(symbol)
+        if rule == NYSE or part.height == 0:
+            parts.append(part)
+            continue
+        table = session_table(rule)
+        minute = part["minute"].cast(pl.Int64)
+        ns = minute.fill_null(0).to_numpy()
+        at = np.clip(np.searchsorted(table.close_ns, ns, side="right"), 0, len(table.days) - 1)
+        at = np.where((table.open_ns[at] > ns) & (at > 0), at - 1, at)  # in a break: the session it follows
+        day = pl.Series("day", table.days[at].astype("datetime64[D]")).cast(pl.Date)
+        parts.append(part.with_columns(pl.when(minute.is_null()).then(None).otherwise(day).alias("day")))
+    return pl.concat(parts) if parts else counts
 
 
 def _classify(counts: pl.DataFrame, path_day: date | None, per_date: bool) -> pl.DataFrame:
-    """Where each (symbol, New York date, minute) bucket of a file goes: one class per bucket."""
-    days = [d for d in counts["day"].unique().to_list() if d is not None]
-    joined = counts.join(_bounds_frame(days), on="day", how="left")
+    """Where each (symbol, trading day, minute) bucket of a file goes: one class per bucket."""
+    counts = _trading_days(counts)
+    pairs = [(s, d) for s, d in counts.select("symbol", "day").unique().rows() if d is not None]
+    joined = counts.join(_bounds_frame(pairs), on=["symbol", "day"], how="left")
     known = pl.col("symbol").is_in([s for s in counts["symbol"].unique().to_list() if is_known(s)])
     minute = pl.col("minute")
     cls = (
@@ -892,7 +950,6 @@ def inspect_files(config: FileImportConfig, base_dir: Path | str) -> FileImportR
     fetch_day will return: non-session days, unparseable timestamps (multi-day files), rows of a per-date file
     dated another day, unknown symbols, and files that cannot be read (errors are reported, not raised)."""
     base = Path(base_dir)
-    stamps = _Timestamps(config)
     files: list[MatchedFile] = []
     sessions: dict[tuple[str, str, date], dict[str, int]] = {}
     non_session: dict[tuple[str, str, date], int] = {}
@@ -907,7 +964,7 @@ def inspect_files(config: FileImportConfig, base_dir: Path | str) -> FileImportR
         for path in template.files(base):
             try:
                 path_symbol, path_day = template.values(path, base)
-                part = _read(config, kind, path, path_symbol, stamps)
+                part = _read(config, kind, path, path_symbol, _Timestamps(config, path_symbol))
                 lf = part.lazy
                 if template.has_symbol:  # rows of a symbol's file land in that symbol's partition
                     lf = lf.with_columns(pl.lit(path_symbol, dtype=pl.Utf8).alias("symbol"))

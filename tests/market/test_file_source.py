@@ -485,3 +485,28 @@ def test_hourly_and_daily_bar_files_are_refused_naming_what_is_supported(tmp_pat
     _write(tmp_path / "minute" / "SPY.csv", minute)
     tape = _source(tmp_path, bars="minute/{symbol}.csv", timezone="America/New_York").fetch_day("SPY", date(2024, 1, 3))
     assert tape.trades is None and tape.bars.height == 2  # bars only: the stored ticks, if any, stay
+
+
+def test_the_import_report_places_futures_rows_on_their_cme_trading_day(tmp_path: Path) -> None:
+    from market.calendar import CME_EQUITY
+
+    day = date(2024, 1, 16)
+    lo, hi = (b.astype("datetime64[us]").item() for b in session_bounds(day, CME_EQUITY))
+    stamps = [lo, lo + timedelta(hours=5), hi - timedelta(minutes=1), hi + timedelta(minutes=10)]  # the last: the break
+    text = "ts,price,size\n" + "".join(f"{t:%Y-%m-%d %H:%M:%S},4800,1\n" for t in stamps)
+    _write(tmp_path / f"ESH24_{day}.csv", text)
+    report = inspect_files(FileImportConfig.from_dict({"trades": "{symbol}_{date}.csv"}), tmp_path)
+    rows = report.sessions[("trades", "ESH24", day)]
+    assert (rows.regular, rows.outside) == (3, 1)  # the evening open (the 15th in UTC) is the 16th's session
+    assert _source(tmp_path, trades="{symbol}_{date}.csv").fetch_day("ESH24", day).trades.height == 3
+
+
+def test_exchange_timezone_reads_each_instrument_in_its_own_wall_clock(tmp_path: Path) -> None:
+    _write(tmp_path / "ESH24.csv", "ts,price,size\n2024-01-15 17:00:00.250,4800,1\n")  # Chicago: the 16th's open
+    _write(tmp_path / "SPY.csv", "ts,price,size\n2024-01-16 09:30:00,470,1\n")  # New York: the open
+    src = _source(tmp_path, trades="{symbol}.csv", timezone="exchange")
+    es = src.fetch_day("ESH24", date(2024, 1, 16)).trades["ts"].to_list()
+    spy = src.fetch_day("SPY", date(2024, 1, 16)).trades["ts"].to_list()
+    assert es == [datetime(2024, 1, 15, 23, 0, 0, 250_000)] and spy == [datetime(2024, 1, 16, 14, 30)]
+    with pytest.raises(ValueError, match=r"exchange reads each file in its instrument's zone, so the trades path"):
+        FileImportConfig.from_dict({"trades": "all.csv", "timezone": "exchange"})
