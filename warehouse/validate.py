@@ -10,7 +10,8 @@ what enters the warehouse. Each rejected row gets exactly one reason, the first 
           duplicate (an exact re-send: the same vendor_id as an earlier row), out_of_order (left out of the
           longest time-ordered run of the kept rows in arrival order: one late print costs one row)
   quotes: wrong_symbol, null_ts, out_of_session, nan_price (bid or ask), non_positive_price, crossed_quote
-          (bid >= ask: crossed or locked), zero_size (bid or ask size null/NaN/inf or <= 0), duplicate
+          (bid >= ask: crossed or locked), zero_size (bid or ask size null/NaN/inf or <= 0),
+          implausible_price (the mid beyond the band around the median mid of the minutes around it), duplicate
           (same vendor_id), out_of_order
   vendor minute bars: wrong_symbol, null_ts, out_of_session, misaligned (ts not on a minute), nan_price (any of
           OHLC), non_positive_price, bad_ohlc (high below open/close/low, or low above open/close),
@@ -71,6 +72,7 @@ QUOTE_REASONS = (
     "non_positive_price",
     "crossed_quote",
     "zero_size",
+    "implausible_price",
     "duplicate",
     "out_of_order",
 )
@@ -353,6 +355,15 @@ def validate_quotes(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split raw quotes into clean rows (raw.quotes columns, ts order) and quarantine (as for trades)."""
     df = _coerce(quotes, QUOTE_COLUMNS, "quotes")
+    open_, close_ = window if window is not None else session_bounds(session_date, spec.session_rule)
+    mid = (pl.col("bid") + pl.col("ask")) / 2
+    usable = df.select(
+        _finite("bid") & _finite("ask") & (pl.col("bid") > 0) & (pl.col("bid") < pl.col("ask"))
+        & (pl.col("ts") >= pl.lit(open_)) & (pl.col("ts") < pl.lit(close_))
+    ).to_series()  # fmt: skip
+    mids = df.select(mid).to_series()
+    df = df.with_columns(pl.Series("_ref", reference_prices(df["ts"], mids, usable.fill_null(False))))
+    band = spec.price_band_pct / 100.0
     reason = (
         _common_reasons(spec, session_date, window)
         .when(~_finite("bid") | ~_finite("ask"))
@@ -363,6 +374,8 @@ def validate_quotes(
         .then(pl.lit("crossed_quote"))
         .when(~_finite("bid_size") | ~_finite("ask_size") | (pl.col("bid_size") <= 0) | (pl.col("ask_size") <= 0))
         .then(pl.lit("zero_size"))
+        .when(((mid / pl.col("_ref") - 1.0).abs() > band).fill_null(False))
+        .then(pl.lit("implausible_price"))
         .otherwise(None)
     )
     keys = ["ts", "bid", "ask", "bid_size", "ask_size"]

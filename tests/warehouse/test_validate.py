@@ -288,3 +288,10 @@ def test_implausible_prints_are_quarantined_against_the_recent_median_price() ->
     assert bad["reason"].to_list() == ["implausible_price"] and clean.height == 10
     gap = _trades([("SPY", t(0), 470.0, 1.0), ("SPY", t(3600), 520.0, 1.0)])  # +10.6% an hour later: a real move
     assert validate_trades(gap, SPY, DAY)[1].height == 0
+
+
+def test_a_quote_far_from_the_recent_mids_is_implausible() -> None:
+    rows = [("SPY", t(i), 470.0 + i / 100, 470.02 + i / 100, 100, 100) for i in range(300)]
+    rows[150] = ("SPY", t(150), 4.70, 4.72, 100, 100)  # a quote off by a factor of 100
+    clean, bad = validate_quotes(_quotes(rows), SPY, DAY)
+    assert bad["reason"].to_list() == ["implausible_price"] and clean.height == 299
