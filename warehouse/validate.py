@@ -101,6 +101,7 @@ BAR_REASONS = (
 )
 Window = tuple[np.datetime64, np.datetime64]
 QUARANTINE_COLUMNS = ("table_name", "session_date", "symbol", "ts", "reason", "payload")
+REFERENCE_SAMPLE = 200_000  # prints a day's plausibility reference is computed from, at most about
 VENDOR_ID = "vendor_id"  # optional trades/quotes column: the vendor's trade id or sequence number
 _PRICE_TOL = 1e-9  # relative; prices closer than this are the same tick
 
@@ -290,9 +291,11 @@ def _common_reasons(spec: SymbolSpec, session_date: date, window: Window | None 
 def reference_prices(ts: pl.Series, price: pl.Series, usable: pl.Series, minutes: int = 5) -> np.ndarray:
     """Per row, the recent typical price a print is judged against: the median of the usable prints' minute medians
     over the `minutes` around its minute (NaN where none is near). One bad print cannot move its own reference,
-    and neither can a minute holding only bad prints, while the other minutes are sound."""
+    and neither can a minute holding only bad prints, while the other minutes are sound. A dense day is judged on
+    an even sample of its prints (every k-th, up to REFERENCE_SAMPLE of them): a median needs no more."""
     code = ts.to_physical().fill_null(0).to_numpy() // 60_000_000_000
     frame = pl.DataFrame({"m": code, "p": price.fill_nan(None)}).filter(usable)
+    frame = frame.gather_every(max(1, frame.height // REFERENCE_SAMPLE))
     per_minute = frame.group_by("m").agg(pl.col("p").median()).sort("m")
     if not per_minute.height:
         return np.full(len(ts), np.nan)
