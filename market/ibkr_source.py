@@ -20,7 +20,8 @@ Columns and where they come from
 - futures contracts (ESH24): a `Future` of the root's configured contract (`contracts.ES`: FUT on CME) with
   lastTradeDateOrContractMonth = the contract month (202403), over the whole Globex day from 17:00 CT the evening
   before (useRTH=0 always: IB's regular hours would cut it to the pit session). A bare root (ES) names no contract
-  and is refused; the continuous series is derived from the contracts in the warehouse.
+  and is refused; the continuous series is derived from the contracts in the warehouse. `front_contract(root)`
+  asks IB's continuous future (CONTFUT, reqContractDetails) which contract it stands for now.
 
 Window: `market.calendar.fetch_window(day, extended_hours)`; `useRTH = not extended_hours`. A tick page may run
 past the window end (a request asks for the next 1000 ticks, wherever they fall): paging stops there and the ticks
@@ -108,7 +109,7 @@ from market.sources import (
     empty_quotes,
     empty_trades,
 )
-from market.symbols import get_symbol
+from market.symbols import contract_symbol, get_symbol
 from market.values import is_int, is_number
 
 __all__ = [
@@ -740,6 +741,32 @@ class IbkrSource:
         else:
             fields["primaryExchange"] = cspec.primary_exchange
         return self._module.Contract(**fields), cspec, spec.is_index
+
+    def front_contract(self, root: str) -> str:
+        """The contract IB's continuous future for `root` stands for today (ContFuture discovery), as our contract
+        symbol (ESH24): which contract to fetch when you do not know the month. History is fetched per contract."""
+        spec = get_symbol(root)
+        cspec = self.config.contracts.get(root)
+        if spec.kind != "future" or spec.expiry is not None or cspec is None:
+            raise ValueError(f"ibkr: {root!r} is not a futures root with a contract configured (contracts.{root})")
+        if self._module is None:
+            self._module = import_ib()
+        contract = self._module.Contract(
+            symbol=root, secType="CONTFUT", exchange=cspec.exchange, currency=cspec.currency
+        )
+
+        async def request() -> list[Any] | None:
+            try:
+                return await asyncio.wait_for(self._ib.reqContractDetailsAsync(contract), self.config.timeout_s)
+            except TimeoutError:
+                return None
+
+        with self._lock:
+            outcome = self._attempt(request, self.config.timeout_s)
+        if not outcome.rows:
+            raise _failure(f"reqContractDetails(ContFuture {root})", outcome, self.config.timeout_s, first=True)
+        month = str(outcome.rows[0].contract.lastTradeDateOrContractMonth)
+        return contract_symbol(root, int(month[4:6]), int(month[:4]))
 
     def _use_rth(self, contract: Any) -> bool:
         """IB's regular hours only for stocks and indexes outside extended hours; a future's session is the whole

@@ -70,6 +70,7 @@ REQ_CURRENT_TIME = 49
 REQ_HISTORICAL_DATA = 20
 CANCEL_HISTORICAL_DATA = 25
 REQ_HISTORICAL_TICKS = 96
+REQ_CONTRACT_DATA = 9
 PLACE_ORDER = 3
 CANCEL_ORDER = 4
 EXERCISE_OPTIONS = 21
@@ -84,6 +85,8 @@ HISTORICAL_DATA = 17
 CURRENT_TIME = 49
 POSITION_END = 62
 HISTORICAL_TICKS = 96
+CONTRACT_DATA = 10
+CONTRACT_DATA_END = 52
 HISTORICAL_TICKS_BID_ASK = 97
 HISTORICAL_TICKS_LAST = 98
 
@@ -152,6 +155,7 @@ class FakeMarket:
     """Bars per symbol and ticks per (symbol, whatToShow), each kept sorted by time (stable, so order is kept)."""
 
     bars: dict[str, list[Bar]] = field(default_factory=dict)
+    fronts: dict[str, str] = field(default_factory=dict)  # futures root -> its front contract's last trading day
     ticks: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
     def set_bars(self, symbol: str, bars: Sequence[Bar]) -> FakeMarket:
@@ -548,6 +552,8 @@ class FakeTws:
             conn.sendall(_encode(POSITION_END, 1))
         elif msg_id == REQ_CURRENT_TIME:
             conn.sendall(_encode(CURRENT_TIME, 1, int(datetime.now(UTC).timestamp())))
+        elif msg_id == REQ_CONTRACT_DATA:
+            self._contract_details(conn, fields)
         elif msg_id in (REQ_HISTORICAL_DATA, REQ_HISTORICAL_TICKS):
             request = _parse_request(fields)
             with self._lock:
@@ -571,6 +577,19 @@ class FakeTws:
             earlier = parse_ib_time(request.start) - script.code
             start = datetime.fromtimestamp(earlier, UTC).strftime("%Y%m%d-%H:%M:%S")
             self._ticks(conn, dataclasses.replace(request, start=start))
+
+    def _contract_details(self, conn: socket.socket, f: list[str]) -> None:
+        """reqContractDetails (9, version 8, reqId, 12 contract fields, ...): a CONTFUT resolves to its root's front
+        contract, answered in the v164+ contractData layout and closed by contractDataEnd."""
+        req_id, symbol, sec_type, exchange = int(f[2]), f[4], f[5], f[10]
+        last = self.market.fronts.get(symbol)
+        if sec_type != "CONTFUT" or last is None:
+            return self._error(conn, req_id, 200, NO_SECDEF_TEXT)
+        local = f"{symbol}{'FGHJKMNQUVXZ'[int(last[4:6]) - 1]}{last[3]}"
+        detail = [CONTRACT_DATA, req_id, symbol, "FUT", last, 0.0, "", exchange, "USD", local, symbol, symbol, 1,
+                  0.25, "50", "LMT,MKT", exchange, 1, 0, f"E-mini {symbol}", "", last[:6], "", "", "", "US/Central",
+                  "", "", "", "", 0, 0, "", "", "", last, "", 1, 1, 1]  # fmt: skip
+        conn.sendall(_encode(*detail) + _encode(CONTRACT_DATA_END, 1, req_id))
 
     def _bars(self, conn: socket.socket, r: HistRequest) -> None:
         if not self.market.knows(r.symbol):

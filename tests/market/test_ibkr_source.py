@@ -709,3 +709,15 @@ def test_a_futures_contract_is_a_future_of_its_root_over_the_whole_globex_day() 
     assert requests[0].start == datetime.fromtimestamp(lo, UTC).strftime("%Y%m%d-%H:%M:%S")  # 23:00 UTC on the 15th
     assert tape.trades["price"].to_list() == [4800.0, 4800.0, 4810.25]  # the repeat kept, nothing before the open
     assert tape.quotes.height == 1 and tape.bars.height == 1
+
+
+def test_contfuture_discovery_names_the_front_contract_in_our_symbols() -> None:
+    m = FakeMarket(fronts={"ES": "20240315"})
+    with FakeTws(m) as tws:
+        source, _, _ = make_source(tws.port)
+        with source:
+            assert source.front_contract("ES") == "ESH24"
+            with pytest.raises(IbkrSourceError, match="200"):
+                source.front_contract("NQ")  # configured, but IB knows no continuous contract for it here
+            with pytest.raises(ValueError, match="not a futures root"):
+                source.front_contract("SPY")
