@@ -51,10 +51,10 @@ MOMENTUM: dict[str, str] = {
     "range_pos_30": "close within the trailing 30-minute high-low range: -1 at the low, +1 at the high",
 }
 TIME_OF_DAY: dict[str, str] = {
-    "tod_frac": "fraction of the session elapsed at the bar's start, in [0, 1)",
+    "tod_frac": "fraction of the symbol's own session elapsed at the bar's start, in [0, 1)",
     "tod_sin": "sin(2 pi tod_frac)",
     "tod_cos": "cos(2 pi tod_frac)",
-    "to_close": "minutes from the bar's start to the close / 390 (early closes end lower)",
+    "to_close": "minutes from the bar's start to the close / 390 (early closes end lower; a CME day starts near 3.5)",
 }
 FEATURE_GROUPS: dict[str, dict[str, str]] = {
     "microstructure": MICROSTRUCTURE,
