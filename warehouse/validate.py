@@ -305,6 +305,18 @@ def reference_prices(ts: pl.Series, price: pl.Series, usable: pl.Series, minutes
     return np.where(np.abs(keys[at] - code) <= minutes // 2, ref[at], np.nan)
 
 
+def _with_reference(
+    df: pl.DataFrame, value: pl.Expr, valid: pl.Expr, spec: SymbolSpec, session_date: date, window: Window | None
+) -> tuple[pl.DataFrame, pl.Expr]:
+    """`df` with the `_ref` column (`reference_prices` of `value` over the valid in-session rows), and the
+    expression that marks `value` implausible: beyond the instrument's price band around its reference."""
+    open_, close_ = window if window is not None else session_bounds(session_date, spec.session_rule)
+    usable = df.select(valid & (pl.col("ts") >= pl.lit(open_)) & (pl.col("ts") < pl.lit(close_))).to_series()
+    ref = reference_prices(df["ts"], df.select(value).to_series(), usable.fill_null(False))
+    band = spec.price_band_pct / 100.0
+    return df.with_columns(pl.Series("_ref", ref)), ((value / pl.col("_ref") - 1.0).abs() > band).fill_null(False)
+
+
 def validate_trades(
     trades: pl.DataFrame, spec: SymbolSpec, session_date: date, window: Window | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -314,12 +326,8 @@ def validate_trades(
     `window` (naive UTC, end exclusive) widens the session, e.g. to extended hours; default the regular session.
     """
     df = _coerce(trades, TRADE_COLUMNS, "trades")
-    open_, close_ = window if window is not None else session_bounds(session_date, spec.session_rule)
-    usable = df.select(
-        _finite("price") & (pl.col("price") > 0) & (pl.col("ts") >= pl.lit(open_)) & (pl.col("ts") < pl.lit(close_))
-    ).to_series()
-    df = df.with_columns(pl.Series("_ref", reference_prices(df["ts"], df["price"], usable.fill_null(False))))
-    band = spec.price_band_pct / 100.0
+    valid = _finite("price") & (pl.col("price") > 0)
+    df, implausible = _with_reference(df, pl.col("price"), valid, spec, session_date, window)
     if spec.is_index:
         size_reason = ~_finite("size") | (pl.col("size") != 0)
         size_label = "index_size"
@@ -334,7 +342,7 @@ def validate_trades(
         .then(pl.lit("non_positive_price"))
         .when(size_reason)
         .then(pl.lit(size_label))
-        .when(((pl.col("price") / pl.col("_ref") - 1.0).abs() > band).fill_null(False))
+        .when(implausible)
         .then(pl.lit("implausible_price"))
         .otherwise(None)
     )
@@ -358,15 +366,9 @@ def validate_quotes(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split raw quotes into clean rows (raw.quotes columns, ts order) and quarantine (as for trades)."""
     df = _coerce(quotes, QUOTE_COLUMNS, "quotes")
-    open_, close_ = window if window is not None else session_bounds(session_date, spec.session_rule)
     mid = (pl.col("bid") + pl.col("ask")) / 2
-    usable = df.select(
-        _finite("bid") & _finite("ask") & (pl.col("bid") > 0) & (pl.col("bid") < pl.col("ask"))
-        & (pl.col("ts") >= pl.lit(open_)) & (pl.col("ts") < pl.lit(close_))
-    ).to_series()  # fmt: skip
-    mids = df.select(mid).to_series()
-    df = df.with_columns(pl.Series("_ref", reference_prices(df["ts"], mids, usable.fill_null(False))))
-    band = spec.price_band_pct / 100.0
+    valid = _finite("bid") & _finite("ask") & (pl.col("bid") > 0) & (pl.col("bid") < pl.col("ask"))
+    df, implausible = _with_reference(df, mid, valid, spec, session_date, window)
     reason = (
         _common_reasons(spec, session_date, window)
         .when(~_finite("bid") | ~_finite("ask"))
@@ -377,7 +379,7 @@ def validate_quotes(
         .then(pl.lit("crossed_quote"))
         .when(~_finite("bid_size") | ~_finite("ask_size") | (pl.col("bid_size") <= 0) | (pl.col("ask_size") <= 0))
         .then(pl.lit("zero_size"))
-        .when(((mid / pl.col("_ref") - 1.0).abs() > band).fill_null(False))
+        .when(implausible)
         .then(pl.lit("implausible_price"))
         .otherwise(None)
     )
