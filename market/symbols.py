@@ -106,9 +106,11 @@ class SymbolSpec:
                 ) from None
         return SessionRule(self.calendar, self.timezone, close)
 
-    def fallback_spread(self, price: float) -> float:
-        """The spread (in price) the spread model assumes at `price` when a session has no quotes."""
-        return self.spread * self.tick if self.spread_model == "ticks" else price * self.spread * 1e-4
+    @property
+    def fallback_spread(self) -> tuple[float, float]:
+        """The spread the spread model assumes when a session has no quotes, as (a fixed price amount, basis points
+        of the price): one of the two is 0."""
+        return (self.spread * self.tick, 0.0) if self.spread_model == "ticks" else (0.0, self.spread)
 
 
 _CME_EQUITY = {

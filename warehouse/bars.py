@@ -65,17 +65,9 @@ def _make_grid(con: duckdb.DuckDBPyConnection, session_date: date) -> None:
     sessions = symbol_sessions((s, session_date) for s, _ in built)
     rows, params = [], []
     for (symbol, how), opened, closed in zip(built, sessions["open"], sessions["close"], strict=True):
-        spec = get_symbol(symbol, session_date)
-        ticks = spec.spread_model == "ticks"
+        fixed, bps = get_symbol(symbol, session_date).fallback_spread
         rows.append("(?, ?::TIMESTAMP, ?::TIMESTAMP, ?, ?::DOUBLE, ?::DOUBLE)")
-        params += [
-            symbol,
-            opened,
-            closed,
-            how,
-            spec.spread * spec.tick if ticks else 0.0,
-            0.0 if ticks else spec.spread,
-        ]
+        params += [symbol, opened, closed, how, fixed, bps]
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _bars_grid AS
             SELECT symbol, unnest(generate_series(open, close - INTERVAL 1 MINUTE, INTERVAL 1 MINUTE)) AS minute,
