@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import polars as pl
 
 from market.futures import Roll, front_months
 from warehouse.db import query_polars, registered
+from warehouse.partitions import PartitionWrite, replace_partitions
 
 
 @dataclass(frozen=True)
@@ -105,27 +106,25 @@ def build_continuous(
         schema={"root": pl.Utf8, "roll_date": pl.Date, "from_contract": pl.Utf8, "to_contract": pl.Utf8,
                 "rule": pl.Utf8, "gap": pl.Float64},
     )  # fmt: skip
-    span = [root, days[0], days[-1]]
-    with registered(con, plan) as pv, registered(con, roll_rows) as rv:
-        con.begin()
-        try:
-            con.execute("DELETE FROM core.continuous_bars_1m WHERE root = ? AND session_date BETWEEN ? AND ?", span)
-            con.execute("DELETE FROM core.futures_rolls WHERE root = ? AND roll_date BETWEEN ? AND ?", span)
-            written = con.execute(
-                f"""INSERT INTO core.continuous_bars_1m BY NAME
-                    SELECT ? AS root, b.session_date, b.minute, b.symbol AS contract,
-                           b.open + p.adjustment AS open, b.high + p.adjustment AS high,
-                           b.low + p.adjustment AS low, b.close + p.adjustment AS close,
-                           b.volume, b.trade_count, b.filled, p.adjustment, ? AS back_adjusted
-                    FROM core.bars_1m b JOIN {pv} p ON p.symbol = b.symbol AND p.session_date::DATE = b.session_date""",
-                [root, back_adjusted],
-            ).fetchone()[0]
-            if roll_rows.height:
-                con.execute(f"INSERT INTO core.futures_rolls BY NAME SELECT * FROM {rv}")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+    # The whole span is replaced, also sessions in it that were not asked for this time (their adjustment would
+    # be stale): every calendar date from the first session to the last.
+    span = [days[0] + timedelta(days=i) for i in range((days[-1] - days[0]).days + 1)]
+    with registered(con, plan) as pv:
+        select = f"""SELECT ? AS root, b.session_date, b.minute, b.symbol AS contract,
+                            b.open + p.adjustment AS open, b.high + p.adjustment AS high,
+                            b.low + p.adjustment AS low, b.close + p.adjustment AS close,
+                            b.volume, b.trade_count, b.filled, p.adjustment, ? AS back_adjusted
+                     FROM core.bars_1m b JOIN {pv} p ON p.symbol = b.symbol AND p.session_date::DATE = b.session_date"""
+        writes = [
+            PartitionWrite(
+                "core.continuous_bars_1m",
+                select_sql=select,
+                params=[root, back_adjusted],
+                extra_where={"session_date": span},
+            ),
+            PartitionWrite("core.futures_rolls", frame=roll_rows, extra_where={"roll_date": span}),
+        ]
+        written = replace_partitions(con, root, writes, partition_column="root").get("core.continuous_bars_1m", 0)
     return ContinuousStats(root, len(days), int(written), tuple(rolls), gaps)
 
 
