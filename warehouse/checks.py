@@ -272,7 +272,8 @@ def session_coverage(
                        coalesce(g.reason, 'no ticks stored') AS reason,
                        t.symbol IS NOT NULL AS ticks_kept
                 FROM (SELECT symbol, session_date::DATE AS session_date FROM {wv}) w
-                LEFT JOIN (SELECT DISTINCT symbol, session_date FROM raw.ticks) t USING (symbol, session_date)
+                LEFT JOIN (SELECT DISTINCT symbol, session_date FROM raw.ticks
+                           WHERE session_date IN (SELECT session_date FROM {wv})) t USING (symbol, session_date)
                 LEFT JOIN raw.ingest_gaps g USING (symbol, session_date)
                 WHERE t.symbol IS NULL OR g.symbol IS NOT NULL
                 ORDER BY w.session_date, w.symbol""",
@@ -284,7 +285,8 @@ def session_coverage(
                 FROM {wv} w
                 JOIN (SELECT symbol, session_date, count(DISTINCT date_trunc('minute', ts)) AS traded_minutes,
                              min(ts) AS first_ts, max(ts) AS last_ts
-                      FROM raw.ticks GROUP BY ALL) t USING (symbol, session_date)
+                      FROM raw.ticks WHERE session_date IN (SELECT session_date FROM {wv}) GROUP BY ALL) t
+                USING (symbol, session_date)
                 WHERE t.traded_minutes < {float(thresholds.min_traded_share)} * w.minutes
                    OR t.last_ts < w.close - INTERVAL {slack} MINUTE
                    OR t.first_ts >= w.open + INTERVAL {slack} MINUTE
