@@ -12,11 +12,17 @@ from rl.core.config import from_dict, is_int, is_number
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """Trading rules and costs of the intraday environment (one instrument, one unit of `shares` at most)."""
+    """Trading rules and costs of the intraday environment: one unit long, flat or short.
 
-    shares: int = 100  # shares per unit of position; position is -1, 0 or +1 unit
+    A unit is `shares` shares of an equity or ETF, or `contracts` contracts of a future, whose P&L uses the
+    instrument's point value (ES: $50 a point) from market/symbols.py.
+    """
+
+    shares: int = 100  # shares per unit of position of an equity or ETF; position is -1, 0 or +1 unit
     commission_per_share: float = 0.005  # $ per share traded
-    min_commission: float = 1.0  # $ minimum per order
+    min_commission: float = 1.0  # $ minimum per share order (futures pay per contract, no minimum)
+    contracts: int = 1  # contracts per unit of position of a future
+    commission_per_contract: float | None = None  # $ per contract traded; None = the instrument's own commission
     loss_cut: float | None = -100.0  # end the day when day net P&L <= this ($); None = off
     profit_lock: float | None = 200.0  # end the day when day net P&L >= this ($); None = off
     warmup_minutes: int = 30  # first decision index (features need history)
@@ -24,8 +30,17 @@ class EnvConfig:
     pnl_scale: float = 100.0  # divisor of $ values in the observation (keeps them O(1))
 
     def __post_init__(self) -> None:
-        if not is_int(self.shares) or self.shares <= 0:
-            raise ValueError(f"EnvConfig.shares must be a positive integer, got {self.shares!r}")
+        for name in ("shares", "contracts"):
+            value = getattr(self, name)
+            if not is_int(value) or value <= 0:
+                raise ValueError(f"EnvConfig.{name} must be a positive integer, got {value!r}")
+        if self.commission_per_contract is not None and (
+            not is_number(self.commission_per_contract) or self.commission_per_contract < 0
+        ):
+            raise ValueError(
+                f"EnvConfig.commission_per_contract must be a finite number >= 0 or None, "
+                f"got {self.commission_per_contract!r}"
+            )
         for name in ("commission_per_share", "min_commission"):
             value = getattr(self, name)
             if not is_number(value) or value < 0:

@@ -23,10 +23,11 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs
 
+from rl.core.accounting import contract_terms
 from rl.core.data import MarketDays
 from rl.core.reward import RewardSpec, combine
 from rl.core.vecenv import BatchedVecEnv, check_actions
-from rl.families.intraday.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger
+from rl.families.intraday.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger, day_ledger
 from rl.families.intraday.config import EnvConfig
 
 HOLD, BUY, SELL, CLOSE = 0, 1, 2, 3
@@ -93,7 +94,15 @@ class _Batch:
         self._spread = np.ascontiguousarray(days.spread.reshape(-1))
         self._day_length = days.length.astype(np.int64)
         self._pnl_scale = float(cfg.pnl_scale)
-        self.ledger = Ledger(self.n, cfg)
+        self.ledger = day_ledger(self.n, cfg)
+        self._terms = contract_terms(
+            days.symbols,
+            shares=cfg.shares,
+            contracts=cfg.contracts,
+            commission_per_share=cfg.commission_per_share,
+            commission_per_contract=cfg.commission_per_contract,
+            min_commission=cfg.min_commission,
+        )
         z = np.zeros
         self.day = z(n, dtype=np.int64)
         self.t = z(n, dtype=np.int64)
@@ -117,7 +126,7 @@ class _Batch:
         self._flat_from[sel] = length - 1 - self.cfg.flat_minutes_before_close
         self._span[sel] = length - 1
         self.finished[sel] = False
-        self.ledger.reset(sel, self._close[day * self._t_max + start])
+        self.ledger.reset(sel, self._close[day * self._t_max + start], **self._terms.at(day))
 
     def observe(self, sel: slice | np.ndarray = _ALL) -> np.ndarray:
         """A fresh float32 [k, obs_dim] observation of the selected envs (see the module docstring)."""

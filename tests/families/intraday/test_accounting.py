@@ -7,7 +7,7 @@ import pytest
 
 from rl.core.data import MarketDays, random_walk_days
 from rl.core.reward import RewardSpec
-from rl.families.intraday.accounting import COMPONENT_NAMES, COMPONENTS, DONE_REASONS, Ledger
+from rl.families.intraday.accounting import COMPONENT_NAMES, COMPONENTS, DONE_REASONS, day_ledger
 from rl.families.intraday.config import EnvConfig
 from rl.families.intraday.env import BUY, CLOSE, HOLD, SELL, IntradayEnv, IntradayVecEnv
 
@@ -171,8 +171,8 @@ def test_drawdown_sums_to_max_drawdown_and_sharpe_is_running_mean_over_std() -> 
 
 
 def test_ledger_selection_updates_only_selected_accounts() -> None:
-    led = Ledger(3, FREE)
-    led.reset(slice(None), 100.0)
+    led = day_ledger(3, FREE)
+    led.reset(slice(None), 100.0, size=100.0, commission=0.005, min_commission=1.0)
     idx = np.array([0, 2])
     ones = np.ones(2)
     comps, code = led.step(idx, np.array([1, -1]), 101.0 * ones, 102.0 * ones, 0.02 * ones, np.zeros(2, bool))
