@@ -24,7 +24,12 @@ if TYPE_CHECKING:
 MARKET_SOURCES = ("embedded", "polygon", "ibkr", "file")
 POLYGON_KEY_ENV = "POLYGON_API_KEY"
 FUNDING_SOURCES = ("embedded", "ccxt")
-EMBEDDED_KEYS = ("seed", "trades_per_day", "edge")  # the synthetic market's settings market.yaml may set
+EMBEDDED_KEYS = (
+    "seed",
+    "trades_per_day",
+    "edge",
+    "futures_edge",
+)  # the synthetic market's settings market.yaml may set
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -57,6 +62,7 @@ class MarketDataResource(dg.ConfigurableResource):
     seed: int = 7
     trades_per_day: int = 20_000
     edge: float | None = None
+    futures_edge: float | None = None
     polygon: dict = {}
     ibkr: dict = {}
     file: dict = {}
@@ -69,8 +75,9 @@ class MarketDataResource(dg.ConfigurableResource):
             from market.synthetic import SyntheticMarketConfig, SyntheticSource
 
             kwargs: dict = {"seed": self.seed, "trades_per_day": self.trades_per_day}
-            if self.edge is not None:
-                kwargs["edge"] = self.edge
+            for name in ("edge", "futures_edge"):
+                if getattr(self, name) is not None:
+                    kwargs[name] = getattr(self, name)
             return SyntheticSource(SyntheticMarketConfig(**kwargs))
         settings = source_settings(self.source, self.section(), self.extended_hours)
         if self.source == "polygon":
@@ -250,7 +257,7 @@ def market_from_yaml(path: Path) -> MarketDataResource:
 
 def _check_symbols(path: Path, symbols: list[str], instruments: Any, source: str) -> None:
     """Every symbol must be a built-in, a declared instrument or a contract of a futures root: refused here, when
-    the code location loads, naming the file and the known instruments. The embedded market has no futures."""
+    the code location loads, naming the file and the known instruments. The embedded market has no options."""
     from market.symbols import declared, known_instruments, parse_instruments
 
     try:
@@ -268,10 +275,10 @@ def _check_symbols(path: Path, symbols: list[str], instruments: Any, source: str
                     "instruments: (kind, tick_size, point_value, ...), or write a futures contract as root + "
                     "month code + year, e.g. ESU24"
                 ) from None
-            if source == "embedded" and spec.kind not in ("equity", "etf", "index"):
+            if source == "embedded" and spec.kind not in ("equity", "etf", "index", "future"):
                 raise ValueError(
-                    f"{path}: {symbol!r} is a {spec.kind}; the embedded market generates equities, ETFs and indexes "
-                    "only: import its data with source: file, polygon or ibkr"
+                    f"{path}: {symbol!r} is an {spec.kind}; the embedded market generates equities, ETFs, indexes "
+                    "and CME equity-index futures only: import its data with source: file, polygon or ibkr"
                 )
 
 

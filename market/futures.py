@@ -95,3 +95,19 @@ def front_months(
 def next_contract(root: str, contract: str) -> str:
     """The listed contract of `root` after `contract` (ESH24 -> ESM24)."""
     return contracts_after(root, get_symbol(contract).expiry + timedelta(days=1), 1)[0].symbol
+
+
+def is_root(name: str) -> bool:
+    """True when `name` is a futures root (ES), not a contract (ESU24) or another instrument."""
+    spec = get_symbol(name)
+    return spec.kind == "future" and spec.expiry is None
+
+
+def expand_roots(symbols: Sequence[str], day: date, listed: int = 2) -> list[str]:
+    """`symbols` for session `day`, each futures root replaced by its `listed` nearest contracts (ES ->
+    ESH24, ESM24): the front and the next, so a roll by either rule finds both contracts' data stored."""
+    out: list[str] = []
+    for name in symbols:
+        names = [c.symbol for c in contracts_after(name, day, listed)] if is_root(name) else [name]
+        out += [n for n in names if n not in out]
+    return out

@@ -49,6 +49,7 @@ class SymbolSpec:
     roll_days: int = 8  # futures: calendar days before expiry when the continuous series moves to the next contract
     expiry: date | None = None  # a futures contract: its last trading day
     root: str | None = None  # a futures contract: its root (ES for ESU4)
+    underlying: str = ""  # the instrument whose price this one follows (MES follows ES); "" = its own
     # The synthetic market's parameters (ignored by live sources).
     start_price: float = 100.0  # price level on the reference session (2024-01-02); the daily walk starts there
     beta: float = 1.0  # loading on the shared market factor
@@ -157,11 +158,12 @@ BUILTIN: dict[str, SymbolSpec] = {
     ),
     "ES": SymbolSpec("ES", **_CME_EQUITY, point_value=50.0, commission=2.25, start_price=4750.0,
                      description="E-mini S&P 500 futures: $50 a point"),
-    "MES": SymbolSpec("MES", **_CME_EQUITY, point_value=5.0, commission=0.62, start_price=4750.0,
+    "MES": SymbolSpec("MES", **_CME_EQUITY, point_value=5.0, commission=0.62, start_price=4750.0, underlying="ES",
                       description="Micro E-mini S&P 500 futures: $5 a point"),
     "NQ": SymbolSpec("NQ", **_CME_EQUITY, point_value=20.0, commission=2.25, start_price=16800.0, beta=1.2,
                      description="E-mini Nasdaq-100 futures: $20 a point"),
     "MNQ": SymbolSpec("MNQ", **_CME_EQUITY, point_value=2.0, commission=0.62, start_price=16800.0, beta=1.2,
+                      underlying="NQ",
                       description="Micro E-mini Nasdaq-100 futures: $2 a point"),
 }  # fmt: skip
 DEFAULT_SYMBOLS = BUILTIN  # the name the rest of the code has always used

@@ -11,6 +11,7 @@ Everything is vectorised numpy; the only Python loop is the per-minute GARCH rec
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -19,12 +20,13 @@ from typing import Literal, NamedTuple
 import numpy as np
 import polars as pl
 
-from market.calendar import session_index, session_table
+from market.calendar import NYSE, SessionRule, session_index, session_table
 from market.sources import QUOTE_SCHEMA, TRADE_SCHEMA, DayTape, SyntheticSource, empty_quotes
 from market.symbols import SymbolSpec, get_symbol
 
 __all__ = [
     "DEFAULT_EDGE",
+    "DEFAULT_FUTURES_EDGE",
     "SyntheticMarketConfig",
     "SyntheticSource",
     "calibration_pnl",
@@ -33,12 +35,14 @@ __all__ = [
 ]
 
 DEFAULT_EDGE = 0.55
+DEFAULT_FUTURES_EDGE = 0.7  # futures cost more per round trip in basis points (a 0.25 tick, $2.25 a side)
 REFERENCE_SESSION = date(2024, 1, 2)  # SymbolSpec.start_price is the open on this session
 FULL_SESSION_MINUTES = 390
 MAX_TRADES_PER_DAY = 5_000_000
 _MINUTE_NS = 60_000_000_000
 _SECONDS = 60  # resolution of the shared intraminute market path
 _MARKET_KEY = zlib.crc32(b"__market__")
+_BREAK_GAP = 0.3  # an open right after a one-hour daily break gaps this fraction of an overnight or weekend gap
 _CROSS_DAY = 0  # "ordinal" used for the cross-day streams; real dates have ordinals > 700,000
 _REGIME_PHI = 0.97  # persistence of the daily volatility regime
 _REGIME_SD = 0.2  # stationary sd of the log volatility regime
@@ -56,6 +60,7 @@ class SyntheticMarketConfig:
     trades_per_day: int = 20_000  # SPY trades on a full session; other equities scaled by SymbolSpec.density
     quotes_per_day: int = 20_000  # SPY quote updates on a full session; scaled like trades
     edge: float = DEFAULT_EDGE  # strength of the planted order-flow drift (0 = off, no predictability)
+    futures_edge: float = DEFAULT_FUTURES_EDGE  # the same drift's strength in the futures (0 = off)
     edge_horizon_minutes: int = 3  # minutes after m that receive a (linearly decaying) drift from I_m
     impact: float = 0.25  # same-minute price push of a full imbalance, in units of the minute's sigma
     trades_per_level: float = 8.0  # trades per change of the quoted mid (book stickiness)
@@ -75,6 +80,7 @@ class SyntheticMarketConfig:
                 bad(f"{name} must be an int, got {value!r}")
         for name in (
             "edge",
+            "futures_edge",
             "impact",
             "trades_per_level",
             "flow_concentration",
@@ -94,6 +100,8 @@ class SyntheticMarketConfig:
             bad(f"quotes_per_day must be in [0, {MAX_TRADES_PER_DAY}], got {self.quotes_per_day}")
         if not 0.0 <= self.edge <= 2.0:
             bad(f"edge must be in [0, 2] (0 = no planted edge), got {self.edge}")
+        if not 0.0 <= self.futures_edge <= 2.0:
+            bad(f"futures_edge must be in [0, 2] (0 = no planted edge), got {self.futures_edge}")
         if not 1 <= self.edge_horizon_minutes <= 60:
             bad(f"edge_horizon_minutes must be in [1, 60], got {self.edge_horizon_minutes}")
         if not 0.0 <= self.impact <= 2.0:
@@ -126,10 +134,11 @@ def _symbol_key(symbol: str) -> int:
 
 
 @lru_cache(maxsize=8)
-def _regime(seed: int) -> np.ndarray:
-    """Daily volatility multiplier per session (AR(1) log-vol, E[mult^2] = 1): clustering across days."""
-    rng = _rng(seed, _MARKET_KEY, _CROSS_DAY)
-    n = len(session_table().days)
+def _regime(seed: int, rule: SessionRule = NYSE) -> np.ndarray:
+    """Daily volatility multiplier per session of `rule`'s calendar (AR(1) log-vol, E[mult^2] = 1): clustering
+    across days."""
+    rng = _rng(seed, _MARKET_KEY if rule == NYSE else _symbol_key(str(rule)), _CROSS_DAY)
+    n = len(session_table(rule).days)
     shocks = rng.standard_normal(n) * _REGIME_SD * np.sqrt(1 - _REGIME_PHI**2)
     lv = np.empty(n)
     lv[0] = rng.standard_normal() * _REGIME_SD
@@ -141,21 +150,29 @@ def _regime(seed: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=32)
-def _anchor_walk(seed: int, key: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-volatility daily anchors (cached per stream): cumulative gap and open-to-close shocks.
+def _anchor_walk(seed: int, key: int, rule: SessionRule = NYSE) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-volatility daily anchors of `rule`'s sessions (cached per stream): cumulative gap and open-to-close
+    shocks.
 
     Session n opens at log level gap_vol*G[n] + daily_vol*D[n-1] (relative to the reference session) and
-    closes at that plus daily_vol*d[n]. Cached cumulative sums make any date O(1) to generate.
+    closes at that plus daily_vol*d[n]. Cached cumulative sums make any date O(1) to generate. On a calendar
+    other than NYSE's (CME Globex), an open that follows the previous close within a day (the one-hour daily
+    break) gaps by `_BREAK_GAP` of a weekend's or holiday's gap.
     """
-    table = session_table()
+    table = session_table(rule)
     n = len(table.days)
     rng = _rng(seed, key, _CROSS_DAY + 1)
-    regime = _regime(seed)
+    regime = _regime(seed, rule)
     minutes = (table.close_ns - table.open_ns) / _MINUTE_NS
+    full = FULL_SESSION_MINUTES if rule == NYSE else float(np.median(minutes))
     gaps = rng.standard_normal(n) * regime
+    if rule != NYSE:
+        pause = np.full(n, np.inf)
+        pause[1:] = table.open_ns[1:] - table.close_ns[:-1]
+        gaps *= np.where(pause < 12 * 3_600 * 10**9, _BREAK_GAP, 1.0)
     gaps[0] = 0.0
-    intraday = rng.standard_normal(n) * regime * np.sqrt(minutes / FULL_SESSION_MINUTES)
-    ref = session_index(REFERENCE_SESSION)
+    intraday = rng.standard_normal(n) * regime * np.sqrt(minutes / full)
+    ref = session_index(REFERENCE_SESSION, rule)
     g_cum = np.cumsum(gaps)
     d_prev = np.concatenate([[0.0], np.cumsum(intraday)[:-1]])
     g_cum -= g_cum[ref]
@@ -206,22 +223,28 @@ class _MarketDay(NamedTuple):
     seconds: np.ndarray  # [60*M+1] cumulative log return on a 1-second grid (minute edges = cum)
 
 
-def _market_day(cfg: SyntheticMarketConfig, i: int, ordinal: int, n_min: int) -> _MarketDay:
-    """Market factor for one session (GARCH(1,1) minute variance, Student-t shocks, a 1-second path).
+def _equity_market_day(cfg: SyntheticMarketConfig, i: int, ordinal: int, n_min: int) -> _MarketDay:
+    """The equity market factor of NYSE session i: the U-shaped intraday volatility on the day's regime."""
+    x = (np.arange(n_min) + 0.5) / n_min
+    base = cfg.daily_vol * _regime(cfg.seed)[i] / np.sqrt(FULL_SESSION_MINUTES) * _u_vol(x) / _VOL_NORM
+    return _market_day(cfg, _rng(cfg.seed, _MARKET_KEY, ordinal), base)
+
+
+def _market_day(cfg: SyntheticMarketConfig, rng: np.random.Generator, base: np.ndarray) -> _MarketDay:
+    """A market factor for one session (GARCH(1,1) minute variance, Student-t shocks, a 1-second path) around the
+    per-minute sigma `base` (the seasonal shape times the day's regime).
 
     All symbols read the same 1-second path, so SPY, QQQ and SPX co-move inside the minute too.
     """
-    rng = _rng(cfg.seed, _MARKET_KEY, ordinal)
+    n_min = base.size
     z = rng.standard_t(_T_DF, n_min) / np.sqrt(_T_DF / (_T_DF - 2.0))
     a, b = cfg.garch_alpha, cfg.garch_beta
     h = np.empty(n_min)
     h[0] = 1.0
     z2 = z * z
-    for m in range(1, n_min):  # ~390 steps: the only sequential part of a day
+    for m in range(1, n_min):  # one step a minute: the only sequential part of a day
         h[m] = (1.0 - a - b) + a * h[m - 1] * z2[m - 1] + b * h[m - 1]
-    x = (np.arange(n_min) + 0.5) / n_min
-    sigma = cfg.daily_vol * _regime(cfg.seed)[i] / np.sqrt(FULL_SESSION_MINUTES) * _u_vol(x) / _VOL_NORM
-    sigma = sigma * np.sqrt(h)
+    sigma = base * np.sqrt(h)
     ret = sigma * z
     cum = np.concatenate([[0.0], np.cumsum(ret)])
     # Brownian bridge on 60 one-second steps inside each minute, 0 at both minute edges.
@@ -306,18 +329,22 @@ def generate_day(cfg: SyntheticMarketConfig, symbol: str, session_date: date) ->
 
     Raises ValueError for an unknown symbol or a date that is not an NYSE session.
     """
-    spec = get_symbol(symbol)
+    spec = get_symbol(symbol, session_date)
+    if spec.kind == "future":
+        from market.synthetic_futures import futures_day
+
+        return futures_day(cfg, spec, session_date)
     if spec.kind not in ("equity", "etf", "index"):
         raise ValueError(
-            f"the embedded market generates equities, ETFs and indexes, not the {spec.kind} {symbol!r}; "
-            "import its ticks or bars from a file or a live source"
+            f"the embedded market generates equities, ETFs, indexes and CME equity-index futures, not the "
+            f"{spec.kind} {symbol!r}; import its ticks or bars from a file or a live source"
         )
     i = session_index(session_date)
     table = session_table()
     open_ns = int(table.open_ns[i])
     n_min = int((table.close_ns[i] - open_ns) // _MINUTE_NS)
     ordinal = session_date.toordinal()
-    mkt = _market_day(cfg, i, ordinal, n_min)
+    mkt = _equity_market_day(cfg, i, ordinal, n_min)
     log_open, target = _day_levels(cfg, spec, i)
     rng = _rng(cfg.seed, _symbol_key(spec.symbol), ordinal)
     if spec.is_index:
@@ -351,6 +378,23 @@ def _index_day(
     return DayTape(trades=trades, quotes=empty_quotes())
 
 
+class _Shape(NamedTuple):
+    """How one instrument prints its day: activity and spread profiles, sizes, and where its mid sits."""
+
+    activity: np.ndarray  # [M] relative trade and quote intensity ...
+    norm: float  # ... divided by this: the activity a full day sums to
+    wide: np.ndarray  # [M] multiplier of the instrument's chance of a spread wider than one tick
+    trade_sizes: Callable[[np.random.Generator, int], np.ndarray]
+    quote_sizes: Callable[[np.random.Generator, int], np.ndarray]
+    log_offset: float = 0.0  # added to the log mid (a futures contract's basis over its underlying)
+
+
+def _equity_shape(n_min: int) -> _Shape:
+    x = (np.arange(n_min) + 0.5) / n_min
+    quote = lambda rng, n: 100.0 * np.ceil(rng.lognormal(1.2, 0.9, n))  # noqa: E731
+    return _Shape(_u_volume(x), _VOLUME_NORM, 1.0 + 3.0 * np.exp(-x / 0.02), _trade_sizes, quote)
+
+
 def _equity_day(
     cfg: SyntheticMarketConfig,
     spec: SymbolSpec,
@@ -361,8 +405,22 @@ def _equity_day(
     open_ns: int,
 ) -> DayTape:
     """An equity: latent order flow, impact and drift on top of the market factor; trades at bid/ask."""
+    flow, own = _own_path(cfg, spec, rng, mkt, target)
+    return _print_tape(cfg, spec, rng, mkt, flow, own, log_open, open_ns, _equity_shape(len(mkt.sigma)))
+
+
+def _own_path(
+    cfg: SyntheticMarketConfig,
+    spec: SymbolSpec,
+    rng: np.random.Generator,
+    mkt: _MarketDay,
+    target: float,
+    jumps: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The latent order flow I_m and the instrument's own log path at minute edges: idiosyncratic noise, the
+    flow's same-minute impact and its decaying drift over the next minutes (the planted edge), plus `jumps`,
+    pinned so the day closes on its anchor."""
     n_min = len(mkt.sigma)
-    x = (np.arange(n_min) + 0.5) / n_min
     conc = cfg.flow_concentration
     flow = 2.0 * rng.beta(conc, conc, n_min) - 1.0  # I_m, i.i.d. across minutes
     vol = mkt.sigma * np.hypot(spec.beta, spec.idio_vol)  # the symbol's minute sigma
@@ -371,12 +429,30 @@ def _equity_day(
     h = cfg.edge_horizon_minutes
     decay = (h - np.arange(h)) / h  # minute m+k gets weight (h-k+1)/h, k = 1..h
     drift = cfg.edge * np.convolve(vol * flow, np.concatenate([[0.0], decay]))[:n_min]
-    own = _own_edges(mkt, spec, idio + impact + drift, target)
+    steps = idio + impact + drift
+    if jumps is not None:
+        steps = steps + jumps
+    return flow, _own_edges(mkt, spec, steps, target)
 
-    # Busier minutes: U-shape, a random day level and more activity when volatility is high.
+
+def _print_tape(
+    cfg: SyntheticMarketConfig,
+    spec: SymbolSpec,
+    rng: np.random.Generator,
+    mkt: _MarketDay,
+    flow: np.ndarray,
+    own: np.ndarray,
+    log_open: float,
+    open_ns: int,
+    shape: _Shape,
+) -> DayTape:
+    """Trades and quotes along the path: Poisson events on the activity profile, a sticky book of one-tick
+    spreads (sometimes wider), and trade sides drawn from the order flow."""
+    n_min = len(mkt.sigma)
+    # Busier minutes: the instrument's profile, a random day level and more activity when volatility is high.
     vol_state = np.sqrt(mkt.garch)
-    activity = _u_volume(x) * vol_state * np.exp(0.2 * rng.standard_normal() - 0.02)
-    scale = spec.density * activity / _VOLUME_NORM
+    activity = shape.activity * vol_state * np.exp(0.2 * rng.standard_normal() - 0.02)
+    scale = spec.density * activity / shape.norm
     lam_t = cfg.trades_per_day * scale
     lam_q = cfg.quotes_per_day * scale
 
@@ -395,10 +471,12 @@ def _equity_day(
     log_mid = _log_mid(mkt, spec, own, log_open, minute, slot_frac)
     if spec.idio_vol > 0:
         log_mid += spec.idio_vol * mkt.sigma[minute] * _bridge_noise(rng, counts, minute, slot_frac)
+    if shape.log_offset:
+        log_mid += shape.log_offset
     mid_ticks = np.exp(log_mid) / spec.tick
 
     n_slots = int(levels.sum())
-    wide_p = np.clip(spec.wide_spread_prob * (1.0 + 3.0 * np.exp(-x / 0.02)) * vol_state, 0.0, 0.9)
+    wide_p = np.clip(spec.wide_spread_prob * shape.wide * vol_state, 0.0, 0.9)
     wide = rng.random(n_slots) < np.repeat(wide_p, levels)
     spread = (1.0 + wide * rng.geometric(0.6, n_slots))[slot]
     bid = np.floor(mid_ticks - spread / 2.0 + 0.5)
@@ -414,7 +492,7 @@ def _equity_day(
         spec.symbol,
         ts=ts[t_idx],
         price=_on_grid(price_ticks * spec.tick, spec.tick),
-        size=_trade_sizes(rng, t_idx.size),
+        size=shape.trade_sizes(rng, t_idx.size),
     )
     q_idx = np.flatnonzero(~is_trade)
     n_q = q_idx.size
@@ -424,8 +502,8 @@ def _equity_day(
         ts=ts[q_idx],
         bid=_on_grid(bid[q_idx] * spec.tick, spec.tick),
         ask=_on_grid(ask[q_idx] * spec.tick, spec.tick),
-        bid_size=100.0 * np.ceil(rng.lognormal(1.2, 0.9, n_q)),
-        ask_size=100.0 * np.ceil(rng.lognormal(1.2, 0.9, n_q)),
+        bid_size=shape.quote_sizes(rng, n_q),
+        ask_size=shape.quote_sizes(rng, n_q),
     )
     return DayTape(trades=trades, quotes=quotes)
 

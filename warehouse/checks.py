@@ -249,20 +249,29 @@ def quarantine_counts(
     }
 
 
+def _checked(symbol: str, day: date) -> str:
+    """The symbol whose coverage is checked: a futures root stands for its front contract that day (the next one
+    trades thinly until the roll, as on a real tape)."""
+    from market.futures import calendar_front, is_root
+
+    return calendar_front(symbol, day) if is_root(symbol) else symbol
+
+
 def session_coverage(
     con: duckdb.DuckDBPyConnection,
     dates: Sequence[date],
     symbols: Sequence[str],
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> dict:
-    """Every (symbol, session) asked for must have stored ticks covering its session, and no open vendor gap.
+    """Every (symbol, session) asked for must have stored ticks covering its session, and no open vendor gap (a
+    futures root: its front contract).
 
     Listed: sessions without ticks (against each symbol's calendar), with the source's reason where it gave one;
     sessions whose last fetch found nothing while ticks from an earlier fetch are still stored ("kept"); and
     partial sessions: trades in fewer than `min_traded_share` of the session's minutes, or ticks starting or ending
     more than `max_early_end_minutes` inside the session (a recording cut short, a file that stops at 14:51)."""
     days = _dates(dates)
-    pairs = [(s, d) for s in dict.fromkeys(symbols) for d in days if _trades_on(s, d)]
+    pairs = [(_checked(s, d), d) for s in dict.fromkeys(symbols) for d in days if _trades_on(s, d)]
     wanted = symbol_sessions(pairs)
     slack = int(thresholds.max_early_end_minutes)
     with registered(con, wanted) as wv:

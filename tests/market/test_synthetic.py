@@ -69,7 +69,7 @@ def test_synthetic_source_is_a_market_source():
 def test_unknown_symbol_is_refused_with_known_names():
     with pytest.raises(ValueError, match="unknown symbol 'XYZ'; known: SPY, QQQ, SPX, ES, MES, NQ, MNQ"):
         generate_day(LOW, "XYZ", DAY)
-    with pytest.raises(ValueError, match="generates equities, ETFs and indexes, not the future 'ES'"):
+    with pytest.raises(ValueError, match="ES is a futures root; name a contract such as ESH24"):
         generate_day(LOW, "ES", DAY)
     with pytest.raises(ValueError, match="known"):
         get_symbol("spy")

@@ -196,7 +196,11 @@ def test_metadata_rounds_floats_to_what_matters() -> None:
             lambda m: m.update(symbols=["SPY", "AAPL"]),
             r"market.yaml: unknown symbol 'AAPL' in symbols; known instruments: SPY, QQQ, SPX, ES, MES, NQ, MNQ",
         ),
-        ("market.yaml", lambda m: m.update(symbols=["ESU24"]), "'ESU24' is a future; the embedded market generates"),
+        (
+            "market.yaml",
+            lambda m: m.update(symbols=["SPYC"], instruments={"SPYC": {"kind": "option", "point_value": 100}}),
+            "'SPYC' is an option; the embedded market generates equities, ETFs, indexes and CME",
+        ),
         (
             "market.yaml",
             lambda m: m.update(instruments={"AAPL": {"kind": "equity", "tick_size": 0}}),
