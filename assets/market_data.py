@@ -6,7 +6,6 @@ import dagster as dg
 from assets.common import WAREHOUSE_POOL, check_result, partition_metadata
 from assets.partitions import SESSIONS, partition_dates
 from assets.resources import MarketDataResource, WarehouseResource
-from market.futures import expand_roots
 from warehouse import checks
 from warehouse.bars import build_bars
 from warehouse.features import FEATURES, WARMUP_MINUTES, build_features
@@ -48,10 +47,7 @@ def raw_ticks(
     or file); bad rows are quarantined with a reason, and sessions a source had nothing for are reported as gaps."""
     dates = partition_dates(context.partition_keys)
     with market.open() as source, warehouse.connect() as con:
-        stats = [
-            ingest_day(con, source, expand_roots(market.symbols, d), d, extended_hours=market.extended_hours)
-            for d in dates
-        ]
+        stats = [ingest_day(con, source, market.symbols, d, extended_hours=market.extended_hours) for d in dates]
         quarantined = checks.quarantine_counts(con, dates, market.thresholds())
         coverage = checks.session_coverage(con, dates, market.symbols, market.thresholds())
         report = source.report(dates) if callable(getattr(source, "report", None)) else None

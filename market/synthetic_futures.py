@@ -141,8 +141,8 @@ def futures_day(cfg: SyntheticMarketConfig, spec: SymbolSpec, session_date: date
 
     years = (spec.expiry - session_date).days / 365.25
     shape = _Shape(
-        activity=vol_profile(n_min) ** 2 * fast * _volume_share(spec, session_date),
-        norm=float(np.sum(_FULL_PROFILE**2)),
+        activity=vol_profile(n_min) * fast * _volume_share(spec, session_date),
+        norm=float(np.sum(_FULL_PROFILE)),
         wide=np.where(_clock(n_min) == _CASH_OPEN, 4.0, 1.0),
         trade_sizes=_contract_sizes,
         quote_sizes=_book_sizes,

@@ -94,15 +94,30 @@ def _stored_pairs(con: duckdb.DuckDBPyConnection, table: str, days: list[date]) 
         return con.execute(sql).fetchall()
 
 
+def _deferred(symbol: str, day: date) -> bool:
+    """True for a futures contract that is not its root's calendar front on `day`: it trades thinly until the roll,
+    as on a real tape, so a mostly forward-filled session of it is expected, not damage."""
+    from market.futures import calendar_front
+    from market.symbols import get_symbol
+
+    spec = get_symbol(symbol, day)
+    return spec.kind == "future" and spec.expiry is not None and calendar_front(spec.root, day) != symbol
+
+
 def bar_integrity(
     con: duckdb.DuckDBPyConnection, dates: Sequence[date], thresholds: Thresholds = DEFAULT_THRESHOLDS
 ) -> dict:
     """Bars must be consistent OHLC (low <= open, close <= high; vwap inside), unique per (symbol, minute),
     non-negative in volume, cover exactly each symbol's calendar minutes, and not be mostly forward-filled (a
-    session with trades in only a few minutes is not a session a model should learn from)."""
+    session with trades in only a few minutes is not a session a model should learn from; a deferred futures
+    contract, thin before its roll, is counted apart)."""
     days = _dates(dates)
-    grid = minute_grid(_stored_pairs(con, "core.bars_1m", days))
-    with registered(con, _date_frame(days)) as dv, registered(con, grid) as gv:
+    pairs = _stored_pairs(con, "core.bars_1m", days)
+    grid = minute_grid(pairs)
+    deferred = pl.DataFrame(
+        [p for p in pairs if _deferred(*p)], schema={"symbol": pl.Utf8, "session_date": pl.Date}, orient="row"
+    )
+    with registered(con, _date_frame(days)) as dv, registered(con, grid) as gv, registered(con, deferred) as fv:
         bars = f"(SELECT b.* FROM core.bars_1m b JOIN {dv} d USING (session_date))"
         n_bars = con.execute(f"SELECT count(*) FROM {bars}").fetchone()[0]
         checks = {
@@ -129,10 +144,11 @@ def bar_integrity(
             "empty_dates": f"SELECT session_date FROM {dv} ANTI JOIN {bars} b USING (session_date)",
             "mostly_filled_sessions": f"""SELECT symbol, session_date, count(*) FILTER (WHERE filled) AS filled,
                     count(*) AS minutes, round(count(*) FILTER (WHERE filled) / count(*), 4) AS filled_share
-                FROM {bars} GROUP BY ALL
+                FROM {bars} b ANTI JOIN {fv} f USING (symbol, session_date) GROUP BY ALL
                 HAVING count(*) FILTER (WHERE filled) > {float(thresholds.max_filled_share)} * count(*)""",
         }
         result: dict[str, Any] = {"dates": [d.isoformat() for d in days], "bars": int(n_bars)}
+        result["deferred_contracts_not_judged_for_fill"] = deferred.height
         examples: dict[str, list] = {}
         for name, sql in checks.items():
             rows = query_polars(con, f"SELECT * FROM ({sql}) ORDER BY ALL")

@@ -33,7 +33,8 @@ class ContinuousStats:
     gaps: dict[str, float]  # roll date (ISO) -> price gap applied (back-adjusted only)
 
 
-def _volumes(con: duckdb.DuckDBPyConnection, root: str, days: Sequence[date]) -> dict[tuple[str, date], float]:
+def contract_volumes(con: duckdb.DuckDBPyConnection, root: str, days: Sequence[date]) -> dict[tuple[str, date], float]:
+    """Traded volume of each stored contract of `root` per session (what the volume roll rule reads)."""
     rows = con.execute(
         "SELECT symbol, session_date, sum(volume) FROM core.bars_1m WHERE symbol LIKE ? AND session_date BETWEEN ? "
         "AND ? GROUP BY ALL",
@@ -68,7 +69,7 @@ def build_continuous(
     days = sorted(set(days))
     if not days:
         raise ValueError("build_continuous needs at least one session")
-    volumes = _volumes(con, root, days) if rule == "volume" else None
+    volumes = contract_volumes(con, root, days) if rule == "volume" else None
     fronts, rolls = front_months(root, days, rule, volumes)
     stored = {(s, d) for (s, d) in con.execute(
         "SELECT DISTINCT symbol, session_date FROM core.bars_1m WHERE session_date BETWEEN ? AND ?",

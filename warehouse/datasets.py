@@ -22,6 +22,13 @@ def load_training_frame(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], 
     ValueError when nothing is stored for the request, or when some bars lack their features (not built yet,
     or built from older bars): training on a silently partial frame is worse than failing.
     """
+    return load_training_frame_with(con, symbols, start, end).select(FRAME_COLUMNS)
+
+
+def load_training_frame_with(
+    con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: date, end: date, extra: Sequence[str] = ()
+) -> pl.DataFrame:
+    """`load_training_frame` with `extra` bar columns (high, low) after mean_spread."""
     names = [symbols] if isinstance(symbols, str) else list(dict.fromkeys(symbols))
     if not names:
         raise ValueError("load_training_frame needs at least one symbol")
@@ -34,7 +41,8 @@ def load_training_frame(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], 
     feature_cols = ", ".join(f"f.{n}" for n in FEATURES)
     frame = query_polars(
         con,
-        f"""SELECT b.symbol, b.session_date, b.minute, b.open, b.close, b.mean_spread, {feature_cols}
+        f"""SELECT b.symbol, b.session_date, b.minute, b.open, b.close, b.mean_spread,
+                   {"".join(f"b.{c}, " for c in extra)}{feature_cols}
             FROM core.bars_1m b JOIN core.features_1m f USING (symbol, session_date, minute)
             WHERE {where}
             ORDER BY b.symbol, b.session_date, b.minute""",
@@ -61,4 +69,35 @@ def load_training_frame(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], 
             "have no features; "
             "rebuild features for those sessions"
         )
-    return frame.select(FRAME_COLUMNS)
+    return frame
+
+
+FUTURES_COLUMNS = ("root", "symbol", "session_date", "minute", "open", "high", "low", "close", "mean_spread", *FEATURES)
+
+
+def load_futures_frame(
+    con: duckdb.DuckDBPyConnection, roots: Sequence[str], start: date, end: date, rule: str = "calendar"
+) -> pl.DataFrame:
+    """root, symbol (the front contract that day), session_date, minute, open, high, low, close, mean_spread and
+    every FEATURES column, for each futures root's trading days in [start, end].
+
+    The front contract of each day follows `rule` (market.futures.front_months: calendar, or volume from the
+    stored bars); each day's rows are that contract's own bars, never back-adjusted and never mixed. ValueError
+    (from load_training_frame) when a front contract's bars or features are missing.
+    """
+    from market.calendar import CME_EQUITY, sessions
+    from market.futures import front_months
+    from warehouse.continuous import contract_volumes
+
+    start, end = as_date(start), as_date(end)
+    frames = []
+    for root in dict.fromkeys([roots] if isinstance(roots, str) else roots):
+        days = sessions(start, end, CME_EQUITY)
+        volumes = contract_volumes(con, root, days) if rule == "volume" else None
+        fronts, _ = front_months(root, days, rule, volumes)
+        wanted = pl.DataFrame({"symbol": list(fronts.values()), "session_date": list(fronts)})
+        contracts = sorted(set(fronts.values()))
+        frame = load_training_frame_with(con, contracts, start, end, ("high", "low"))
+        frame = frame.join(wanted, on=["symbol", "session_date"], how="semi")
+        frames.append(frame.with_columns(pl.lit(root).alias("root")))
+    return pl.concat(frames).select(FUTURES_COLUMNS).sort("root", "session_date", "minute")

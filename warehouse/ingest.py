@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from market.calendar import fetch_window, is_session
+from market.futures import expand_roots
 from market.sources import DayTape, MarketSource, MissingDataError
 from market.symbols import SymbolSpec, get_symbol
 from warehouse.db import utc_now
@@ -113,6 +114,7 @@ def ingest_day(
 ) -> IngestStats:
     """Fetch + validate all `symbols` for `session_date`, then replace their raw partitions (one transaction).
 
+    A futures root (ES) stands for its two nearest listed contracts that day, each stored under its own symbol.
     Each symbol follows its own instrument's calendar: a symbol whose exchange is closed that day is skipped and
     listed in `closed` (its stored rows stay); ValueError when none of them trades that day.
     Per symbol and stream: a stream the source did not fetch (None) keeps its stored rows and quarantine; a symbol
@@ -121,7 +123,7 @@ def ingest_day(
     """
     if isinstance(symbols, str):
         symbols = [symbols]
-    names = list(dict.fromkeys(symbols))
+    names = expand_roots(list(dict.fromkeys(symbols)), session_date)
     if not names:
         raise ValueError("ingest_day needs at least one symbol")
     specs = [get_symbol(s, session_date) for s in names]

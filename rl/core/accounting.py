@@ -96,9 +96,12 @@ def contract_terms(
 class Ledger:
     """Account state of N envs; `step` applies one decision per selected account, array operations only."""
 
-    def __init__(self, n: int, exit_rule: ExitRule) -> None:
+    def __init__(self, n: int, exit_rule: ExitRule, continuing: Sequence[int] = ()) -> None:
+        """`exit_rule` judges each step's done codes; a code in `continuing` liquidates the position without ending
+        the episode (a day's cutoff, a daily-loss pause), every other non-zero code ends it."""
         self.n = int(n)
         self._exit_rule = exit_rule
+        self._continuing = np.asarray(tuple(continuing), dtype=np.int8)
         z = np.zeros
         self.size = np.ones(n)  # shares or contracts per unit
         self.point_value = np.ones(n)
@@ -237,7 +240,7 @@ class Ledger:
             "holding_cost": -holding.astype(np.float64),
             "hold_tax": holding.astype(np.float64) - 1.0,
             "win_bonus": trip["wins"],
-            "loss_penalty": np.where(code != 0, np.minimum(eq1, 0.0), 0.0),
+            "loss_penalty": np.where(self.ends(code), np.minimum(eq1, 0.0), 0.0),
             "daily_pnl_level": eq1,
             "sharpe": sharpe,
         }
@@ -248,6 +251,10 @@ class Ledger:
         totals |= {"realized_gross": trip["gross"], "realized_net": trip["net"], "wins": trip["wins"]}
         self._commit(sel, state, totals)
         return comps, code
+
+    def ends(self, code: np.ndarray) -> np.ndarray:
+        """True where a done code ends the episode (non-zero and not a continuing code)."""
+        return (code != 0) & ~np.isin(code, self._continuing)
 
     def _trade(
         self,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,9 +15,45 @@ import numpy as np
 
 from market.values import as_date, is_int, is_number
 
-__all__ = ["as_date", "from_dict", "is_int", "is_number", "json_number", "jsonable", "known_keys"]
+__all__ = [
+    "as_date",
+    "config_dir",
+    "config_file",
+    "from_dict",
+    "is_int",
+    "is_number",
+    "json_number",
+    "jsonable",
+    "known_keys",
+]
 
 T = TypeVar("T")
+_CONFIG_DIR: ContextVar[Path | None] = ContextVar("config_dir", default=None)
+
+
+@contextmanager
+def config_dir(path: str | Path) -> Iterator[None]:
+    """Resolve the file names a config refers to (a family's rule book) against `path` while it is parsed."""
+    token = _CONFIG_DIR.set(Path(path))
+    try:
+        yield
+    finally:
+        _CONFIG_DIR.reset(token)
+
+
+def config_file(relative: str, what: str) -> Path:
+    """The file `relative` names inside the configs folder being parsed; ValueError outside one, for an absolute
+    or escaping path, or a missing file."""
+    base = _CONFIG_DIR.get()
+    rel = Path(str(relative))
+    if base is None:
+        raise ValueError(f"{what}: {relative!r} is a file name, which only a config loaded from its folder can use")
+    if rel.is_absolute() or ".." in rel.parts or rel.suffix not in (".yaml", ".yml"):
+        raise ValueError(f"{what} must be a relative .yaml path inside the configs folder, got {relative!r}")
+    path = base / rel
+    if not path.is_file():
+        raise ValueError(f"{what}: {relative} not found in {base.name}/")
+    return path
 
 
 def known_keys(cls: type, data: Mapping[str, Any] | None, where: str = "") -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from rl.core.config import as_date, is_int, known_keys
+from rl.core.config import as_date, config_dir, is_int, known_keys
 from rl.core.registry import get_family
 from rl.core.train import PPOConfig
 from rl.core.walkforward import WalkForwardConfig
@@ -232,6 +232,7 @@ def load_family(path: str | Path) -> FamilyConfig:
     if raw is None:
         raise ValueError(f"{path.name} is empty")
     try:
-        return FamilyConfig.from_dict(raw)
+        with config_dir(path.parent):
+            return FamilyConfig.from_dict(raw)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path.name}: {exc}") from exc

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 FAMILY_MODULES: dict[str, str] = {
     "intraday": "rl.families.intraday",
     "funding": "rl.families.funding",
+    "propfirm": "rl.families.propfirm",
 }
 
 
@@ -70,7 +71,7 @@ class Family(Protocol):
     ) -> dict[str, Any]: ...
     def concat(self, name: str, results: Sequence[Any]) -> Any: ...
     def metrics(self, result: Any) -> dict[str, float]: ...
-    def run_checks(self, agent_result: Any, cfg: FamilyConfig) -> dict[str, dict[str, Any]]: ...
+    def run_checks(self, results: Mapping[str, Any], cfg: FamilyConfig, agent: str) -> dict[str, dict[str, Any]]: ...
     def episode_rows(self, result: Any, slice_name: str, checkpoint_id: str, agent: str) -> list[dict[str, Any]]: ...
     def report(
         self,
@@ -80,6 +81,7 @@ class Family(Protocol):
         out_dir: Path,
         agent: str,
         slices: Sequence[Slice],
+        cfg: FamilyConfig,
     ) -> str: ...
 
 

@@ -67,6 +67,7 @@ class BatchedVecEnv(VecEnv):
 
     STATE_ATTRS: frozenset[str] = frozenset()  # per-env state: readable with get_attr, never settable
     COMPONENTS: tuple[str, ...] = ()  # the ledger's reward components, as in `last_components`
+    TRUNCATING: frozenset[int] = frozenset()  # done codes that truncate (the data ran out), not terminate
 
     def _init_batched(self, n_envs: int, obs_dim: int, n_actions: int, seed: int | None, auto_reset: bool) -> None:
         """What every batched env sets up: per-env generators seeded `seed + i` (exactly like the single env's
@@ -158,7 +159,7 @@ class BatchedVecEnv(VecEnv):
             info: dict[str, Any] = {name: float(comps[name][i]) for name in self.COMPONENTS}
             info.update(self._end_info(i, int(code[i])))
             info["terminal_observation"] = terminal[j]
-            info["TimeLimit.truncated"] = False
+            info["TimeLimit.truncated"] = int(code[i]) in self.TRUNCATING
             infos[i] = info
         if self.auto_reset:
             self._restart(idx)

@@ -365,7 +365,7 @@ def evaluate_family(
     overall = {p: family.concat(p, [per[p] for per in results.values()]) for p in policies}
     metrics = {name: {p: family.metrics(r) for p, r in per.items()} for name, per in results.items()}
     metrics["all"] = {p: family.metrics(r) for p, r in overall.items()}
-    checks = family.run_checks(overall[agent], cfg)
+    checks = family.run_checks(overall, cfg, agent)
     ctx = ReportContext(
         family=cfg.name,
         run_id=run_id,
@@ -378,7 +378,7 @@ def evaluate_family(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     out_dir = reports_dir / run_id
-    report_md = family.report(ctx, results, checks, out_dir, agent, slices)
+    report_md = family.report(ctx, results, checks, out_dir, agent, slices, cfg)
     config = {
         "family_config": cfg.to_dict(),
         "data_version": manifest.data_version,

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import yaml
 from gymnasium.utils.env_checker import check_env
 
 from rl.core.audit import audit_target, random_valid_actions
-from rl.core.family import FamilyConfig
+from rl.core.family import FamilyConfig, load_family
 from rl.core.policies import random_valid
 from rl.core.registry import FAMILY_MODULES, get_family, registered
 from rl.core.reward import RewardSpec, load_reward
@@ -60,8 +59,7 @@ def _config(kind: str) -> tuple[FamilyConfig, RewardSpec]:
         }
         reward = RewardSpec.from_dict({"name": "toy", "components": {"pnl": {"weight": 1, "scale": 0.1}}}, ["pnl"])
         return dataclasses.replace(FamilyConfig.from_dict(raw), ppo=TINY_PPO), reward
-    raw = yaml.safe_load((ROOT / "configs" / f"{kind}.yaml").read_text())
-    cfg = dataclasses.replace(FamilyConfig.from_dict(raw), ppo=TINY_PPO)
+    cfg = dataclasses.replace(load_family(ROOT / "configs" / f"{kind}.yaml"), ppo=TINY_PPO)
     return cfg, load_reward(ROOT / "configs" / cfg.reward, get_family(kind).reward_components)
 
 
@@ -204,8 +202,8 @@ def test_evaluation_rows_and_report(case: Case, tmp_path) -> None:
     assert all({"slice", "policy", "policy_kind", "symbol", "session_date"} <= set(row) for row in rows)
     metrics = {name: case.family.metrics(r) for name, r in results.items()}
     assert all(np.isfinite(m["total_pnl"]) for m in metrics.values())
-    checks = case.family.run_checks(results["agent"], case.cfg)
+    checks = case.family.run_checks(results, case.cfg, "agent")
     assert set(checks) == set(case.family.checks) == set(case.family.check_descriptions)
     ctx = ReportContext("f", "eval-1", "train-1", {"slice0": "ckpt"}, case.reward.name, case.reward.sha256, "d", "c")
-    text = case.family.report(ctx, {"slice0": results}, checks, tmp_path / "report", "agent", ())
+    text = case.family.report(ctx, {"slice0": results}, checks, tmp_path / "report", "agent", (), case.cfg)
     assert (tmp_path / "report" / "report.md").read_text() == text and "eval-1" in text

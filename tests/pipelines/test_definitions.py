@@ -36,6 +36,14 @@ EXPECTED_ASSETS = {
     "funding_reward_audit",
     "funding_policy",
     "funding_evaluation",
+    "propfirm_reward_config",
+    "propfirm_data_config",
+    "propfirm_training_config",
+    "propfirm_evaluation_config",
+    "propfirm_dataset",
+    "propfirm_reward_audit",
+    "propfirm_policy",
+    "propfirm_evaluation",
 }
 EXPECTED_CHECKS = {
     ("raw_ticks", "quarantine_report"),
@@ -57,6 +65,9 @@ EXPECTED_CHECKS = {
     ("funding_evaluation", "reward_pnl_alignment"),
     ("funding_evaluation", "action_collapse"),
     ("funding_evaluation", "symbol_concentration"),
+    ("propfirm_reward_audit", "reward_scale_sane"),
+    ("propfirm_evaluation", "pass_rate_beats_baselines"),
+    ("propfirm_evaluation", "action_mix"),
 }
 
 
@@ -124,12 +135,14 @@ def test_pure_packages_never_import_dagster(package: str) -> None:
     assert not offenders
 
 
-def test_partitions_follow_the_nyse_sessions() -> None:
+def test_partitions_follow_the_configured_exchanges() -> None:
+    """market.yaml trades NYSE symbols and the CME roots ES and NQ: a partition is a trading day of either."""
     keys = SESSIONS.get_partition_keys_in_range(dg.PartitionKeyRange("2024-07-01", "2024-07-10"))
     assert keys == [
         "2024-07-01",
         "2024-07-02",
         "2024-07-03",
+        "2024-07-04",  # NYSE shut; CME Globex trades, closing early
         "2024-07-05",
         "2024-07-08",
         "2024-07-09",
@@ -137,7 +150,8 @@ def test_partitions_follow_the_nyse_sessions() -> None:
     ]
     assert SESSIONS.has_partition_key("2024-11-29")  # early close is still a session
     assert not SESSIONS.has_partition_key("2024-12-25")
-    assert not SESSIONS.has_partition_key("2024-01-15")  # MLK Day: NYSE shut, and no future is configured
+    assert SESSIONS.has_partition_key("2024-01-15")  # MLK Day: NYSE shut, the futures trade
+    assert not SESSIONS.has_partition_key("2024-03-29")  # Good Friday: both shut
 
 
 def test_history_reaches_back_to_2000_and_futures_add_their_exchange_days(tmp_path) -> None:

@@ -20,6 +20,8 @@ from tests import ROOT  # noqa: E402
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 MINUTES = 390
 SYMBOLS = 3
+# The futures roots ES and NQ are two listed contracts each, on the 1,380 minutes of a Globex day.
+FUTURES_MINUTES = 4 * 1380
 
 
 def _counts(home: Path, day: str) -> dict[str, int]:
@@ -61,8 +63,8 @@ def test_one_partition_through_the_real_graph_three_times_keeps_one_copy(tf_env)
         seen.append(_counts(tf_env.home, "2024-01-03"))
     assert seen[0] == seen[1] == seen[2]
     assert seen[0]["raw.ticks"] > 0 and seen[0]["raw.quotes"] > 0 and seen[0]["raw.minute_bars"] > 0
-    assert seen[0]["core.bars_1m"] == MINUTES * SYMBOLS
-    assert seen[0]["core.features_1m"] == MINUTES * SYMBOLS
+    assert seen[0]["core.bars_1m"] == MINUTES * SYMBOLS + FUTURES_MINUTES
+    assert seen[0]["core.features_1m"] == MINUTES * SYMBOLS + FUTURES_MINUTES
     assert seen[0]["dup_bars"] == 0
 
 
@@ -159,7 +161,7 @@ def test_cli_backfill_of_three_partitions_in_one_run(tf_env) -> None:
     out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out[-3000:]
     for day in ("2024-01-03", "2024-01-04", "2024-01-05"):
-        assert _counts(tf_env.home, day)["core.features_1m"] == MINUTES * SYMBOLS
+        assert _counts(tf_env.home, day)["core.features_1m"] == MINUTES * SYMBOLS + FUTURES_MINUTES
     assert _counts(tf_env.home, "2024-01-08")["raw.ticks"] == 0
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     records = instance.fetch_materializations(dg.AssetKey("features_1m"), limit=10).records

@@ -40,6 +40,7 @@ def _use_source(tf_env: SimpleNamespace, home: Path, monkeypatch: pytest.MonkeyP
 
     def edit(m: dict) -> None:
         m["source"] = source
+        m["symbols"] = ["SPY", "QQQ", "SPX"]  # what the fakes serve (the futures sources have tests of their own)
         if section:
             m[source] = section
 

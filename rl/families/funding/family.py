@@ -166,12 +166,12 @@ class FundingFamily:
 
         return funding_metrics(result)
 
-    def run_checks(self, agent_result: Any, cfg: FamilyConfig) -> dict[str, dict[str, Any]]:
+    def run_checks(self, results: Mapping[str, Any], cfg: FamilyConfig, agent: str) -> dict[str, dict[str, Any]]:
         from rl.families.funding.metrics import funding_run_checks
 
         ev = cfg.evaluation
         return funding_run_checks(
-            agent_result,
+            results[agent],
             min_rho=ev.min_reward_pnl_rho,
             max_top_share=ev.max_top_symbol_share,
             max_hhi=ev.max_symbol_hhi,
@@ -188,6 +188,7 @@ class FundingFamily:
         out_dir: Path,
         agent: str,
         slices: Sequence[Slice],
+        cfg: FamilyConfig,
     ) -> str:
         from rl.families.funding.report import build_funding_report
 

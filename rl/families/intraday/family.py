@@ -136,10 +136,10 @@ class IntradayFamily:
 
         return policy_metrics(result)
 
-    def run_checks(self, agent_result: Any, cfg: FamilyConfig) -> dict[str, dict[str, Any]]:
+    def run_checks(self, results: Mapping[str, Any], cfg: FamilyConfig, agent: str) -> dict[str, dict[str, Any]]:
         from rl.families.intraday.metrics import run_checks
 
-        return run_checks(agent_result)
+        return run_checks(results[agent])
 
     def episode_rows(self, result: Any, slice_name: str, checkpoint_id: str, agent: str) -> list[dict[str, Any]]:
         from rl.families.intraday.env import ACTION_NAMES
@@ -174,6 +174,7 @@ class IntradayFamily:
         out_dir: Path,
         agent: str,
         slices: Sequence[Slice],
+        cfg: FamilyConfig,
     ) -> str:
         from rl.families.intraday.report import build_report
 

@@ -1,1 +1,5 @@
-"""Prop-firm futures family (seed 002): E-mini futures under a funded-account rule book."""
+"""Prop-firm futures family (seed 002): env, rule book, baselines, audit target, evaluation, metrics, report."""
+
+from rl.families.propfirm.family import PropFirmFamily
+
+FAMILY = PropFirmFamily()

@@ -559,12 +559,12 @@ def test_the_funding_family_runs_evaluation_checks_rows_and_report(tmp_path: Pat
     starts = evaluation_starts(days.n_hours, cfg.env.episode_hours, cfg.evaluation.stride_hours)
     assert list(results) == ["agent", "never_trade", "greedy", "random_valid"]
     assert all(len(r.episodes) == 3 * len(starts) for r in results.values())
-    checks = family.run_checks(results["agent"], cfg)
+    checks = family.run_checks(results, cfg, "agent")
     assert set(checks) == set(family.checks)
     metrics = family.metrics(results["agent"])
     assert all(key in metrics for key in family.summary_keys)
     rows = family.episode_rows(results["greedy"], "s0", "ckpt", "agent")
     assert len(rows) == len(results["greedy"].episodes) and all(set(r) == ROW_KEYS for r in rows)
     ctx = ReportContext("funding", "e", "t", {"s0": "ckpt"}, DEFAULT.name, DEFAULT.sha256, "d", "c")
-    md = family.report(ctx, {"s0": results}, checks, tmp_path, "agent", ())
+    md = family.report(ctx, {"s0": results}, checks, tmp_path, "agent", (), cfg)
     assert "## Reward decomposition" in md and "| greedy |" in md

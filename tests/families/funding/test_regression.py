@@ -51,11 +51,11 @@ def test_a_ppo_agent_trained_on_seed004_v2_is_flagged(tmp_path: Path, steps: int
 
     model, _ = load_checkpoint(result.checkpoint_dir)
     results = family.evaluate(agent(model), test, cfg, v2, "agent")
-    checks = family.run_checks(results["agent"], cfg)
+    checks = family.run_checks(results, cfg, "agent")
     m = family.metrics(results["agent"])
     assert m["total_reward"] > 0 > m["total_pnl"], m  # the reward says win, the money says loss
     assert not checks["reward_pnl_alignment"]["passed"], checks["reward_pnl_alignment"]
-    report = family.report(_ctx(), {"s0": results}, checks, tmp_path / "report", "agent", ())
+    report = family.report(_ctx(), {"s0": results}, checks, tmp_path / "report", "agent", (), cfg)
     assert "reward_pnl_alignment" in report and "FAIL" in report
 
 

@@ -275,8 +275,8 @@ class ToyFamily:
         shares = share_distribution(result.action_counts, ACTIONS)
         return {"total_pnl": float(result.net_pnl.sum()), "long_share": shares["LONG"]}
 
-    def run_checks(self, agent_result: ToyResult, cfg) -> dict[str, dict[str, Any]]:
-        share = share_distribution(agent_result.action_counts, ACTIONS)["LONG"]
+    def run_checks(self, results: Mapping[str, ToyResult], cfg, agent: str) -> dict[str, dict[str, Any]]:
+        share = share_distribution(results[agent].action_counts, ACTIONS)["LONG"]
         return {"toy_trades": {"passed": share > 0, "value": share, "threshold": 0.0, "detail": f"long {share:.0%}"}}
 
     def episode_rows(self, result: ToyResult, slice_name, checkpoint_id, agent) -> list[dict[str, Any]]:
@@ -296,7 +296,7 @@ class ToyFamily:
             for ep in result.episodes
         ]
 
-    def report(self, ctx, results, checks, out_dir: Path, agent, slices) -> str:
+    def report(self, ctx, results, checks, out_dir: Path, agent, slices, cfg) -> str:
         rows = [[name, f"{self.metrics(r)['total_pnl']:+.2f}"] for per in results.values() for name, r in per.items()]
         out_dir.mkdir(parents=True, exist_ok=True)
         return write_report(out_dir, [*report_head(ctx, checks), table(["policy", "P&L"], rows)])
