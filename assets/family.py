@@ -18,6 +18,8 @@ from assets.partitions import FIRST_PARTITION
 from assets.resources import ArtifactStore, ConfigStore, WarehouseResource
 from rl.core import workflow
 from rl.core.family import DATA_SECTIONS, EVALUATION_SECTIONS, TRAINING_SECTIONS, FamilyConfig
+from rl.core.mismatch import CHECK as MISMATCH_CHECK
+from rl.core.mismatch import DESCRIPTION as MISMATCH_DESCRIPTION
 from rl.core.registry import Family, get_family, kinds
 from rl.core.reward import RewardSpec, load_reward
 from rl.core.versioning import source_digest
@@ -136,26 +138,43 @@ def _reward_audit(family: Family) -> dg.AssetsDefinition:
     return reward_audit
 
 
-def _policy(family: Family, code: str) -> dg.AssetsDefinition:
-    kind, key = family.kind, _keys(family.kind)
+def gated_key(family: Family) -> str | None:
+    """`<kind>_<phase>_policy`: the asset of a family's gated curriculum stage, or None for a family without one."""
+    phase = getattr(family, "gated_phase", None)
+    return f"{family.kind}_{phase}_policy" if phase else None
+
+
+def _gated_policy(family: Family, code: str) -> dg.AssetsDefinition:
+    kind, key, phase = family.kind, _keys(family.kind), family.gated_phase
+    name = gated_key(family)
 
     @dg.asset(
-        name=key["policy"],
+        name=name,
         group_name=kind,
         ins={"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])},
         kinds={"pytorch"},
         code_version=code,
-        description=f"{kind} MaskablePPO checkpoints, one per walk-forward slice, with config, data, reward and "
-        "code versions.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                f"{phase}_gate",
+                asset=name,
+                blocking=True,
+                description=f"Blocks the later phases unless every slice's {phase} checkpoint beats the flat "
+                "baseline's net P&L on the validation days at the end of its training window (days it never "
+                "trained on).",
+            )
+        ],
+        description=f"The {kind} curriculum up to its {phase} phase: a checkpoint per walk-forward slice, each "
+        "with its own provenance, trained without the validation days its gate judges it on.",
         automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(key["reward_audit"])),
     )
-    def policy(
+    def gated_policy(
         context: dg.AssetExecutionContext,
         configs: ConfigStore,
         artifacts: ArtifactStore,
         manifest: workflow.DatasetManifest,
         audit: workflow.AuditOutcome,
-    ) -> dg.Output:
+    ):
         cfg, reward = load(configs, kind)
         artifact = workflow.train_family(
             manifest,
@@ -165,10 +184,77 @@ def _policy(family: Family, code: str) -> dg.AssetsDefinition:
             checkpoints_dir=artifacts.dir("checkpoints", kind),
             tensorboard_dir=artifacts.dir("tensorboard", kind),
             log=context.log.info,
+            stage="gated",
+        )
+        gate = workflow.gate_family(manifest, artifact, cfg, reward)
+        context.log.info(f"{phase} gate: {'passed' if gate['passed'] else 'FAILED'}: {gate['detail']}")
+        artifact = artifact.with_gate(gate)
+        yield dg.Output(artifact, metadata=metadata(artifact.summary()))
+        yield check_result(f"{phase}_gate", gate, dg.AssetCheckSeverity.ERROR)
+
+    return gated_policy
+
+
+def _policy(family: Family, code: str) -> dg.AssetsDefinition:
+    kind, key = family.kind, _keys(family.kind)
+    gated = gated_key(family)
+    ins = {"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])}
+    if gated:
+        ins["start"] = dg.AssetIn(key=gated)
+    after = f", continuing the {family.gated_phase} stage's checkpoints once they passed their gate" if gated else ""
+
+    asset = dg.asset(
+        name=key["policy"],
+        group_name=kind,
+        ins=ins,
+        kinds={"pytorch"},
+        code_version=code,
+        description=f"{kind} MaskablePPO checkpoints, one per walk-forward slice, with config, data, reward and "
+        f"code versions{after}.",
+        automation_condition=dg.AutomationCondition.eager().allow(
+            dg.AssetSelection.assets(gated or key["reward_audit"])
+        ),
+    )
+
+    def train(context, configs, artifacts, manifest, audit, start) -> dg.Output:
+        cfg, reward = load(configs, kind)
+        artifact = workflow.train_family(
+            manifest,
+            cfg,
+            reward,
+            audit,
+            checkpoints_dir=artifacts.dir("checkpoints", kind),
+            tensorboard_dir=artifacts.dir("tensorboard", kind),
+            log=context.log.info,
+            stage="rest" if gated else "all",
+            start=start,
         )
         return dg.Output(artifact, metadata=metadata(artifact.summary()))
 
-    return policy
+    if gated:
+
+        def policy(
+            context: dg.AssetExecutionContext,
+            configs: ConfigStore,
+            artifacts: ArtifactStore,
+            manifest: workflow.DatasetManifest,
+            audit: workflow.AuditOutcome,
+            start: workflow.PolicyArtifact,
+        ) -> dg.Output:
+            return train(context, configs, artifacts, manifest, audit, start)
+
+    else:
+
+        def policy(
+            context: dg.AssetExecutionContext,
+            configs: ConfigStore,
+            artifacts: ArtifactStore,
+            manifest: workflow.DatasetManifest,
+            audit: workflow.AuditOutcome,
+        ) -> dg.Output:
+            return train(context, configs, artifacts, manifest, audit, None)
+
+    return asset(policy)
 
 
 def _evaluation(family: Family, code: str) -> dg.AssetsDefinition:
@@ -183,8 +269,11 @@ def _evaluation(family: Family, code: str) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         code_version=code,
         check_specs=[
-            dg.AssetCheckSpec(name, asset=key["evaluation"], description=family.check_descriptions[name])
-            for name in family.checks
+            *(
+                dg.AssetCheckSpec(name, asset=key["evaluation"], description=family.check_descriptions[name])
+                for name in family.checks
+            ),
+            dg.AssetCheckSpec(MISMATCH_CHECK, asset=key["evaluation"], description=MISMATCH_DESCRIPTION),
         ],
         description=f"Walk-forward {kind} evaluation on held-out days against baselines, stored per run in "
         "DuckDB, with a report.",
@@ -212,7 +301,7 @@ def _evaluation(family: Family, code: str) -> dg.AssetsDefinition:
             metadata={**metadata(outcome.summary()), "report": dg.MetadataValue.md(outcome.report_md)},
         )
         for name, check in outcome.checks.items():
-            yield check_result(name, check, _SEVERITY[family.checks[name]])
+            yield check_result(name, check, _SEVERITY[family.checks.get(name, "error")])
 
     return evaluation
 
@@ -221,13 +310,22 @@ def family_assets(family: Family) -> list:
     """The config sources, dataset, audit, policy and evaluation assets of one registered family."""
     # Training code only: a commit elsewhere (README, warehouse) must not mark the models stale.
     code = f"rl-{source_digest(packages=('rl',))[:16]}"
+    gated = [_gated_policy(family, code)] if gated_key(family) else []
     return [
         _sources(family.kind),
         _dataset(family),
         _reward_audit(family),
+        *gated,
         _policy(family, code),
         _evaluation(family, code),
     ]
+
+
+def model_stage_keys(family: Family) -> list[str]:
+    """The family's model assets in order: audit, the gated stage (if any), policy, evaluation."""
+    gated = gated_key(family)
+    keys = _keys(family.kind)
+    return [keys["reward_audit"], *([gated] if gated else []), keys["policy"], keys["evaluation"]]
 
 
 def validate_configs(configs: ConfigStore) -> None:

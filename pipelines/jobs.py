@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.family import MODEL_STAGES
+from assets.family import model_stage_keys
 from rl.core.registry import get_family, kinds
 
 market_data_selection = dg.AssetSelection.assets("raw_ticks", "bars_1m", "features_1m")
@@ -21,8 +21,8 @@ funding_data_job = dg.define_asset_job(
 
 
 def model_selection(kind: str) -> dg.AssetSelection:
-    """A family's dataset, reward audit, policy and evaluation."""
-    return dg.AssetSelection.assets(*(f"{kind}_{stage}" for stage in ("dataset", *MODEL_STAGES)))
+    """A family's dataset, reward audit, gated curriculum stage (if any), policy and evaluation."""
+    return dg.AssetSelection.assets(f"{kind}_dataset", *model_stage_keys(get_family(kind)))
 
 
 def training_job(kind: str):

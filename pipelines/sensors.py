@@ -15,10 +15,10 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from assets.family import MODEL_STAGES, source_versions
+from assets.family import model_stage_keys, source_versions
 from assets.resources import ConfigStore
 from pipelines.recovery import live_runs
-from rl.core.registry import kinds
+from rl.core.registry import get_family, kinds
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "model_automation_sensor",
@@ -31,7 +31,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 
 def model_keys(family: str) -> list[dg.AssetKey]:
-    return [dg.AssetKey(f"{family}_{stage}") for stage in MODEL_STAGES]
+    """The family's model assets: audit, gated stage (if any), policy and evaluation."""
+    return [dg.AssetKey(k) for k in model_stage_keys(get_family(family))]
 
 
 def models_in_progress(instance: dg.DagsterInstance, family: str) -> list[str]:

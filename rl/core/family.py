@@ -81,6 +81,8 @@ class PhaseConfig:
     name: str  # shown in logs, TensorBoard and the checkpoint's meta.json
     timesteps: int  # env steps of this phase
     env: Mapping[str, Any]  # env keys that differ from the family's `env` section during this phase
+    validation_days: int = 0  # the family's gated phase: the last days of each training window it does not train
+    # on, where its checkpoint must beat the flat baseline before the next phase starts
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -89,6 +91,10 @@ class PhaseConfig:
             raise ValueError(f"phases.{self.name}.timesteps must be a positive integer, got {self.timesteps!r}")
         if not isinstance(self.env, Mapping):
             raise ValueError(f"phases.{self.name}.env must be a mapping of env settings, got {self.env!r}")
+        if not is_int(self.validation_days) or self.validation_days < 0:
+            raise ValueError(
+                f"phases.{self.name}.validation_days must be an integer >= 0, got {self.validation_days!r}"
+            )
         object.__setattr__(self, "env", dict(self.env))
 
     @classmethod
@@ -96,10 +102,18 @@ class PhaseConfig:
         values = known_keys(cls, raw, where="phases")
         if "name" not in values or "timesteps" not in values:
             raise ValueError(f"phases: each phase needs name and timesteps, got {dict(raw)!r}")
-        return cls(name=values["name"], timesteps=values["timesteps"], env=values.get("env") or {})
+        return cls(
+            name=values["name"],
+            timesteps=values["timesteps"],
+            env=values.get("env") or {},
+            validation_days=values.get("validation_days", 0),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "timesteps": self.timesteps, "env": dict(self.env)}
+        out: dict[str, Any] = {"name": self.name, "timesteps": self.timesteps, "env": dict(self.env)}
+        if self.validation_days:
+            out["validation_days"] = self.validation_days
+        return out
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,26 @@ class FamilyConfig:
             raise ValueError(f"phases: names must be unique, got {names}")
         for phase in self.phases:
             self.phase_env(phase)
+        gated = getattr(family, "gated_phase", None)
+        if gated is not None:
+            self.gate_index()
+            if not 0 < self.phases[self.gate_index()].validation_days < self.walk_forward.train_days:
+                raise ValueError(
+                    f"phases.{gated}.validation_days must be between 1 and walk_forward.train_days - 1: its checkpoint "
+                    "must beat the flat baseline on days it did not train on"
+                )
+
+    def gate_index(self) -> int:
+        """The index of the family's gated phase (its checkpoint must pass the gate before the next phase starts);
+        ValueError when the config does not declare it before another phase."""
+        gated = getattr(get_family(self.kind), "gated_phase", None)
+        names = [p.name for p in self.phases]
+        if gated not in names[:-1]:
+            raise ValueError(
+                f"phases: the {self.kind} family gates its phase {gated!r}, which must be declared before the last "
+                f"phase (declared: {names})"
+            )
+        return names.index(gated)
 
     def phase_env(self, phase: PhaseConfig) -> Any:
         """The env settings of `phase`: the family's `env` section with the phase's overrides, validated."""

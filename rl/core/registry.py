@@ -55,6 +55,8 @@ class Family(Protocol):
     episode_info_keys: tuple[str, ...]  # finished-episode info values logged to TensorBoard (net_pnl first)
     data_assets: tuple[str, ...]  # upstream warehouse asset keys the dataset reads
     data_job: str  # the job that fills those assets' partitions
+    # Optional `gated_phase: str`: a curriculum phase whose checkpoints must beat the flat baseline on validation
+    # days before the later phases train (a blocking check between two assets); absent = no gate.
 
     def data_partitions(self, cfg: FamilyConfig) -> list[date]: ...
     def load_data(self, con: duckdb.DuckDBPyConnection, cfg: FamilyConfig) -> Any: ...

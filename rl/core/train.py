@@ -284,6 +284,8 @@ def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log
             super().__init__()
             self.values: dict[str, float] = {}
             self.recent_pnl: deque[float] = deque(maxlen=100)
+            self.reasons: list[str] = []  # how each finished episode ended, and its length (steps)
+            self.lengths: list[int] = []
             self.start_steps = 0
             self.start_time = 0.0
             self.next_report = 0
@@ -304,7 +306,15 @@ def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log
                             self.logger.record_mean(f"rollout/ep_{key}", info[key])
                     if "net_pnl" in info:
                         self.recent_pnl.append(float(info["net_pnl"]))
+                    self.reasons.append(str(info.get("done_reason", "")))
+                    if "episode" in info:
+                        self.lengths.append(int(info["episode"]["l"]))
             return True
+
+        def episodes(self) -> dict[str, Any]:
+            from rl.core.mismatch import episode_summary
+
+            return episode_summary(self.reasons, self.lengths)
 
         def _update_stats(self) -> dict[str, float]:
             pending = self.model.logger.name_to_value
@@ -377,6 +387,22 @@ def _as_phases(phases: EnvFactory | Sequence[TrainPhase], ppo: PPOConfig) -> tup
     return out
 
 
+def _start_model(
+    phase: TrainPhase, ppo: PPOConfig, tensorboard_dir: Path | None, init_from: Path | None, offset: int
+) -> MaskablePPO:
+    """A fresh model, or the one saved in checkpoint `init_from` (weights and optimizer state) on this phase's env."""
+    if init_from is None:
+        return build_model(phase.make_env, ppo, tensorboard_dir)
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from rl.core.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(Path(init_from), device=ppo.device)
+    model.set_env(VecMonitor(phase.make_env(ppo.n_envs, ppo.seed + offset)))
+    model.tensorboard_log = None if tensorboard_dir is None else str(tensorboard_dir)
+    return model
+
+
 def _learn_phases(
     phases: Sequence[TrainPhase],
     ppo: PPOConfig,
@@ -385,18 +411,22 @@ def _learn_phases(
     progress_bar: bool,
     log: Log | None,
     info_keys: Sequence[str],
+    init_from: Path | None = None,
+    offset: int = 0,
 ) -> tuple[MaskablePPO, list[dict[str, Any]], dict[str, float], float]:
-    """Run every phase on one model; each later phase keeps the weights and the optimizer state."""
+    """Run every phase on one model; each later phase keeps the weights and the optimizer state. With `init_from`,
+    the model continues from that checkpoint; `offset` is the first phase's index in the whole curriculum (it
+    seeds each phase's env, so a curriculum split across checkpoints plays the same episodes)."""
     from stable_baselines3.common.vec_env import VecMonitor
 
-    model = build_model(phases[0].make_env, ppo, tensorboard_dir)
+    model = _start_model(phases[0], ppo, tensorboard_dir, init_from, offset)
     results: list[dict[str, Any]] = []
     values: dict[str, float] = {}
     total_wall = 0.0
     for k, phase in enumerate(phases):
         if k:
             model.get_env().close()
-            model.set_env(VecMonitor(phase.make_env(ppo.n_envs, ppo.seed + k)))
+            model.set_env(VecMonitor(phase.make_env(ppo.n_envs, ppo.seed + offset + k)))
         label = phase.name if len(phases) == 1 else f"phase {phase.name} ({k + 1}/{len(phases)})"
         callback = _training_monitor(label, phase.timesteps, info_keys, log)
         before = model.num_timesteps
@@ -406,7 +436,7 @@ def _learn_phases(
             callback=callback,
             tb_log_name=run_id if len(phases) == 1 else f"{run_id}-{phase.name}",
             progress_bar=progress_bar,
-            reset_num_timesteps=k == 0,
+            reset_num_timesteps=k == 0 and init_from is None,
         )
         wall = time.perf_counter() - start
         total_wall += wall
@@ -419,6 +449,7 @@ def _learn_phases(
                 "wall_s": wall,
                 "steps_per_s": steps / wall if wall > 0 else float("nan"),
                 **{name: values.get(name, float("nan")) for name in _SB3_STAT_KEYS.values()},
+                "episodes": callback.episodes(),
             }
         )
     return model, results, values, total_wall
@@ -436,13 +467,16 @@ def train_policy(
     progress_bar: bool = False,
     log: Log | None = None,
     info_keys: Sequence[str] = ("net_pnl",),
+    init_from: Path | None = None,
+    phase_offset: int = 0,
 ) -> TrainResult:
     """Train MaskablePPO through `phases` and save an atomic checkpoint directory at `out_dir`.
 
     `phases` is the family's env factory (one phase of `ppo.total_timesteps`) or a curriculum of `TrainPhase`s.
     `days` and `env_cfg` are described in meta.json (data version and coverage, resolved env settings).
     `out_dir` must not exist yet (checkpoints are never overwritten). `run_meta` (JSON-serialisable) is stored
-    verbatim in meta.json. `info_keys` are the finished-episode info values logged to TensorBoard.
+    verbatim in meta.json. `info_keys` are the finished-episode info values logged to TensorBoard. `init_from`
+    continues an earlier checkpoint (a curriculum's later phases; `phase_offset` is their index in it).
     """
     from warehouse.runs import new_run_id
 
@@ -458,7 +492,7 @@ def train_policy(
 
     with torch_threads(ppo.torch_threads):
         model, phase_stats, values, wall = _learn_phases(
-            plan, ppo, run_id, tensorboard_dir, progress_bar, log, info_keys
+            plan, ppo, run_id, tensorboard_dir, progress_bar, log, info_keys, init_from, phase_offset
         )
         stats = TrainStats(
             timesteps=int(model.num_timesteps),

@@ -10,7 +10,7 @@ checks, report) comes from the family registry; this module is the same for all 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from rl.core.family import DATA_SECTIONS, TRAINING_SECTIONS, FamilyConfig
+from rl.core.mismatch import CHECK as MISMATCH_CHECK
 from rl.core.registry import family_of, get_family
 from rl.core.reward import RewardSpec
 from rl.core.walkforward import Slice, walk_forward_slices
@@ -160,6 +161,15 @@ class PolicyArtifact:
     config_version: str = ""  # sha256 of the config's training sections it was trained under
     config: dict[str, Any] = field(default_factory=dict)  # the resolved family config it was trained with
     slices: dict[str, Any] = field(default_factory=dict)  # slice name -> train and test date ranges
+    episodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # slice -> how its last phase's episodes ended
+    parents: dict[str, str] = field(default_factory=dict)  # slice -> the gated stage's checkpoint it continued
+    gate: dict[str, Any] = field(default_factory=dict)  # the gated stage's verdict (its own, or its parent's)
+
+    def with_gate(self, gate: Mapping[str, Any]) -> PolicyArtifact:
+        """This artifact with its gate verdict recorded."""
+        from dataclasses import replace
+
+        return replace(self, gate=dict(gate))
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -171,6 +181,10 @@ class PolicyArtifact:
             "checkpoints": self.checkpoints,
             "slices": self.slices,
         }
+        if self.parents:
+            out["parents"] = self.parents
+        if self.gate:
+            out["gate_passed"] = bool(self.gate.get("passed"))
         for slice_name, stats in self.stats.items():
             for key in ("steps_per_s", "value_loss", "explained_variance", "entropy_loss"):
                 if key in stats:
@@ -208,8 +222,15 @@ def train_family(
     checkpoints_dir: Path,
     tensorboard_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    stage: str = "all",
+    start: PolicyArtifact | None = None,
 ) -> PolicyArtifact:
-    """Train one MaskablePPO per walk-forward slice on its training days only, through the config's phases."""
+    """Train one MaskablePPO per walk-forward slice on its training days only, through the config's phases.
+
+    `stage` splits a curriculum at the family's gated phase: "gated" trains the phases up to it on each training
+    window without its last `validation_days` (where `gate_family` judges the checkpoints); "rest" continues the
+    `start` artifact's checkpoints through the phases after it, on the whole window; "all" runs every phase.
+    """
     from rl.core.train import TrainPhase, train_policy
     from rl.core.versioning import code_version
 
@@ -221,10 +242,24 @@ def train_family(
     family = family_of(cfg)
     slices = manifest.slices(cfg)
     days = manifest.load()
-    run_id = new_run_id(cfg.name)
+    run_id = new_run_id(cfg.name if stage == "all" else f"{cfg.name}-{stage}")
+    plan = cfg.training_phases()
+    first, holdout = 0, 0
+    if stage == "gated":
+        k = cfg.gate_index()
+        plan, holdout = plan[: k + 1], cfg.phases[k].validation_days
+    elif stage == "rest":
+        if start is None or not start.gate.get("passed"):
+            raise ValueError("the later phases continue a gated stage whose checkpoints passed their gate")
+        _check_version("gated stage", start.config_version, cfg, TRAINING_SECTIONS)
+        first = cfg.gate_index() + 1
+        plan = plan[first:]
+    elif stage != "all":
+        raise ValueError(f"stage must be all, gated or rest, got {stage!r}")
     code = code_version()
     checkpoints: dict[str, str] = {}
     stats: dict[str, dict[str, float]] = {}
+    episodes: dict[str, dict[str, Any]] = {}
     for s in slices:
         meta = {
             "run_id": run_id,
@@ -236,11 +271,17 @@ def train_family(
             "train_dates": [d.isoformat() for d in s.train_dates],
             "test_dates": [d.isoformat() for d in s.test_dates],
             "code_version": code,
+            "stage": stage,
         }
-        train_days = days.select_dates(s.train_dates)
+        dates = s.train_dates[: len(s.train_dates) - holdout]
+        if holdout:
+            meta["validation_dates"] = [d.isoformat() for d in s.train_dates[-holdout:]]
+        if start is not None:
+            meta["parent"] = {"run_id": start.run_id, "checkpoint": Path(start.checkpoints[s.name]).name}
+            meta["gate"] = start.gate
+        train_days = days.select_dates(dates)
         phases = [
-            TrainPhase(name, steps, family.env_factory(train_days, env_cfg, reward))
-            for name, steps, env_cfg in cfg.training_phases()
+            TrainPhase(name, steps, family.env_factory(train_days, env_cfg, reward)) for name, steps, env_cfg in plan
         ]
         total = sum(p.timesteps for p in phases)
         log(f"training {cfg.name} slice {s.name}: {len(s.train_dates)} days, {total:,} steps in {len(phases)} phase(s)")
@@ -256,9 +297,12 @@ def train_family(
             progress_bar=sys.stderr.isatty(),
             log=lambda line, name=s.name: log(f"{cfg.name} slice {name}, {line}"),
             info_keys=family.episode_info_keys,
+            init_from=Path(start.checkpoints[s.name]) if start is not None else None,
+            phase_offset=first,
         )
         checkpoints[s.name] = str(result.checkpoint_dir)
         stats[s.name] = {k: float(v) for k, v in result.stats.items() if isinstance(v, int | float)}
+        episodes[s.name] = dict(result.phases[-1].get("episodes", {})) if result.phases else {}
         log(f"slice {s.name}: {stats[s.name].get('steps_per_s', float('nan')):,.0f} env-steps/s")
     return PolicyArtifact(
         cfg.name,
@@ -272,6 +316,62 @@ def train_family(
         config_version=audit.config_version,
         config=cfg.to_dict(),
         slices=slices_summary(slices),
+        episodes=episodes,
+        parents={k: str(v) for k, v in start.checkpoints.items()} if start is not None else {},
+        gate=start.gate if start is not None else {},
+    )
+
+
+def gate_family(manifest: DatasetManifest, artifact: PolicyArtifact, cfg: FamilyConfig, reward: RewardSpec) -> dict:
+    """The gated stage's check: on every slice, its checkpoint must beat the flat baseline's net P&L on that slice's
+    validation days (the end of its training window, which the stage did not train on), playing the gated phase's
+    own kind of episode."""
+    from dataclasses import replace
+
+    from rl.core.evaluate import load_agent
+    from rl.core.train import torch_threads
+
+    _check_version("gated stage", artifact.config_version, cfg, TRAINING_SECTIONS)
+    family = family_of(cfg)
+    k = cfg.gate_index()
+    phase = cfg.phases[k]
+    phase_cfg = replace(cfg, env=cfg.phase_env(phase))
+    days = manifest.load()
+    per_slice: dict[str, dict[str, float]] = {}
+    for s in manifest.slices(cfg):
+        validation = days.select_dates(s.train_dates[-phase.validation_days :])
+        policy, threads = load_agent(Path(artifact.checkpoints[s.name]), validation.dates)
+        with torch_threads(threads):
+            results = family.evaluate(policy, validation, phase_cfg, reward, "agent")
+        if "flat" not in results:
+            raise ValueError(f"the {cfg.kind} family's evaluation has no flat baseline to gate against")
+        per_slice[s.name] = {p: family.metrics(results[p])["total_pnl"] for p in ("agent", "flat")}
+    passed = all(v["agent"] > v["flat"] for v in per_slice.values())
+    margin = min(v["agent"] - v["flat"] for v in per_slice.values())
+    return {
+        "passed": passed,
+        "value": margin,
+        "threshold": "> 0 on every slice",
+        "detail": "; ".join(f"{n}: agent {v['agent']:+,.0f} vs flat {v['flat']:+,.0f}" for n, v in per_slice.items())
+        + f" (net P&L over the last {phase.validation_days} training days, phase {phase.name})",
+        "slices": per_slice,
+        "phase": phase.name,
+    }
+
+
+def _mismatch(artifact: PolicyArtifact, rows: list[dict[str, Any]], cfg: FamilyConfig, agent: str) -> dict[str, Any]:
+    """The train/eval mismatch check over all slices: training's last phase against the agent's evaluation."""
+    from rl.core.mismatch import episode_mismatch, episode_summary, merge
+
+    mine = [r for r in rows if r["policy"] == agent]
+    evaluation = episode_summary([str(r.get("done_reason") or "") for r in mine], [int(r["n_steps"]) for r in mine])
+    training = merge(list(artifact.episodes.values())) if artifact.episodes else None
+    settings = cfg.evaluation
+    return episode_mismatch(
+        training,
+        evaluation,
+        float(getattr(settings, "mismatch_share", 0.5)),
+        float(getattr(settings, "rare_share", 0.05)),
     )
 
 
@@ -366,6 +466,7 @@ def evaluate_family(
     metrics = {name: {p: family.metrics(r) for p, r in per.items()} for name, per in results.items()}
     metrics["all"] = {p: family.metrics(r) for p, r in overall.items()}
     checks = family.run_checks(overall, cfg, agent)
+    checks[MISMATCH_CHECK] = _mismatch(artifact, rows, cfg, agent)
     ctx = ReportContext(
         family=cfg.name,
         run_id=run_id,

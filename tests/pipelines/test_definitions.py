@@ -42,6 +42,7 @@ EXPECTED_ASSETS = {
     "propfirm_evaluation_config",
     "propfirm_dataset",
     "propfirm_reward_audit",
+    "propfirm_entries_policy",
     "propfirm_policy",
     "propfirm_evaluation",
 }
@@ -57,6 +58,7 @@ EXPECTED_CHECKS = {
     ("intraday_reward_audit", "reward_scale_sane"),
     ("intraday_evaluation", "action_collapse"),
     ("intraday_evaluation", "reward_pnl_alignment"),
+    ("intraday_evaluation", "train_eval_mismatch"),
     ("raw_funding_rates", "funding_quarantine"),
     ("raw_funding_rates", "funding_duplicates"),
     ("raw_funding_rates", "funding_gaps"),
@@ -65,9 +67,12 @@ EXPECTED_CHECKS = {
     ("funding_evaluation", "reward_pnl_alignment"),
     ("funding_evaluation", "action_collapse"),
     ("funding_evaluation", "symbol_concentration"),
+    ("funding_evaluation", "train_eval_mismatch"),
     ("propfirm_reward_audit", "reward_scale_sane"),
+    ("propfirm_entries_policy", "entries_gate"),
     ("propfirm_evaluation", "pass_rate_beats_baselines"),
     ("propfirm_evaluation", "action_mix"),
+    ("propfirm_evaluation", "train_eval_mismatch"),
 }
 
 

@@ -76,7 +76,11 @@ def test_a_registered_family_gets_assets_jobs_checks_and_sensor_entries(tf_env) 
         )
         result = job.execute_in_process(instance=instance)
         assert result.success
-        assert {e.check_name for e in result.get_asset_check_evaluations()} == {"reward_scale_sane", "toy_trades"}
+        assert {e.check_name for e in result.get_asset_check_evaluations()} == {
+            "reward_scale_sane",
+            "toy_trades",
+            "train_eval_mismatch",
+        }
         con = duckdb.connect(str(tf_env.home / "warehouse.duckdb"), read_only=True)
         try:
             assert con.execute("select family, count(*) from ml.training_runs group by 1").fetchall() == [("toy", 2)]

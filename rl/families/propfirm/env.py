@@ -200,7 +200,7 @@ class _Batch:
                 raise ValueError("episode_bars needs one generator per env to draw the windows")
             for j, rng in enumerate(rngs):
                 last_decision = self._last[day[j]] - 1
-                t0[j] = int(rng.integers(t0[j], max(t0[j], last_decision - 1) + 1))
+                t0[j] = int(rng.integers(t0[j], max(t0[j], last_decision - lo + 1) + 1))  # the window fits the day
                 stop[j] = min(t0[j] + int(rng.integers(lo, hi + 1)) - 1, last_decision)
         self._enter(sel, day, t0)
         self._stop_t[sel] = stop

@@ -47,6 +47,7 @@ class PropFirmFamily:
     episode_info_keys = ("net_pnl", "days", "passed", "breached")
     data_assets = ("features_1m",)
     data_job = "market_data_job"
+    gated_phase = "entries"  # its checkpoint must beat the flat baseline on validation days before phase 2
 
     def data_partitions(self, cfg: FamilyConfig) -> list[date]:
         return self.expected_dates(cfg)
