@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from rl.core.evaluate import load_agent
 from rl.core.mismatch import episode_mismatch, episode_summary
 from rl.core.policies import random_valid
 from rl.core.train import PPOConfig, train_policy
-from rl.core.evaluate import load_agent
 from rl.families.propfirm.config import EnvConfig, EvaluationConfig
 from rl.families.propfirm.data import synthetic_futures_days
 from rl.families.propfirm.evaluate import evaluate_with_baselines, start_days
