@@ -43,9 +43,18 @@ def tf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         f["walk_forward"].update({"train_days": 3, "test_days": 2, "slices": 2})
         f["ppo"].update({"total_timesteps": 384, "n_envs": 8, "n_steps": 24, "batch_size": 96, "n_epochs": 1})
 
+    def tiny_propfirm(f: dict) -> None:
+        f["data"].update({"start": "2024-01-02", "end": "2024-01-19"})  # 14 CME days (MLK Day included)
+        f["walk_forward"].update({"train_days": 6, "test_days": 3, "slices": 2})
+        f["phases"][0].update({"timesteps": 256, "validation_days": 2})
+        f["phases"][1]["timesteps"] = 256
+        f["evaluation"].update({"starts_per_slice": 2, "min_days_left": 1})
+        f["ppo"].update({"total_timesteps": 512, "n_envs": 4, "n_steps": 64, "batch_size": 128, "n_epochs": 1})
+
     _edit_yaml(configs / "market.yaml", small_market)
     _edit_yaml(configs / "intraday.yaml", tiny_family)
     _edit_yaml(configs / "funding.yaml", tiny_funding)
+    _edit_yaml(configs / "propfirm.yaml", tiny_propfirm)
     monkeypatch.setenv("TRADEFLOW_HOME", str(home))
     monkeypatch.setenv("TRADEFLOW_CONFIG_DIR", str(configs))
     return SimpleNamespace(home=home, configs=configs, edit_yaml=_edit_yaml)

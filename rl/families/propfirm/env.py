@@ -154,6 +154,7 @@ class _Batch:
         )
         micro = np.array([bool(s.underlying) for s in specs])
         self._limit = np.minimum(self.max_pos, [max_position(self.book, m) for m in micro]).astype(np.int64)
+        self._mask_table = self._masks_by_state()
         slip = np.array([s.tick for s in specs]) * float(cfg.slippage_ticks)
         ext = np.zeros((n_days * t_max, self.obs_dim), dtype=np.float32)
         ext[:, :n_feat] = days.bars.features.reshape(-1, n_feat)
@@ -289,17 +290,28 @@ class _Batch:
         obs[:, f + 7] = np.minimum((self.trading_days[sel] + self.traded_today[sel]) / book.qualifying_days, 1.0)
         return obs
 
+    def _masks_by_state(self) -> np.ndarray:
+        """Valid actions for every (size limit, after the entry cutoff, position): [(N+1) * 2 * (2N+1), 2N+1]."""
+        n = self.max_pos
+        target = np.arange(-n, n + 1)
+        limit, late, pos = np.meshgrid(np.arange(n + 1), [False, True], target, indexing="ij")
+        limit, late, pos = limit[..., None], late[..., None], pos[..., None]
+        reducing = (np.abs(target) <= np.abs(pos)) & (target * pos >= 0)
+        table = (np.abs(target) <= limit) & (~late | reducing)
+        return table.reshape(-1, self.n_actions)
+
+    def _state_rows(self, sel: slice | np.ndarray) -> np.ndarray:
+        day = self.day[sel]
+        late = self.t[sel] + 1 >= self._entry_end[day]
+        return (self._limit[day] * 2 + late) * self.n_actions + self.ledger.pos[sel] + self.max_pos
+
     def masks(self, sel: slice | np.ndarray = _ALL) -> np.ndarray:
         """A fresh bool [k, 2N+1] array of valid actions (see the module docstring)."""
-        pos = self.ledger.pos[sel][:, None]
-        target = np.arange(self.n_actions)[None, :] - self.max_pos
-        day = self.day[sel]
-        late = (self.t[sel] + 1 >= self._entry_end[day])[:, None]
-        within = np.abs(target) <= self._limit[day][:, None]
-        reducing = (np.abs(target) <= np.abs(pos)) & (target * pos >= 0)
-        mask = within & (~late | reducing)
-        mask[self.finished[sel]] = False
-        mask[self.finished[sel], self.max_pos] = True
+        mask = self._mask_table.take(self._state_rows(sel), axis=0)
+        done = self.finished[sel]
+        if done.any():
+            mask[done] = False
+            mask[done, self.max_pos] = True
         return mask
 
     def step(
@@ -309,7 +321,7 @@ class _Batch:
         t, day, led = self.t[sel], self.day[sel], self.ledger
         pos0 = led.pos[sel]
         target = actions - self.max_pos
-        ok = self.masks(sel)[np.arange(actions.size), actions]
+        ok = self._mask_table.reshape(-1).take(self._state_rows(sel) * self.n_actions + actions)
         target = np.where(ok, target, pos0)
         g = self._base[sel] + t + 1
         stop = self._stop_t[sel]
