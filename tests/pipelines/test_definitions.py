@@ -292,3 +292,24 @@ def test_instruments_declared_in_market_yaml_are_known_to_the_whole_code_locatio
         declare({})
     with pytest.raises(ValueError, match="unknown symbol 'AAPL'"):
         get_symbol("AAPL")
+
+
+def test_the_gated_curriculum_sits_between_the_audit_and_the_policy(tf_env) -> None:
+    """propfirm: audit -> entries stage (its blocking gate) -> policy -> evaluation; the training job and the model
+    sensors cover the stage, so a reward or config edit retrains both phases."""
+    from pipelines.sensors import model_keys
+
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
+
+    assert parents("propfirm_entries_policy") == {"propfirm_dataset", "propfirm_reward_audit"}
+    assert parents("propfirm_policy") == {"propfirm_dataset", "propfirm_reward_audit", "propfirm_entries_policy"}
+    gate = next(k for k in graph.asset_check_keys if k.name == "entries_gate")
+    assert graph.get_check_spec(gate).blocking
+    job = defs.resolve_job_def("propfirm_training_job")
+    assert "propfirm_entries_policy" in {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert dg.AssetKey("propfirm_entries_policy") in model_keys("propfirm")
+    assert parents("intraday_policy") == {"intraday_dataset", "intraday_reward_audit"}  # no gate, no stage
