@@ -138,6 +138,31 @@ def _reward_audit(family: Family) -> dg.AssetsDefinition:
     return reward_audit
 
 
+def _train(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactStore,
+    kind: str,
+    manifest: workflow.DatasetManifest,
+    cfg: FamilyConfig,
+    reward: RewardSpec,
+    audit: workflow.AuditOutcome,
+    stage: str,
+    start: workflow.PolicyArtifact | None,
+) -> workflow.PolicyArtifact:
+    """One training stage of a family into the artifact store, logging to the run."""
+    return workflow.train_family(
+        manifest,
+        cfg,
+        reward,
+        audit,
+        checkpoints_dir=artifacts.dir("checkpoints", kind),
+        tensorboard_dir=artifacts.dir("tensorboard", kind),
+        log=context.log.info,
+        stage=stage,
+        start=start,
+    )
+
+
 def gated_key(family: Family) -> str | None:
     """`<kind>_<phase>_policy`: the asset of a family's gated curriculum stage, or None for a family without one."""
     phase = getattr(family, "gated_phase", None)
@@ -176,16 +201,7 @@ def _gated_policy(family: Family, code: str) -> dg.AssetsDefinition:
         audit: workflow.AuditOutcome,
     ):
         cfg, reward = load(configs, kind)
-        artifact = workflow.train_family(
-            manifest,
-            cfg,
-            reward,
-            audit,
-            checkpoints_dir=artifacts.dir("checkpoints", kind),
-            tensorboard_dir=artifacts.dir("tensorboard", kind),
-            log=context.log.info,
-            stage="gated",
-        )
+        artifact = _train(context, artifacts, kind, manifest, cfg, reward, audit, "gated", None)
         gate = workflow.gate_family(manifest, artifact, cfg, reward)
         context.log.info(f"{phase} gate: {'passed' if gate['passed'] else 'FAILED'}: {gate['detail']}")
         artifact = artifact.with_gate(gate)
@@ -218,17 +234,7 @@ def _policy(family: Family, code: str) -> dg.AssetsDefinition:
 
     def train(context, configs, artifacts, manifest, audit, start) -> dg.Output:
         cfg, reward = load(configs, kind)
-        artifact = workflow.train_family(
-            manifest,
-            cfg,
-            reward,
-            audit,
-            checkpoints_dir=artifacts.dir("checkpoints", kind),
-            tensorboard_dir=artifacts.dir("tensorboard", kind),
-            log=context.log.info,
-            stage="rest" if gated else "all",
-            start=start,
-        )
+        artifact = _train(context, artifacts, kind, manifest, cfg, reward, audit, "rest" if gated else "all", start)
         return dg.Output(artifact, metadata=metadata(artifact.summary()))
 
     if gated:

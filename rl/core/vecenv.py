@@ -207,3 +207,50 @@ class BatchedVecEnv(VecEnv):
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         """The batched envs are never wrapped by gymnasium wrappers."""
         return [False for _ in self._get_indices(indices)]
+
+
+class DayEpisodesVecEnv(BatchedVecEnv):
+    """A batched env whose episodes open on a day of its data: what the minute-bar families share.
+
+    Env i opens on `options["day_index"]` (set_options), else `fixed_days[i]`, else a day drawn from its own
+    generator, so env i plays exactly what the single env plays after `reset(seed=seed + i)`. Subclasses set
+    `fixed_days` and `_core` (`reset(sel, days, rngs)`, `n_days`) and say what a reset reports (`_reset_info`).
+    """
+
+    fixed_days: np.ndarray | None = None
+
+    def _reset_info(self, day: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def reset(self) -> Any:
+        """Reset every env (seeds from `seed()` and options from `set_options()` apply here, then clear)."""
+        from gymnasium.utils import seeding
+
+        n = self.num_envs
+        days = np.empty(n, dtype=np.int64)
+        for i in range(n):
+            if self._seeds[i] is not None:
+                self._rngs[i] = seeding.np_random(self._seeds[i])[0]
+            days[i] = self._pick_day(i)
+        self._core.reset(slice(None), days, self._rngs)
+        self.done_mask[:] = False
+        self.reset_infos = [self._reset_info(int(d)) for d in days]
+        self._reset_seeds()
+        self._reset_options()
+        self._obs = self._core.observe()
+        return self._obs
+
+    def _pick_day(self, i: int) -> int:
+        day = self._options[i].get("day_index") if self._options[i] else None
+        if day is not None:
+            return int(day)
+        if self.fixed_days is not None:
+            return int(self.fixed_days[i])
+        return int(self._rngs[i].integers(self._core.n_days))
+
+    def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
+        return comps["daily_pnl_level"]
+
+    def _restart(self, idx: np.ndarray) -> None:
+        days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)
+        self._core.reset(idx, days, [self._rngs[i] for i in idx.tolist()])

@@ -20,13 +20,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from rl.core.accounting import contract_terms
 from rl.core.data import MarketDays
 from rl.core.reward import RewardSpec, combine
-from rl.core.vecenv import BatchedVecEnv, check_actions
+from rl.core.vecenv import DayEpisodesVecEnv, check_actions
 from rl.families.intraday.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger, day_ledger
 from rl.families.intraday.config import EnvConfig
 
@@ -112,8 +111,9 @@ class _Batch:
         self._span = np.ones(n)  # length - 1, for the time fraction
         self.finished = z(n, dtype=bool)
 
-    def reset(self, sel: slice | np.ndarray, day: np.ndarray) -> None:
-        """Put the selected envs at the first decision of `day` (array of day indices), flat."""
+    def reset(self, sel: slice | np.ndarray, day: np.ndarray, rngs: object = None) -> None:
+        """Put the selected envs at the first decision of `day` (array of day indices), flat (`rngs` unused: an
+        intraday day always starts at its first decision)."""
         day = np.asarray(day, dtype=np.int64)
         if day.size and (day.min() < 0 or day.max() >= self.n_days):
             raise ValueError(f"day index out of range [0, {self.n_days})")
@@ -226,7 +226,7 @@ def _reset_info(days: MarketDays, day: int) -> dict[str, Any]:
     return {"day_index": day, "symbol": str(days.symbols[day]), "session_date": str(days.dates[day])}
 
 
-class IntradayVecEnv(BatchedVecEnv):
+class IntradayVecEnv(DayEpisodesVecEnv):
     """N intraday envs stepped together with array operations (SB3 VecEnv, auto-reset, masks as one array).
 
     Env i draws its days from `gymnasium.utils.seeding.np_random(seed + i)`, exactly like
@@ -266,33 +266,8 @@ class IntradayVecEnv(BatchedVecEnv):
         """The accounts (position, equity, round trips, wins, cost totals) of all envs."""
         return self._core.ledger
 
-    # ----------------------------------------------------------------------------------------- VecEnv API
-    def reset(self) -> VecEnvObs:
-        """Reset every env (seeds from `seed()` and options from `set_options()` apply here, then clear)."""
-        n = self.num_envs
-        days = np.empty(n, dtype=np.int64)
-        for i in range(n):
-            if self._seeds[i] is not None:
-                self._rngs[i] = seeding.np_random(self._seeds[i])[0]
-            days[i] = self._pick_day(i)
-        self._core.reset(_ALL, days)
-        self.done_mask[:] = False
-        self.reset_infos = [_reset_info(self.days, int(d)) for d in days]
-        self._reset_seeds()
-        self._reset_options()
-        self._obs = self._core.observe()
-        return self._obs
-
-    def _pick_day(self, i: int) -> int:
-        day = self._options[i].get("day_index") if self._options[i] else None
-        if day is not None:
-            return int(day)
-        if self.fixed_days is not None:
-            return int(self.fixed_days[i])
-        return int(self._rngs[i].integers(self._core.n_days))
-
-    def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
-        return comps["daily_pnl_level"]
+    def _reset_info(self, day: int) -> dict[str, Any]:
+        return _reset_info(self.days, day)
 
     def _end_info(self, i: int, code: int) -> dict[str, Any]:
         led = self._core.ledger
@@ -303,10 +278,6 @@ class IntradayVecEnv(BatchedVecEnv):
             "round_trips": int(led.round_trips[i]),
             "wins": int(led.wins[i]),
         }
-
-    def _restart(self, idx: np.ndarray) -> None:
-        days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)
-        self._core.reset(idx, days)
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """Per-env values of day_index, t, position, net_pnl, round_trips, wins, done_mask; else shared."""

@@ -33,13 +33,12 @@ import gymnasium as gym
 import numpy as np
 import polars as pl
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from rl.core.accounting import COMPONENTS as LEDGER_COMPONENTS
 from rl.core.accounting import Ledger, contract_terms
 from rl.core.reward import RewardSpec, combine
-from rl.core.vecenv import BatchedVecEnv, check_actions
+from rl.core.vecenv import DayEpisodesVecEnv, check_actions
 from rl.families.propfirm.config import EnvConfig
 from rl.families.propfirm.data import FuturesDays
 from rl.families.propfirm.rules import (
@@ -438,7 +437,7 @@ def _reset_info(days: FuturesDays, day: int) -> dict[str, Any]:
             "session_date": str(days.dates[day])}  # fmt: skip
 
 
-class PropFirmVecEnv(BatchedVecEnv):
+class PropFirmVecEnv(DayEpisodesVecEnv):
     """N accounts stepped together with array operations (SB3 VecEnv, auto-reset, masks as one array).
 
     Env i draws its start days from `gymnasium.utils.seeding.np_random(seed + i)`, exactly like
@@ -471,39 +470,11 @@ class PropFirmVecEnv(BatchedVecEnv):
         """The accounts' arrays (ledger, rule state, events), read by the evaluation."""
         return self._core
 
-    def reset(self) -> VecEnvObs:
-        """Reset every env (seeds from `seed()` and options from `set_options()` apply here, then clear)."""
-        n = self.num_envs
-        days = np.empty(n, dtype=np.int64)
-        for i in range(n):
-            if self._seeds[i] is not None:
-                self._rngs[i] = seeding.np_random(self._seeds[i])[0]
-            days[i] = self._pick_day(i)
-        self._core.reset(_ALL, days, self._rngs)
-        self.done_mask[:] = False
-        self.reset_infos = [_reset_info(self.days, int(d)) for d in days]
-        self._reset_seeds()
-        self._reset_options()
-        self._obs = self._core.observe()
-        return self._obs
-
-    def _pick_day(self, i: int) -> int:
-        day = self._options[i].get("day_index") if self._options[i] else None
-        if day is not None:
-            return int(day)
-        if self.fixed_days is not None:
-            return int(self.fixed_days[i])
-        return int(self._rngs[i].integers(self._core.n_days))
-
-    def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
-        return comps["daily_pnl_level"]
+    def _reset_info(self, day: int) -> dict[str, Any]:
+        return _reset_info(self.days, day)
 
     def _end_info(self, i: int, code: int) -> dict[str, Any]:
         return _end_info(self._core, i, code)
-
-    def _restart(self, idx: np.ndarray) -> None:
-        days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)
-        self._core.reset(idx, days, [self._rngs[i] for i in idx.tolist()])
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """Per-env values of day_index, t, days_done, position, net_pnl, done_mask; else the shared attribute."""
