@@ -142,18 +142,17 @@ def tick_rule(price: np.ndarray) -> np.ndarray:
     """Tick-rule side per trade (time order): +1 uptick, -1 downtick, zero ticks carry the last
     sign, 0 unknown.
 
-    Vectorised: the index of the last non-zero tick is a running maximum."""
+    Vectorised: zero ticks are nulls that a forward fill carries the last sign into."""
     price = np.asarray(price, dtype=np.float64)
     n = price.size
     step = np.zeros(n, dtype=np.int8)
     if n < 2:
         return step
     diff = np.diff(price)
-    moved = np.abs(diff) > _PRICE_TOL * np.abs(price[1:])
-    step[1:] = np.where(moved, np.sign(diff), 0).astype(np.int8)
-    last = np.where(step != 0, np.arange(n), 0)
-    np.maximum.accumulate(last, out=last)
-    return step[last]
+    tol = _PRICE_TOL * np.abs(price[1:])
+    step[1:] = (diff > tol).view(np.int8) - (diff < -tol).view(np.int8)
+    # carry the last non-zero tick forward (a zero tick keeps it; 0 until the first move)
+    return pl.Series(step).replace(0, None).forward_fill().fill_null(0).to_numpy()
 
 
 def _finite(name: str) -> pl.Expr:
@@ -294,13 +293,24 @@ def reference_prices(ts: pl.Series, price: pl.Series, usable: pl.Series, minutes
     and neither can a minute holding only bad prints, while the other minutes are sound. A dense day is judged on
     an even sample of its prints (every k-th, up to REFERENCE_SAMPLE of them): a median needs no more."""
     code = ts.to_physical().fill_null(0).to_numpy() // 60_000_000_000
-    frame = pl.DataFrame({"m": code, "p": price.fill_nan(None)}).filter(usable)
-    frame = frame.gather_every(max(1, frame.height // REFERENCE_SAMPLE))
+    rows = np.flatnonzero(usable.fill_null(False).to_numpy())
+    rows = rows[:: max(1, len(rows) // REFERENCE_SAMPLE)]  # every k-th usable print
+    frame = pl.DataFrame({"m": code[rows], "p": price.gather(rows).fill_nan(None)})
     per_minute = frame.group_by("m").agg(pl.col("p").median()).sort("m")
     if not per_minute.height:
         return np.full(len(ts), np.nan)
     ref = per_minute["p"].rolling_median(minutes, center=True, min_samples=1).to_numpy()
     keys = per_minute["m"].to_numpy()
+    half = minutes // 2
+    low, size = int(keys[0]) - half, int(keys[-1] - keys[0]) + 1 + 2 * half
+    if size <= 4 * 1440:  # a day's minutes: the same lookup as below, as one gather from a dense table
+        nearest = pl.Series(np.full(size, None), dtype=pl.Int64).scatter(keys - low, np.arange(len(keys)))
+        nearest = nearest.backward_fill(limit=half).to_numpy(allow_copy=True)
+        nearest = np.where(np.isnan(nearest.astype(np.float64)), -1, nearest).astype(np.int64)
+        nearest[int(keys[-1]) - low + 1 :] = len(keys) - 1  # after the last minute: its reference, as below
+        pos = code - low
+        at = nearest[np.clip(pos, 0, size - 1)]
+        return np.where((pos >= 0) & (pos < size) & (at >= 0), ref[np.maximum(at, 0)], np.nan)
     at = np.clip(np.searchsorted(keys, code), 0, len(keys) - 1)
     return np.where(np.abs(keys[at] - code) <= minutes // 2, ref[at], np.nan)
 
