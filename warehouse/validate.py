@@ -235,6 +235,10 @@ def _split(
     duplicate = _duplicates(ok, dup_keys)
     ordered = np.zeros(ok.height, dtype=bool)
     ordered[~duplicate] = in_order(ok["ts"].to_physical().to_numpy()[~duplicate])
+    helpers = [c for c in df.columns if c.startswith("_")]
+    if not duplicate.any() and ordered.all():  # the usual day: every row that passed the row rules is kept
+        bad = df.filter(pl.col("reason").is_not_null())
+        return ok.drop("reason", *helpers), _quarantine_rows(bad, table_name, session_date)
     ok = ok.with_columns(
         pl.when(pl.Series(duplicate))
         .then(pl.lit("duplicate"))
@@ -244,11 +248,15 @@ def _split(
         .alias("reason")
     )
     # Order is judged among the rows that are neither bad nor duplicates: the fewest are set aside as out of order.
-    helpers = [c for c in df.columns if c.startswith("_")]
     clean = ok.filter(pl.col("reason").is_null()).drop("reason", *helpers)
     bad = pl.concat([df.filter(pl.col("reason").is_not_null()), ok.filter(pl.col("reason").is_not_null())])
+    return clean, _quarantine_rows(bad, table_name, session_date)
+
+
+def _quarantine_rows(bad: pl.DataFrame, table_name: str, session_date: date) -> pl.DataFrame:
+    """The quarantine rows of `bad` (rows with a reason), in arrival order, each row's fields as its JSON payload."""
     payload_cols = [c for c in bad.columns if c != "reason" and not c.startswith("_")]
-    quarantine = bad.sort("_arrival").select(
+    return bad.sort("_arrival").select(
         pl.lit(table_name).alias("table_name"),
         pl.lit(session_date, dtype=pl.Date).alias("session_date"),
         pl.col("symbol"),
@@ -256,7 +264,6 @@ def _split(
         pl.col("reason"),
         pl.struct(payload_cols).struct.json_encode().alias("payload"),
     )
-    return clean, quarantine
 
 
 def split_extended(frame: pl.DataFrame, session_date: date, rule: SessionRule = NYSE) -> tuple[pl.DataFrame, int]:
