@@ -72,6 +72,7 @@ def test_volatility_follows_the_underlying_and_the_smile_and_spreads_steepen_int
     doubled = close[0] * np.exp(2.0 * np.log(close / close[0]))  # every 1-minute return twice as large
     calm = chain_day("SPY", DAY, minute, close, end, replace(CFG, iv_floor=0.001))
     wild = chain_day("SPY", DAY, minute, doubled, end, replace(CFG, iv_floor=0.001))
+
     def atm(frame: pl.DataFrame) -> pl.Series:  # each minute's contract nearest the money
         moneyness = (pl.col("strike") / pl.col("spot")).log().abs()
         live = frame.filter(pl.col("minutes_to_expiry") > 30)
