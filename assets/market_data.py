@@ -1,5 +1,5 @@
-"""Market-data assets: raw ticks -> 1-minute bars -> features, one partition per trading day of the symbols'
-exchanges (each symbol on its own calendar's minutes)."""
+"""Market-data assets: raw ticks -> 1-minute bars -> features and same-day option chains, one partition per trading
+day of the symbols' exchanges (each symbol on its own calendar's minutes)."""
 
 import dagster as dg
 
@@ -10,6 +10,7 @@ from warehouse import checks
 from warehouse.bars import build_bars
 from warehouse.features import FEATURES, WARMUP_MINUTES, build_features
 from warehouse.ingest import ingest_day
+from warehouse.options import build_chain
 
 GROUP = "market_data"
 # One partition per NYSE session; a range backfill is one run, and every step holds the DuckDB writer slot.
@@ -182,4 +183,38 @@ def features_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             check_result("features_finite", finite, dg.AssetCheckSeverity.ERROR),
             check_result("features_truncation_invariant", invariant, dg.AssetCheckSeverity.ERROR),
         ],
+    )
+
+
+@dg.asset(
+    **PARTITIONED,
+    kinds={"duckdb"},
+    deps=[bars_1m],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "chain_quote_rules",
+            asset="options_chain_1m",
+            description="Warns when chain rows broke put-call parity beyond the spreads, quoted crossed or negative, "
+            "were not monotone in strike, or had an implied volatility out of bounds; they are quarantined.",
+        )
+    ],
+)
+def options_chain_1m(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, market: MarketDataResource
+) -> dg.MaterializeResult:
+    """Same-day option chains of SPY, QQQ and SPX every minute (bid, ask, mid, implied volatility and greeks),
+    priced from the underlyings' bars; rows breaking a quote rule are quarantined with the reason."""
+    dates = partition_dates(context.partition_keys)
+    with warehouse.connect() as con:
+        stats = [build_chain(con, d, market.symbols) for d in dates]
+    partition_metadata(
+        context,
+        {s.session_date.isoformat(): {"rows": s.rows, "contracts": s.contracts, "quarantined": s.quarantined,
+                                      "reasons": s.reasons} for s in stats},
+    )  # fmt: skip
+    bad = {s.session_date.isoformat(): s.reasons for s in stats if s.quarantined}
+    verdict = {"passed": not bad, "quarantined": sum(s.quarantined for s in stats), "by_session": bad}
+    return dg.MaterializeResult(
+        metadata={"run_sessions": len(dates), "run_rows": sum(s.rows for s in stats)},
+        check_results=[check_result("chain_quote_rules", verdict, dg.AssetCheckSeverity.WARN)],
     )

@@ -5,13 +5,13 @@ import dagster as dg
 from assets.family import model_stage_keys
 from rl.core.registry import get_family, kinds
 
-market_data_selection = dg.AssetSelection.assets("raw_ticks", "bars_1m", "features_1m")
+market_data_selection = dg.AssetSelection.assets("raw_ticks", "bars_1m", "features_1m", "options_chain_1m")
 funding_data_selection = dg.AssetSelection.assets("raw_funding_rates", "raw_mark_prices", "funding_opportunities")
 
 market_data_job = dg.define_asset_job(
     "market_data_job",
     selection=market_data_selection,
-    description="Ingest ticks, build 1-minute bars and features for the selected sessions.",
+    description="Ingest ticks, build 1-minute bars, features and same-day option chains for the selected sessions.",
 )
 funding_data_job = dg.define_asset_job(
     "funding_data_job",

@@ -17,6 +17,7 @@ EXPECTED_ASSETS = {
     "raw_ticks",
     "bars_1m",
     "features_1m",
+    "options_chain_1m",
     "intraday_reward_config",
     "intraday_data_config",
     "intraday_training_config",
@@ -55,6 +56,7 @@ EXPECTED_CHECKS = {
     ("bars_1m", "extreme_bar_returns"),
     ("features_1m", "features_finite"),
     ("features_1m", "features_truncation_invariant"),
+    ("options_chain_1m", "chain_quote_rules"),
     ("intraday_reward_audit", "reward_scale_sane"),
     ("intraday_evaluation", "action_collapse"),
     ("intraday_evaluation", "reward_pnl_alignment"),
@@ -89,6 +91,7 @@ def test_definitions_load_with_the_expected_names(tf_env) -> None:
         "raw_ticks",
         "bars_1m",
         "features_1m",
+        "options_chain_1m",
     }
     assert defs.get_schedule_def("market_data_nightly_schedule").job_name == "market_data_job"
     assert defs.get_schedule_def("funding_data_nightly_schedule").job_name == "funding_data_job"

@@ -28,7 +28,8 @@ def _counts(home: Path, day: str) -> dict[str, int]:
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         out = {}
-        for table in ("raw.ticks", "raw.quotes", "raw.minute_bars", "core.bars_1m", "core.features_1m"):
+        for table in ("raw.ticks", "raw.quotes", "raw.minute_bars", "core.bars_1m", "core.features_1m",
+                      "core.options_chain_1m"):  # fmt: skip
             out[table] = con.execute(f"select count(*) from {table} where session_date = ?", [day]).fetchone()[0]
         out["dup_bars"] = con.execute(
             "select count(*) from (select symbol, minute from core.bars_1m where session_date = ? "
@@ -58,6 +59,7 @@ def test_one_partition_through_the_real_graph_three_times_keeps_one_copy(tf_env)
             "extreme_bar_returns",
             "features_finite",
             "features_truncation_invariant",
+            "chain_quote_rules",
         }
         assert all(e.passed for e in evaluations), [(e.check_name, e.metadata) for e in evaluations]
         seen.append(_counts(tf_env.home, "2024-01-03"))
@@ -66,6 +68,7 @@ def test_one_partition_through_the_real_graph_three_times_keeps_one_copy(tf_env)
     assert seen[0]["core.bars_1m"] == MINUTES * SYMBOLS + FUTURES_MINUTES
     assert seen[0]["core.features_1m"] == MINUTES * SYMBOLS + FUTURES_MINUTES
     assert seen[0]["dup_bars"] == 0
+    assert seen[0]["core.options_chain_1m"] == 3 * MINUTES * 2 * 31  # SPY, QQQ, SPX: 31 strikes, calls and puts
 
 
 def test_a_range_run_records_each_partitions_own_metadata(tf_env) -> None:
