@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import yaml
 
 from market.values import as_date, is_int, is_number
 
@@ -25,6 +26,7 @@ __all__ = [
     "json_number",
     "jsonable",
     "known_keys",
+    "read_yaml",
 ]
 
 T = TypeVar("T")
@@ -54,6 +56,20 @@ def config_file(relative: str, what: str) -> Path:
     if not path.is_file():
         raise ValueError(f"{what}: {relative} not found in {base.name}/")
     return path
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """A YAML file's contents; ValueError naming the file when it is missing, not valid YAML, or empty."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{what} not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path.name} is not valid YAML: {exc}") from exc
+    if raw is None:
+        raise ValueError(f"{path.name} is empty")
+    return raw
 
 
 def known_keys(cls: type, data: Mapping[str, Any] | None, where: str = "") -> dict[str, Any]:

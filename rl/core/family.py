@@ -19,9 +19,7 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
-from rl.core.config import as_date, config_dir, is_int, known_keys
+from rl.core.config import as_date, config_dir, is_int, known_keys, read_yaml
 from rl.core.registry import get_family
 from rl.core.train import PPOConfig
 from rl.core.walkforward import WalkForwardConfig
@@ -257,14 +255,7 @@ class FamilyConfig:
 def load_family(path: str | Path) -> FamilyConfig:
     """Load and validate a family YAML; problems are ValueErrors naming the file and the key."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"family config not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path.name} is not valid YAML: {exc}") from exc
-    if raw is None:
-        raise ValueError(f"{path.name} is empty")
+    raw = read_yaml(path, "family config")
     try:
         with config_dir(path.parent):
             return FamilyConfig.from_dict(raw)

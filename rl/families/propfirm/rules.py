@@ -20,9 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-import yaml
 
-from rl.core.config import is_int, is_number, known_keys
+from rl.core.config import is_int, is_number, known_keys, read_yaml
 
 TRAILING_MODES = ("intraday", "end_of_day")
 DAILY_LOSS_ACTIONS = ("pause", "breach")
@@ -114,12 +113,7 @@ class RuleBook:
 def load_rulebook(path: str | Path) -> RuleBook:
     """Load and validate a rule book YAML; every problem is a ValueError naming the file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"rule book not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path.name} is not valid YAML: {exc}") from exc
+    raw = read_yaml(path, "rule book")
     if not isinstance(raw, Mapping):
         raise ValueError(f"{path.name}: expected a mapping of rules")
     try:
