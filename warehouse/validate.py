@@ -277,6 +277,9 @@ def split_extended(frame: pl.DataFrame, session_date: date, rule: SessionRule = 
     if frame.schema["ts"].time_zone is not None:
         ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
     ts = ts.cast(pl.Datetime("ns"))
+    first, last = frame.select(ts.min().alias("a"), ts.max().alias("b")).row(0)
+    if first is not None and np.datetime64(first, "ns") >= open_ and np.datetime64(last, "ns") < close_:
+        return frame, 0  # every stamp inside the regular session: nothing to drop, no filter pass
     extended = ((ts >= pl.lit(ext_open)) & (ts < pl.lit(open_))) | ((ts >= pl.lit(close_)) & (ts < pl.lit(ext_close)))
     kept = frame.filter(~extended.fill_null(False))
     return kept, frame.height - kept.height
