@@ -1,0 +1,104 @@
+"""Seed 003's risk rules for a same-day option position, as small pure functions over numpy arrays.
+
+A position is bought at `entry` premium. Its take-profit tiers are gains on that premium (+20%, +30%, ... +200%):
+each tier is hit once, the first bar whose best premium reaches it, and a tier may carry an automatic partial
+exit (sell that share of what is still held). A hard stop sells everything once the premium's low reaches
+`-stop` of entry. After an exit, the symbol rests for `cooldown_minutes` before a new entry (rotation). At the
+close the position is either flattened before it or settled in cash at its intrinsic value.
+
+Every function takes arrays (a scalar works too) so the batched env applies exactly what the tests check by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rl.core.config import is_int, is_number, known_keys
+
+SETTLEMENTS = ("flat_before_close", "cash_at_expiry")
+
+
+@dataclass(frozen=True)
+class RiskRules:
+    """Take-profit tiers with their automatic exits, the hard stop, the rotation cooldown and the settlement."""
+
+    tiers: tuple[float, ...] = (0.2, 0.3, 0.5, 0.7, 1.0, 2.0)  # gains on the entry premium
+    tier_exits: tuple[float, ...] = (0.0, 0.0, 0.5, 0.0, 0.7, 1.0)  # share of the remaining position sold at each
+    stop: float = 0.15  # the hard stop: sell all when the premium falls this share below entry
+    cooldown_minutes: int = 5  # a symbol exited rests this long before a new entry
+    settlement: str = "flat_before_close"  # or cash_at_expiry: held to the close and settled at intrinsic
+    flat_minutes_before_close: int = 5  # flat_before_close: the last minutes in which the position is closed
+
+    def __post_init__(self) -> None:
+        tiers = tuple(float(t) for t in self.tiers) if isinstance(self.tiers, list | tuple) else ()
+        exits = tuple(float(x) for x in self.tier_exits) if isinstance(self.tier_exits, list | tuple) else ()
+        if not tiers or any(not is_number(t) or t <= 0 for t in tiers) or list(tiers) != sorted(set(tiers)):
+            raise ValueError(f"risk.tiers must be increasing positive gains, got {self.tiers!r}")
+        if len(exits) != len(tiers) or any(not is_number(x) or not 0 <= x <= 1 for x in exits):
+            raise ValueError(f"risk.tier_exits must give a share in [0, 1] for each of the {len(tiers)} tiers")
+        if not is_number(self.stop) or not 0 < self.stop < 1:
+            raise ValueError(f"risk.stop must be a share of the premium in (0, 1), got {self.stop!r}")
+        for name in ("cooldown_minutes", "flat_minutes_before_close"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"risk.{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.settlement not in SETTLEMENTS:
+            raise ValueError(f"risk.settlement must be one of {', '.join(SETTLEMENTS)}, got {self.settlement!r}")
+        object.__setattr__(self, "tiers", tiers)
+        object.__setattr__(self, "tier_exits", exits)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> RiskRules:
+        return cls(**known_keys(cls, raw, where="risk"))
+
+
+def tiers_reached(entry: np.ndarray | float, best: np.ndarray | float, rules: RiskRules) -> np.ndarray:
+    """[..., n_tiers] bool: which tiers the best premium since entry has reached (a touch counts)."""
+    gain = np.asarray(best, dtype=np.float64) / np.asarray(entry, dtype=np.float64) - 1.0
+    return gain[..., None] >= np.asarray(rules.tiers) - 1e-12
+
+
+def exit_share(newly_hit: np.ndarray, rules: RiskRules) -> np.ndarray:
+    """The share of the position still held that the tiers hit on this bar sell: each tier's exit applies to
+    what the tier before it left (1 - prod(1 - exit))."""
+    keep = np.prod(np.where(newly_hit, 1.0 - np.asarray(rules.tier_exits), 1.0), axis=-1)
+    return 1.0 - keep
+
+
+def stop_hit(entry: np.ndarray | float, low: np.ndarray | float, rules: RiskRules) -> np.ndarray:
+    """True where the premium's low reached the hard stop (-stop of entry; a touch stops)."""
+    return np.asarray(low, dtype=np.float64) <= np.asarray(entry, dtype=np.float64) * (1.0 - rules.stop) + 1e-12
+
+
+def stop_loss_beyond(entry: np.ndarray | float, exit_price: np.ndarray | float, rules: RiskRules) -> np.ndarray:
+    """How far a stopped exit fell beyond the stop, as a share of entry (0 when it filled at or above the stop):
+    the slippage the evaluation's stop-reliability check reads."""
+    stop_price = np.asarray(entry, dtype=np.float64) * (1.0 - rules.stop)
+    return np.maximum(stop_price - np.asarray(exit_price, dtype=np.float64), 0.0) / np.asarray(entry)
+
+
+def can_enter(minute: np.ndarray | int, last_exit: np.ndarray | int, rules: RiskRules) -> np.ndarray:
+    """True where a symbol's last exit (minute index; negative = never) lies at least `cooldown_minutes` back."""
+    last_exit = np.asarray(last_exit)
+    return (last_exit < 0) | (np.asarray(minute) - last_exit >= rules.cooldown_minutes)
+
+
+def must_flatten(minutes_to_close: np.ndarray | float, rules: RiskRules) -> np.ndarray:
+    """True where a flat-before-close book closes the position now (never on a cash-settled one)."""
+    if rules.settlement != "flat_before_close":
+        return np.zeros(np.shape(minutes_to_close), dtype=bool)
+    return np.asarray(minutes_to_close) <= rules.flat_minutes_before_close
+
+
+def settlement_value(is_call: np.ndarray | bool, strike: np.ndarray | float, spot: np.ndarray | float) -> np.ndarray:
+    """The cash an expiring option pays per unit of premium: its intrinsic value at the closing print."""
+    strike, spot = np.asarray(strike, dtype=np.float64), np.asarray(spot, dtype=np.float64)
+    return np.where(is_call, np.maximum(spot - strike, 0.0), np.maximum(strike - spot, 0.0))
+
+
+def tier_names(rules: RiskRules) -> Sequence[str]:
+    """Report names of the tiers: tp_20, tp_30, ..."""
+    return tuple(f"tp_{round(t * 100)}" for t in rules.tiers)

@@ -1,0 +1,72 @@
+"""Seed 003's risk rules by hand: take-profit tiers and their partial exits, the hard stop and its slippage, the
+rotation cooldown, flattening before the close and cash settlement at expiry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rl.families.zerodte.rules import (
+    RiskRules,
+    can_enter,
+    exit_share,
+    must_flatten,
+    settlement_value,
+    stop_hit,
+    stop_loss_beyond,
+    tier_names,
+    tiers_reached,
+)
+
+RULES = RiskRules()
+
+
+def test_tiers_are_reached_by_the_best_premium_including_the_boundary() -> None:
+    """Bought at $2.00: a best of $2.40 reaches +20%, exactly $2.60 reaches +30% too, $3.99 stops short of +100%."""
+    hit = tiers_reached(2.0, np.array([2.39, 2.40, 2.60, 3.99, 6.0]), RULES)
+    assert hit.sum(axis=1).tolist() == [0, 1, 2, 4, 6]
+    assert tier_names(RULES) == ("tp_20", "tp_30", "tp_50", "tp_70", "tp_100", "tp_200")
+
+
+def test_partial_exits_compound_on_what_is_still_held() -> None:
+    """+50% sells half; +100% sells 70% of what is left; both on one bar: 1 - 0.5 * 0.3 = 85%; +200% sells all."""
+    newly = np.zeros((4, 6), dtype=bool)
+    newly[0, 2] = True
+    newly[1, 4] = True
+    newly[2, [2, 3, 4]] = True
+    newly[3, 5] = True
+    assert exit_share(newly, RULES) == pytest.approx([0.5, 0.7, 0.85, 1.0])
+    assert exit_share(np.zeros(6, dtype=bool), RULES) == 0.0
+
+
+def test_the_hard_stop_touches_at_minus_fifteen_percent_and_reports_slippage() -> None:
+    assert stop_hit(2.0, np.array([1.71, 1.70, 1.50]), RULES).tolist() == [False, True, True]
+    assert stop_loss_beyond(2.0, np.array([1.70, 1.65, 1.80]), RULES) == pytest.approx([0.0, 0.025, 0.0])
+
+
+def test_rotation_cooldown_flat_before_close_and_cash_settlement() -> None:
+    assert can_enter(np.array([100, 104, 105, 3]), np.array([100, 100, 100, -1]), RULES).tolist() == [
+        False, False, True, True,
+    ]  # fmt: skip
+    assert must_flatten(np.array([6.0, 5.0, 0.0]), RULES).tolist() == [False, True, True]
+    cash = RiskRules(settlement="cash_at_expiry")
+    assert not must_flatten(1.0, cash).any()
+    assert settlement_value(np.array([True, True, False]), 470.0, np.array([472.5, 469.0, 469.0])).tolist() == [
+        2.5, 0.0, 1.0,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tiers": [0.3, 0.2]}, "risk.tiers must be increasing"),
+        ({"tier_exits": [0.5]}, "a share in \\[0, 1\\] for each of the 6 tiers"),
+        ({"stop": 1.5}, "risk.stop must be a share"),
+        ({"cooldown_minutes": -1}, "risk.cooldown_minutes must be an integer"),
+        ({"settlement": "hold"}, "risk.settlement must be one of"),
+        ({"stopp": 0.1}, "unknown key"),
+    ],
+)
+def test_bad_rules_are_refused_naming_the_key(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RiskRules.from_dict(change)
