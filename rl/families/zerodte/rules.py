@@ -102,3 +102,44 @@ def settlement_value(is_call: np.ndarray | bool, strike: np.ndarray | float, spo
 def tier_names(rules: RiskRules) -> Sequence[str]:
     """Report names of the tiers: tp_20, tp_30, ..."""
     return tuple(f"tp_{round(t * 100)}" for t in rules.tiers)
+
+
+@dataclass(frozen=True)
+class ContractRule:
+    """Which contract a BUY_CALL or BUY_PUT takes from the minute's chain: the one nearest `target_delta` (in
+    absolute delta) among those quoting at least `min_premium` with at least `min_volume` traded."""
+
+    target_delta: float = 0.5
+    min_premium: float = 0.10
+    min_volume: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not is_number(self.target_delta) or not 0 < self.target_delta < 1:
+            raise ValueError(f"contract.target_delta must be in (0, 1), got {self.target_delta!r}")
+        for name in ("min_premium", "min_volume"):
+            if not is_number(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"contract.{name} must be a number >= 0, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> ContractRule:
+        return cls(**known_keys(cls, raw, where="contract"))
+
+
+def choose_contract(
+    delta: np.ndarray,
+    ask: np.ndarray,
+    volume: np.ndarray | None,
+    is_call: np.ndarray,
+    want_call: bool,
+    rule: ContractRule,
+) -> int:
+    """The index (into the minute's chain arrays) of the contract a buy takes, or -1 when none qualifies. Ties go
+    to the cheaper contract."""
+    ok = (np.asarray(is_call) == want_call) & np.isfinite(delta) & (np.asarray(ask) >= rule.min_premium)
+    if volume is not None:
+        ok &= np.asarray(volume) >= rule.min_volume
+    if not ok.any():
+        return -1
+    distance = np.where(ok, np.abs(np.abs(delta) - rule.target_delta), np.inf)
+    best = np.flatnonzero(distance <= distance.min() + 1e-9)  # equally near, to float noise
+    return int(best[np.argmin(np.asarray(ask)[best])])

@@ -70,3 +70,21 @@ def test_rotation_cooldown_flat_before_close_and_cash_settlement() -> None:
 def test_bad_rules_are_refused_naming_the_key(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RiskRules.from_dict(change)
+
+
+def test_the_contract_rule_takes_the_nearest_delta_that_quotes_enough_and_trades() -> None:
+    from rl.families.zerodte.rules import ContractRule, choose_contract
+
+    delta = np.array([0.80, 0.55, 0.45, 0.30, -0.20, -0.48, -0.52, -0.90])
+    ask = np.array([6.0, 2.1, 1.6, 0.08, 0.5, 1.5, 1.9, 7.0])
+    volume = np.array([50, 0, 40, 90, 10, 30, 30, 5])
+    call = np.array([True] * 4 + [False] * 4)
+    rule = ContractRule(target_delta=0.5, min_premium=0.1, min_volume=20)
+    assert choose_contract(delta, ask, volume, call, True, rule) == 2  # 0.55 is as near but never traded
+    assert choose_contract(delta, ask, None, call, True, rule) == 2  # a tie (0.05 either side): the cheaper
+    assert choose_contract(delta, ask, volume, call, False, rule) == 5  # |-0.48| and |-0.52| tie: the cheaper
+    far = ContractRule(target_delta=0.3, min_premium=0.1)
+    assert choose_contract(delta, ask, None, call, True, far) == 2  # 0.30 quotes under the minimum premium
+    assert choose_contract(delta, ask, volume, call, True, ContractRule(min_premium=10.0)) == -1
+    with pytest.raises(ValueError, match="contract.target_delta"):
+        ContractRule(target_delta=1.2)
