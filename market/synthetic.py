@@ -327,7 +327,8 @@ def _log_mid(
 def generate_day(cfg: SyntheticMarketConfig, symbol: str, session_date: date) -> DayTape:
     """Raw trades and quotes of `symbol` on `session_date`; deterministic in (cfg, symbol, date).
 
-    Raises ValueError for an unknown symbol or a date that is not an NYSE session.
+    Raises ValueError for an unknown symbol or a date that is not a session of its exchange (NYSE; CME Globex for
+    a futures contract, see market/synthetic_futures.py).
     """
     spec = get_symbol(symbol, session_date)
     if spec.kind == "future":

@@ -129,21 +129,22 @@ def futures_day(cfg: SyntheticMarketConfig, spec: SymbolSpec, session_date: date
     ordinal = session_date.toordinal()
 
     fast = _fast_market(cfg, key, ordinal, n_min)
-    base = cfg.daily_vol * _regime(cfg.seed, rule)[i] / _CASH_NORM * vol_profile(n_min) * fast
+    profile, at_open = vol_profile(n_min), _clock(n_min) == _CASH_OPEN
+    base = cfg.daily_vol * _regime(cfg.seed, rule)[i] / _CASH_NORM * profile * fast
     mkt = _market_day(cfg, _rng(cfg.seed, key, ordinal), base)
     log_open, target = _day_levels(cfg, under, i)
     path_rng = _rng(cfg.seed, key + 1, ordinal)  # the underlying's flow and path: shared by all its contracts
     jumps = np.zeros(n_min)
-    cash_open = np.flatnonzero(_clock(n_min) == _CASH_OPEN)
+    cash_open = np.flatnonzero(at_open)
     if cash_open.size:
         jumps[cash_open[0]] = OPEN_JUMP_SD * cfg.gap_vol * path_rng.standard_t(3.0) / np.sqrt(3.0)
     flow, own = _own_path(replace(cfg, edge=cfg.futures_edge), under, path_rng, mkt, target, jumps)
 
     years = (spec.expiry - session_date).days / 365.25
     shape = _Shape(
-        activity=vol_profile(n_min) * fast * _volume_share(spec, session_date),
+        activity=profile * fast * _volume_share(spec, session_date),
         norm=float(np.sum(_FULL_PROFILE)),
-        wide=np.where(_clock(n_min) == _CASH_OPEN, 4.0, 1.0),
+        wide=np.where(at_open, 4.0, 1.0),
         trade_sizes=_contract_sizes,
         quote_sizes=_book_sizes,
         log_offset=CARRY * years,

@@ -153,13 +153,11 @@ class FamilyConfig:
         for phase in self.phases:
             self.phase_env(phase)
         gated = getattr(family, "gated_phase", None)
-        if gated is not None:
-            self.gate_index()
-            if not 0 < self.phases[self.gate_index()].validation_days < self.walk_forward.train_days:
-                raise ValueError(
-                    f"phases.{gated}.validation_days must be between 1 and walk_forward.train_days - 1: its checkpoint "
-                    "must beat the flat baseline on days it did not train on"
-                )
+        if gated is not None and not 0 < self.phases[self.gate_index()].validation_days < self.walk_forward.train_days:
+            raise ValueError(
+                f"phases.{gated}.validation_days must be between 1 and walk_forward.train_days - 1: its checkpoint "
+                "must beat the flat baseline on days it did not train on"
+            )
 
     def gate_index(self) -> int:
         """The index of the family's gated phase (its checkpoint must pass the gate before the next phase starts);

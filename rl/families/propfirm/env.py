@@ -221,13 +221,17 @@ class _Batch:
         self.t[sel] = t0
         self._base[sel] = day * self._t_max
 
+    def _close_day(self, idx: np.ndarray) -> None:
+        """Record the day that accounts `idx` just finished: its net P&L, and whether it was a trading day."""
+        pnl = self.ledger.equity[idx] - self.day_start[idx]
+        self.day_pnl[idx, np.minimum(self.days_done[idx], self.n_days - 1)] = pnl
+        self.days_done[idx] += 1
+        self.trading_days[idx] += self.traded_today[idx]
+
     def _next_day(self, idx: np.ndarray) -> None:
         """Close the day of accounts `idx` (flat by now) and open their root's next trading day."""
         led = self.ledger
-        pnl = led.equity[idx] - self.day_start[idx]
-        self.day_pnl[idx, self.days_done[idx]] = pnl
-        self.days_done[idx] += 1
-        self.trading_days[idx] += self.traded_today[idx]
+        self._close_day(idx)
         if self.book.trailing == "end_of_day":
             self.peak[idx] = closing_peak(self.peak[idx], self.book.start_balance + led.equity[idx])
             self.threshold[idx] = trailing_threshold(self.peak[idx], self.book)
@@ -339,31 +343,26 @@ class _Batch:
         self.threshold[sel] = p["threshold"]
         self.traded_today[sel] = p["traded"]
         self.t[sel] = t + 1
-        flattened = np.isin(code, CONTINUING) & (target != 0)
-        self.events[sel, 0] += (code == CUTOFF) & flattened
-        self.events[sel, 1] += code == PAUSED
+        flattened = (code == CUTOFF) & (target != 0)
+        paused = code == PAUSED
+        self.events[sel, 0] += flattened
+        self.events[sel, 1] += paused
         self.events[sel, 2] += ~ok
         room1 = self.book.start_balance + led.equity[sel] - self.threshold[sel]
         comps = {
             **comps,
             "breach": -np.isin(code, (TRAILING_DRAWDOWN, DAILY_LOSS)).astype(np.float64),
             "passed": (code == PASSED).astype(np.float64),
-            "cutoff_flatten": -((code == CUTOFF) & (target != 0)).astype(np.float64),
-            "daily_loss_pause": -(code == PAUSED).astype(np.float64),
+            "cutoff_flatten": -flattened.astype(np.float64),
+            "daily_loss_pause": -paused.astype(np.float64),
             "threshold_room": (room1 - room0) / self.book.trailing_drawdown,
         }
         rolling = np.isin(code, CONTINUING)
         if rolling.any():
-            idx = np.arange(self.n)[sel][rolling]
-            self._next_day(idx)
+            self._next_day(np.arange(self.n)[sel][rolling])
         ends = np.where(rolling, np.int8(0), code)
-        ended = np.flatnonzero(ends != 0)
-        if ended.size:  # the last day of an episode counts like any other
-            idx = np.arange(self.n)[sel][ended]
-            pnl = led.equity[idx] - self.day_start[idx]
-            self.day_pnl[idx, np.minimum(self.days_done[idx], self.n_days - 1)] = pnl
-            self.days_done[idx] += 1
-            self.trading_days[idx] += self.traded_today[idx]
+        if (ends != 0).any():  # the last day of an episode counts like any other
+            self._close_day(np.arange(self.n)[sel][ends != 0])
         return comps, combine(self.reward, comps), ends
 
 

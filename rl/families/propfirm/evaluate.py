@@ -46,7 +46,7 @@ class AccountEpisode:
     done_reason: str
     days: int  # trading days the account lived
     trading_days: int  # of which it traded
-    min_room: float  # closest approach to the drawdown threshold ($ of balance above it; <= 0 is a breach)
+    min_room: float  # least balance above the drawdown threshold at a bar's close ($; breaches are judged on lows)
     room_by_day: np.ndarray  # balance above the threshold after each day ($)
     day_pnl: np.ndarray  # each day's net P&L ($)
     events: dict[str, int]  # rule events: cutoff_flatten, daily_loss_pause, invalid_action
@@ -166,8 +166,8 @@ def play_accounts(
         r = room(running)
         min_room[running] = np.minimum(min_room[running], r)
         moved = running[core.days_done[running] > seen_days[running]]
-        for i in moved.tolist():
-            room_days[i].append(float(book.start_balance + core.ledger.equity[i] - core.threshold[i]))
+        for i, value in zip(moved.tolist(), room(moved).tolist(), strict=True):
+            room_days[i].append(value)
         seen_days[moved] = core.days_done[moved]
 
     roll = masked_rollout(env, make_policy(env), name=name, before_step=before, after_step=after)

@@ -133,8 +133,8 @@ def build_report(
         "",
         f"Each account opens on a start day of a held-out slice and lives under the full rule book until it passes, "
         f"breaches or the slice ends. Pass-rate intervals are Wilson at {confidence:.0%}. Room is the balance above "
-        "the trailing threshold, judged on each bar's low; best day share is the payout-style consistency figure "
-        "(median over passed accounts).",
+        "the trailing threshold at each bar's close (breaches are judged on the bar's low); best day share is the "
+        "payout-style consistency figure (median over passed accounts).",
         "",
         _metrics_table(overall, confidence),
         "",
