@@ -29,31 +29,26 @@ def length_quantiles(lengths: Sequence[int]) -> dict[str, float]:
     return {"p10": float(q[0]), "p50": float(q[1]), "p90": float(q[2])}
 
 
+def _ended(counts: Mapping[str, int], n: int) -> dict[str, Any]:
+    """Episode count, done-reason counts and their shares of the episodes."""
+    return {"episodes": n, "done_reasons": dict(counts), "shares": {k: v / n for k, v in counts.items()} if n else {}}
+
+
 def episode_summary(reasons: Sequence[str], lengths: Sequence[int]) -> dict[str, Any]:
     """How a set of episodes ended and how long they were: what training records and the check compares."""
-    counts = Counter(r for r in reasons if r)
-    n = len(reasons)
-    return {
-        "episodes": n,
-        "done_reasons": dict(counts),
-        "shares": {k: v / n for k, v in counts.items()} if n else {},
-        "length_quantiles": length_quantiles(lengths),
-    }
+    return {**_ended(Counter(r for r in reasons if r), len(reasons)), "length_quantiles": length_quantiles(lengths)}
 
 
 def merge(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Several slices' training summaries as one (counts add; quantiles are not merged)."""
+    """Several slices' training summaries as one: counts add; each length quantile is the median of the slices'."""
     counts: Counter = Counter()
     n = 0
     for s in summaries:
         counts.update(s.get("done_reasons", {}))
         n += int(s.get("episodes", 0))
-    out = {"episodes": n, "done_reasons": dict(counts), "shares": {k: v / n for k, v in counts.items()} if n else {}}
     quantiles = [s["length_quantiles"] for s in summaries if s.get("length_quantiles")]
-    out["length_quantiles"] = (
-        {k: float(np.median([q[k] for q in quantiles])) for k in ("p10", "p50", "p90")} if (quantiles) else {}
-    )
-    return out
+    merged = {k: float(np.median([q[k] for q in quantiles])) for k in ("p10", "p50", "p90")} if quantiles else {}
+    return {**_ended(counts, n), "length_quantiles": merged}
 
 
 def episode_mismatch(
