@@ -1,0 +1,75 @@
+"""Typed, validated settings of the 0DTE options env: a bad value fails at load time, naming it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from rl.core.config import is_int, is_number, known_keys
+from rl.families.zerodte.rules import ContractRule, RiskRules
+
+
+def _section(value: Any, kind: type, where: str) -> Any:
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, Mapping):
+        return kind.from_dict(value)
+    raise ValueError(f"env.{where} must be a mapping of {kind.__name__} settings, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """How the agent scalps one underlying's same-day options within a session (seed 003).
+
+    A buy takes `contracts` contracts of the contract `contract` picks from the decision minute's chain, and fills
+    at the next minute's ask; sells fill at the next minute's bid. The risk rules (`risk`) trim, stop and settle.
+    """
+
+    risk: Any = None  # RiskRules: take-profit tiers and their exits, the hard stop, cooldown, settlement
+    contract: Any = None  # ContractRule: target delta, minimum premium and volume
+    contracts: int = 10  # contracts per buy (trims sell shares of them)
+    commission_per_contract: float = 0.65  # $ a side
+    warmup_minutes: int = 30  # first decision minute (the momentum features are complete from minute 30)
+    entry_cutoff_minutes: int = 30  # no new buy this many minutes (or fewer) before the close
+    window: int = 20  # rows of the underlying's features in the observation (seed 003's 20 x 23)
+    setup_minutes: int = 15  # a breakout: the close beyond the trailing high (low) of this many minutes
+    chase_minutes: int = 15  # a chase: a buy after the underlying already moved ...
+    chase_return_pct: float = 0.25  # ... at least this many percent its way over `chase_minutes`
+    pnl_scale: float = 100.0  # divisor of $ values in the observation
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "risk", _section(self.risk if self.risk is not None else {}, RiskRules, "risk"))
+        object.__setattr__(
+            self, "contract", _section(self.contract if self.contract is not None else {}, ContractRule, "contract")
+        )
+        positive = ("contracts", "window", "setup_minutes", "chase_minutes")
+        for name in positive:
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise ValueError(f"EnvConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("warmup_minutes", "entry_cutoff_minutes"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"EnvConfig.{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.warmup_minutes + 1 < self.window:
+            raise ValueError(
+                f"EnvConfig.window ({self.window}) needs at least that many bars before the first decision: "
+                f"warmup_minutes must be >= window - 1"
+            )
+        for name in ("commission_per_contract", "chase_return_pct"):
+            if not is_number(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"EnvConfig.{name} must be a number >= 0, got {getattr(self, name)!r}")
+        if not is_number(self.pnl_scale) or self.pnl_scale <= 0:
+            raise ValueError(f"EnvConfig.pnl_scale must be a number > 0, got {self.pnl_scale!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> EnvConfig:
+        """Build from a YAML mapping; unknown keys raise ValueError."""
+        return cls(**known_keys(cls, data, where="env"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting, the risk and contract rules as their resolved values."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("risk", "contract")}
+        risk = {f.name: getattr(self.risk, f.name) for f in fields(self.risk)}
+        risk["tiers"], risk["tier_exits"] = list(self.risk.tiers), list(self.risk.tier_exits)
+        contract = {f.name: getattr(self.contract, f.name) for f in fields(self.contract)}
+        return {"risk": risk, "contract": contract, **out}

@@ -1,0 +1,203 @@
+"""The 0DTE family's arrays: one row per (underlying, session) holding its minute bars and its same-day chain.
+
+`OptionDays` wraps a `MarketDays` of the underlying (features, open, close) and adds the day's listed contracts,
+sorted calls then puts by strike and padded to a common count K, with each minute's quote and greeks as dense
+[D, T, K] arrays. A cell is NaN where the contract had no quote that minute (not quoted, or quarantined by the
+chain's quote rules): the env cannot buy or sell into it, and `missing_quotes()` counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from rl.core.data import ArrayRecord, MarketDays
+
+QUOTE_FIELDS = ("bid", "ask", "iv", "delta", "gamma", "theta", "vega")
+CHAIN_COLUMNS = ("underlying", "session_date", "minute", "right", "strike", "minutes_to_expiry", *QUOTE_FIELDS)
+
+
+@dataclass(frozen=True, eq=False)
+class OptionDays(ArrayRecord):
+    """D (underlying, session) rows padded to T minutes and K contracts."""
+
+    bars: MarketDays  # the underlying: symbols, dates, features, open, close, spread, length
+    strike: np.ndarray  # [D, K] float64 (NaN: padding, no contract)
+    is_call: np.ndarray  # [D, K] bool
+    to_close: np.ndarray  # [D, T] float32: calendar minutes from each bar's close to the expiry
+    quotes: Mapping[str, np.ndarray]  # QUOTE_FIELDS -> [D, T, K] float32, NaN where not quoted
+
+    def __post_init__(self) -> None:
+        d, t = self.bars.open.shape
+        k = self.strike.shape[1] if self.strike.ndim == 2 else -1
+        if self.strike.shape != (d, k) or self.is_call.shape != (d, k) or k < 1:
+            raise ValueError(f"strike and is_call must be [D={d}, K>=1], got {self.strike.shape}, {self.is_call.shape}")
+        if self.to_close.shape != (d, t):
+            raise ValueError(f"to_close must be [D={d}, T={t}], got {self.to_close.shape}")
+        if set(self.quotes) != set(QUOTE_FIELDS):
+            raise ValueError(f"quotes must hold exactly {QUOTE_FIELDS}, got {sorted(self.quotes)}")
+        for name, values in self.quotes.items():
+            if values.shape != (d, t, k):
+                raise ValueError(f"quotes[{name}] must be [D={d}, T={t}, K={k}], got {values.shape}")
+        bid, ask = self.quotes["bid"], self.quotes["ask"]
+        both = np.isfinite(bid) & np.isfinite(ask)
+        if np.any(both & ((bid < 0) | (bid > ask))):
+            raise ValueError("a quote has a negative bid or a bid above its ask")
+
+    @property
+    def symbols(self) -> np.ndarray:
+        return self.bars.symbols
+
+    @property
+    def dates(self) -> np.ndarray:
+        return self.bars.dates
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.bars.feature_names
+
+    @property
+    def n_days(self) -> int:
+        return self.bars.n_days
+
+    @property
+    def n_contracts(self) -> int:
+        return int(self.strike.shape[1])
+
+    def __len__(self) -> int:
+        return self.n_days
+
+    def quoted(self) -> np.ndarray:
+        """[D, T, K] bool: the contract has a bid and an ask that minute."""
+        return np.isfinite(self.quotes["bid"]) & np.isfinite(self.quotes["ask"])
+
+    def missing_quotes(self) -> int:
+        """Listed contract-minutes inside the session without a quote (kept as gaps, never filled in)."""
+        valid = np.arange(self.bars.max_minutes)[None, :, None] < self.bars.length[:, None, None]
+        listed = np.isfinite(self.strike)[:, None, :]
+        return int(np.sum(valid & listed & ~self.quoted()))
+
+    def subset(self, indices: Iterable[int] | np.ndarray) -> OptionDays:
+        """The rows at `indices` (ints or a boolean mask), in that order."""
+        idx = np.asarray(indices)
+        idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+        return OptionDays(
+            self.bars.subset(idx),
+            self.strike[idx],
+            self.is_call[idx],
+            self.to_close[idx],
+            {k: v[idx] for k, v in self.quotes.items()},
+        )
+
+    def select_dates(self, dates: Iterable[date | np.datetime64 | str]) -> OptionDays:
+        """Every underlying's rows on `dates`, in stored order."""
+        wanted = np.asarray([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]")
+        mask = np.isin(self.dates, wanted)
+        if not mask.any():
+            raise ValueError(f"none of the {len(wanted)} requested dates is in these OptionDays")
+        return self.subset(mask)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        out = {f"bars_{k}": v for k, v in self.bars._arrays().items()}
+        out |= {"strike": self.strike, "is_call": self.is_call, "to_close": self.to_close}
+        out |= {f"q_{k}": self.quotes[k] for k in QUOTE_FIELDS}
+        return out
+
+    @classmethod
+    def _from_arrays(cls, z: Mapping[str, np.ndarray]) -> OptionDays:
+        bars = MarketDays._from_arrays({k[5:]: z[k] for k in z if k.startswith("bars_")})
+        quotes = {k: z[f"q_{k}"] for k in QUOTE_FIELDS}
+        return cls(bars, z["strike"], z["is_call"].astype(bool), z["to_close"], quotes)
+
+    @classmethod
+    def from_frames(cls, bars: pl.DataFrame, chain: pl.DataFrame, feature_names: Sequence[str]) -> OptionDays:
+        """From the underlyings' feature frame (`warehouse.datasets.load_training_frame`) and their chains
+        (core.options_chain_1m rows). Every chain row must fall on one of its underlying's bars; a bar without
+        chain rows is kept, with every contract unquoted that minute."""
+        missing = [c for c in CHAIN_COLUMNS if c not in chain.columns]
+        if missing:
+            raise ValueError(f"chain frame is missing column(s) {missing}")
+        market = MarketDays.from_frame(bars, feature_names)
+        keys = ["symbol", "session_date"]
+        day_index = pl.DataFrame(
+            {"symbol": market.symbols.astype(str), "session_date": market.dates.astype("datetime64[D]")}
+        ).with_row_index("d")
+        minutes = (
+            bars.select(*keys, "minute")
+            .sort(*keys, "minute")
+            .with_columns(pl.int_range(pl.len()).over(keys).alias("t"))
+        )
+        rows = chain.rename({"underlying": "symbol"}).with_columns(pl.col("minute").cast(minutes["minute"].dtype))
+        rows = rows.join(day_index.with_columns(pl.col("session_date").cast(pl.Date)), on=keys, how="left")
+        rows = rows.join(minutes, on=[*keys, "minute"], how="left")
+        stray = rows.filter(pl.col("d").is_null() | pl.col("t").is_null())
+        if stray.height:
+            first = stray.row(0, named=True)
+            raise ValueError(
+                f"{stray.height} chain rows fall on no bar of their underlying (first: {first['symbol']} "
+                f"{first['session_date']} {first['minute']}): load the chain and the bars of the same sessions"
+            )
+        listed = (
+            rows.select("d", "right", "strike").unique().sort("d", "right", "strike")
+            .with_columns(pl.int_range(pl.len()).over("d").alias("k"))
+        )  # fmt: skip
+        rows = rows.join(listed, on=["d", "right", "strike"])
+        n_days, t_max = market.open.shape
+        n_k = int(listed["k"].max()) + 1 if listed.height else 1
+        strike = np.full((n_days, n_k), np.nan)
+        is_call = np.zeros((n_days, n_k), dtype=bool)
+        ld, lk = listed["d"].to_numpy(), listed["k"].to_numpy()
+        strike[ld, lk] = listed["strike"].to_numpy()
+        is_call[ld, lk] = listed["right"].to_numpy() == "C"
+        d, t, k = rows["d"].to_numpy(), rows["t"].to_numpy(), rows["k"].to_numpy()
+        quotes = {}
+        for name in QUOTE_FIELDS:
+            dense = np.full((n_days, t_max, n_k), np.nan, dtype=np.float32)
+            dense[d, t, k] = rows[name].to_numpy()
+            quotes[name] = dense
+        to_close = _minutes_to_close(market, rows, d, t)
+        return cls(market, strike, is_call, to_close, quotes)
+
+
+def _minutes_to_close(market: MarketDays, rows: pl.DataFrame, d: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """[D, T] minutes from each bar's close to the expiry: the chain's own where it quotes, else counted back
+    from the day's last bar (one minute a bar)."""
+    n_days, t_max = market.open.shape
+    steps = np.arange(t_max)[None, :]
+    out = np.maximum(market.length[:, None] - 1 - steps, 0).astype(np.float32)
+    out[d, t] = rows["minutes_to_expiry"].to_numpy()
+    return out
+
+
+def synthetic_option_days(
+    n_days: int = 4,
+    n_minutes: int = 120,
+    seed: int = 0,
+    edge: float = 1.0,
+    symbol: str = "SPY",
+    n_features: int = 5,
+    strikes_each_side: int = 8,
+) -> OptionDays:
+    """Short synthetic sessions for tests and benchmarks: a random walk with a learnable order-flow signal and
+    its embedded same-day chain (`market.option_chain.chain_day`), expiring one minute after the last bar."""
+    from market.option_chain import ChainConfig, chain_day
+    from rl.core.data import random_walk_days
+
+    base = random_walk_days(n_days, n_minutes, n_features, seed, minute_vol=0.0008, edge=edge, symbol=symbol)
+    start = np.datetime64("2024-03-04T14:30", "ns")
+    minute = start + np.arange(n_minutes).astype("timedelta64[m]")
+    close_ns = int((minute[-1] + np.timedelta64(1, "m")).astype(np.int64))
+    cfg = ChainConfig(strikes_each_side=strikes_each_side)
+    bars, chains = [], []
+    for i in range(n_days):
+        day = base.dates[i].astype(date)
+        chains.append(chain_day(symbol, day, minute, base.close[i], close_ns, cfg))
+        frame = {"symbol": symbol, "session_date": day, "minute": minute, "open": base.open[i],
+                 "close": base.close[i], "mean_spread": base.spread[i]}  # fmt: skip
+        frame |= {name: base.features[i, :, j] for j, name in enumerate(base.feature_names)}
+        bars.append(pl.DataFrame(frame, schema_overrides={"session_date": pl.Date}))
+    return OptionDays.from_frames(pl.concat(bars), pl.concat(chains), base.feature_names)
