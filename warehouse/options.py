@@ -83,3 +83,25 @@ def build_chain(
         session_date, tuple(names), counts.get(f"core.{TABLE}", 0), int(chain["contract"].n_unique()),
         int(bad.height), reasons,
     )  # fmt: skip
+
+
+def load_chain_frame(
+    con: duckdb.DuckDBPyConnection, underlyings: Sequence[str], start: date, end: date
+) -> pl.DataFrame:
+    """The stored chains of `underlyings` for sessions in [start, end], sorted by underlying, session, minute,
+    right and strike; ValueError when an underlying has no chain stored in the range."""
+    names = list(dict.fromkeys(underlyings))
+    marks = ", ".join("?" * len(names))
+    frame = query_polars(
+        con,
+        f"""SELECT underlying, session_date, minute, "right", strike, minutes_to_expiry, bid, ask, iv, delta,
+                   gamma, theta, vega
+            FROM core.{TABLE} WHERE underlying IN ({marks}) AND session_date BETWEEN ? AND ?
+            ORDER BY underlying, session_date, minute, "right", strike""",
+        [*names, start, end],
+    )
+    missing = sorted(set(names) - set(frame["underlying"].unique().to_list())) if frame.height else names
+    if missing:
+        raise ValueError(f"no option chain stored for {missing} between {start} and {end}: materialize "
+                         "options_chain_1m for these sessions")  # fmt: skip
+    return frame

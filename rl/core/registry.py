@@ -38,6 +38,7 @@ FAMILY_MODULES: dict[str, str] = {
     "intraday": "rl.families.intraday",
     "funding": "rl.families.funding",
     "propfirm": "rl.families.propfirm",
+    "zerodte": "rl.families.zerodte",
 }
 
 

@@ -75,3 +75,20 @@ def test_broken_quotes_go_to_quarantine_with_their_reason(con, monkeypatch: pyte
 def test_a_cme_only_day_has_no_chain(con) -> None:
     stats = build_chain(con, date(2024, 1, 15), ["SPY", "QQQ", "SPX"])  # MLK Day: NYSE shut, futures trade
     assert stats.rows == 0 and stats.underlyings == ()
+
+
+def test_stored_chains_load_back_as_the_zerodte_familys_arrays(con) -> None:
+    from rl.families.zerodte.data import OptionDays
+    from warehouse.datasets import load_training_frame
+    from warehouse.features import build_features
+    from warehouse.options import load_chain_frame
+
+    build_chain(con, DAY, ["SPY", "SPX"], ChainConfig(strikes_each_side=5))
+    build_features(con, DAY)
+    chain = load_chain_frame(con, ["SPY", "SPX"], DAY, DAY)
+    bars = load_training_frame(con, ["SPY", "SPX"], DAY, DAY)
+    days = OptionDays.from_frames(bars, chain, ("ret_1m", "range_pos_30"))
+    assert days.symbols.tolist() == ["SPX", "SPY"] and days.n_contracts == 22
+    assert days.missing_quotes() == 0 and int(days.bars.length.min()) == 390
+    with pytest.raises(ValueError, match="no option chain stored for \\['ES'\\]"):
+        load_chain_frame(con, ["SPY", "ES"], DAY, DAY)

@@ -1,1 +1,5 @@
-"""0DTE options scalper family (seed 003), in progress: the risk rules so far (rules.py); not registered yet."""
+"""0DTE options scalping family (seed 003): chain arrays, env, risk rules, baselines, audit, evaluation, report."""
+
+from rl.families.zerodte.family import ZeroDteFamily
+
+FAMILY = ZeroDteFamily()

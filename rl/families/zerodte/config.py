@@ -73,3 +73,34 @@ class EnvConfig:
         risk["tiers"], risk["tier_exits"] = list(self.risk.tiers), list(self.risk.tier_exits)
         contract = {f.name: getattr(self.contract, f.name) for f in fields(self.contract)}
         return {"risk": risk, "contract": contract, **out}
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How held-out sessions are judged: the momentum baseline's signal, the collapse and stop thresholds."""
+
+    breakout_feature: str = "range_pos_30"  # the momentum baseline buys a call when this feature of the last
+    breakout_level: float = 0.95  # minute is >= level, a put when it is <= -level (the same stop and tiers)
+    max_hold_share: float = 0.87  # HOLD above this share of decisions, while a baseline trades profitably: collapse
+    stop_slippage: float = 0.10  # a stopped trade may fill this share of premium beyond the stop, no more
+    confidence: float = 0.9  # of the intervals on mean session P&L
+    mismatch_share: float = 0.5  # the train/eval mismatch check (rl.core.mismatch)
+    rare_share: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.breakout_feature, str) or not self.breakout_feature:
+            raise ValueError(f"evaluation.breakout_feature must name a feature, got {self.breakout_feature!r}")
+        if not is_number(self.breakout_level) or self.breakout_level <= 0:
+            raise ValueError(f"evaluation.breakout_level must be a number > 0, got {self.breakout_level!r}")
+        for name in ("max_hold_share", "confidence", "mismatch_share", "rare_share"):
+            if not is_number(getattr(self, name)) or not 0 < getattr(self, name) < 1:
+                raise ValueError(f"evaluation.{name} must be in (0, 1), got {getattr(self, name)!r}")
+        if not is_number(self.stop_slippage) or not 0 <= self.stop_slippage < 1:
+            raise ValueError(f"evaluation.stop_slippage must be in [0, 1), got {self.stop_slippage!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> EvaluationConfig:
+        return cls(**known_keys(cls, data, where="evaluation"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

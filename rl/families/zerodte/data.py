@@ -192,12 +192,27 @@ def synthetic_option_days(
     minute = start + np.arange(n_minutes).astype("timedelta64[m]")
     close_ns = int((minute[-1] + np.timedelta64(1, "m")).astype(np.int64))
     cfg = ChainConfig(strikes_each_side=strikes_each_side)
+    names = (*base.feature_names, "range_pos_30")
+    features = np.concatenate([base.features, _range_pos(base.close, 30)[..., None]], axis=2)
     bars, chains = [], []
     for i in range(n_days):
         day = base.dates[i].astype(date)
         chains.append(chain_day(symbol, day, minute, base.close[i], close_ns, cfg))
         frame = {"symbol": symbol, "session_date": day, "minute": minute, "open": base.open[i],
                  "close": base.close[i], "mean_spread": base.spread[i]}  # fmt: skip
-        frame |= {name: base.features[i, :, j] for j, name in enumerate(base.feature_names)}
+        frame |= {name: features[i, :, j] for j, name in enumerate(names)}
         bars.append(pl.DataFrame(frame, schema_overrides={"session_date": pl.Date}))
-    return OptionDays.from_frames(pl.concat(bars), pl.concat(chains), base.feature_names)
+    return OptionDays.from_frames(pl.concat(bars), pl.concat(chains), names)
+
+
+def _range_pos(close: np.ndarray, window: int) -> np.ndarray:
+    """[D, T] float32: the close within its trailing `window`-minute range of closes, -1 at the low, +1 at the
+    high (0 for a flat range), as the warehouse's `range_pos_30` (from closes here: the synthetic bars have no
+    highs and lows)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    padded = np.pad(close, ((0, 0), (window - 1, 0)), mode="edge")
+    win = sliding_window_view(padded, window, axis=1)
+    hi, lo = win.max(axis=2), win.min(axis=2)
+    span = hi - lo
+    return np.where(span > 0, 2 * (close - lo) / np.where(span > 0, span, 1.0) - 1, 0.0).astype(np.float32)

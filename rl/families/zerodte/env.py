@@ -6,8 +6,9 @@ EXIT (in a position).
 
 Timing (no look-ahead): the decision at minute t sees the underlying's features up to t and the held contract's
 quote at t; the contract a buy takes is picked from the chain at t; every fill comes at minute t+1's quote (buys
-at the ask, sells at the bid) and the position is marked at t+1's mid. The risk rules judge that mark: a tier or
-the stop reached there sells at t+2's quote, so a gap shows as a loss beyond the stop, never hidden. A contract
+at the ask, sells at the bid) and the position is marked at t+1's mid. The risk rules judge that mark: the hard stop
+rests with the broker, so the first mark at or below it sells at that same minute's bid (a gap through the stop
+shows as a loss beyond it, never hidden); a take-profit tier reached there sells its share at t+2's quote. A contract
 without a quote at t+1 cannot be traded then; the trade waits.
 At the session's last bar the position is sold at the bid (flat_before_close books have closed it already in
 their last minutes), or settled at intrinsic value against the underlying's last close (cash_at_expiry).
@@ -49,7 +50,7 @@ STATE_NAMES: tuple[str, ...] = (
     "to_close", "cooldown_left", "delta", "gamma_pct", "theta_share", "vega_share", "iv",
 )  # fmt: skip
 DONE_REASONS: tuple[str, ...] = ("", "session_close")
-SESSION_CLOSE = 1
+SESSION_CLOSE, STOPPED = 1, 2  # done codes; STOPPED sells the position and the session goes on
 COMPONENTS: dict[str, str] = {
     **LEDGER_COMPONENTS,
     "good_buy_call": "+1 when a call's premium first reaches the first take-profit tier (paid when it is known)",
@@ -67,10 +68,6 @@ def observation_names(feature_names: Sequence[str], window: int) -> tuple[str, .
     """Name of every observation column: `<feature>_t-<lag>` for the window rows, then STATE_NAMES."""
     rows = [f"{f}_t-{lag}" if lag else f"{f}_t" for lag in range(window - 1, -1, -1) for f in feature_names]
     return (*rows, *STATE_NAMES)
-
-
-def _session_close(sel: Index, eq_mark: np.ndarray, truncated: np.ndarray) -> np.ndarray:
-    return np.where(truncated, np.int8(SESSION_CLOSE), np.int8(0))
 
 
 def _breakouts(close: np.ndarray, length: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +123,8 @@ class _Batch:
         self._obs_rows = self._window_rows(days.bars.features, cfg.window)
         self._prepare_quotes(days)
         self._prepare_signals(days, cfg)
-        self.ledger = Ledger(n, _session_close)
+        self._stop_due = np.zeros(n, dtype=bool)  # this step's selection: the mark reached the stop
+        self.ledger = Ledger(n, self._exits, continuing=(STOPPED,))
         self._mask_cache: np.ndarray | None = None
         z = np.zeros
         self.day, self.t, self._base, self._last = (z(n, dtype=np.int64) for _ in range(4))
@@ -138,7 +136,7 @@ class _Batch:
         self.last_exit = np.full(n, -1, dtype=np.int64)
         n_tiers = len(self.rules.tiers)
         self.hit = z((n, n_tiers), dtype=bool)
-        self.pending_share, self.pending_stop = z(n), z(n, dtype=bool)
+        self.pending_share = z(n)
         # Episode facts the evaluation reads.
         self.tier_hits = z((n, n_tiers), dtype=np.int64)
         self.stops, self.entries_call, self.entries_put = (z(n, dtype=np.int64) for _ in range(3))
@@ -215,7 +213,7 @@ class _Batch:
         self._last[sel] = self.days.bars.length[day] - 2
         self.finished[sel] = False
         self._mask_cache = None
-        for name in ("side", "paid", "best", "entry_t", "hit", "pending_share", "pending_stop", "tier_hits",
+        for name in ("side", "paid", "best", "entry_t", "hit", "pending_share", "tier_hits",
                      "stops", "entries_call", "entries_put", "worst_beyond_stop"):  # fmt: skip
             getattr(self, name)[sel] = 0
         self.k[sel] = -1
@@ -303,9 +301,12 @@ class _Batch:
             close1 = np.where(last & (k_new >= 0), value, mid1)
             spread1 = np.where(last, 0.0, spread1)
         paid0 = self.paid[sel].copy()
-        stop_now = self.pending_stop[sel] & (pos0 > 0) & (target == 0)
+        # The hard stop rests with the broker: the first mark at or below it sells at that same minute's bid.
+        stop_now = (pos0 > 0) & (target > 0) & stop_hit(np.where(pos0 > 0, paid0, 1.0), mid1, self.rules) & ~last
+        self._stop_due = stop_now
         realized0 = led.realized_net[sel].copy()
         comps, code = led.step(sel, target, mid1, close1, spread1, last)
+        code = np.where(led.ends(code), code, np.int8(0))
         pos1 = led.pos[sel].copy()
         opened = (pos0 == 0) & (pos1 > 0)
         closed = (pos0 > 0) & (pos1 == 0)
@@ -313,6 +314,10 @@ class _Batch:
         comps |= self._after_fill(sel, fill)
         self.t[sel] = t + 1
         return comps, combine(self.reward, comps), code
+
+    def _exits(self, sel: Index, eq_mark: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+        """The ledger's exit rule: the session's last bar ends the episode; a stop due sells and goes on."""
+        return np.where(truncated, np.int8(SESSION_CLOSE), np.where(self._stop_due, np.int8(STOPPED), np.int8(0)))
 
     def _target(self, sel: Index, a: np.ndarray, pos0: np.ndarray, is_buy: np.ndarray, row: np.ndarray) -> np.ndarray:
         """Contracts to hold after this decision: the action, then the risk rules' exits, then the close."""
@@ -323,7 +328,6 @@ class _Batch:
         share = self.pending_share[sel]
         auto = np.where(share >= 1.0 - 1e-12, pos0, np.maximum(np.rint(pos0 * share), 1)).astype(np.int64)
         target = np.where((share > 0) & (pos0 > 0), np.minimum(target, pos0 - auto), target)
-        target = np.where(self.pending_stop[sel] & (pos0 > 0), 0, target)
         return np.where(self._flatten.take(row), 0, target)
 
     def _after_fill(self, sel: Index, f: _Fill) -> dict[str, np.ndarray]:
@@ -351,7 +355,6 @@ class _Batch:
         self.tier_hits[sel] += newly
         carried = np.where(f.traded | ~held, 0.0, self.pending_share[sel])
         self.pending_share[sel] = 1.0 - (1.0 - carried) * (1.0 - exit_share(newly, self.rules))
-        self.pending_stop[sel] = held & stop_hit(np.where(held, paid, 1.0), f.mid1, self.rules)
         if f.closed.any():
             self._record_trips(sel, f.closed, f.paid0, f.realized0)
         first_tier = newly[:, 0]

@@ -69,21 +69,20 @@ def test_a_buy_fills_at_the_next_minutes_ask_and_is_marked_at_its_mid() -> None:
     assert env.action_masks().tolist() == [True, False, False, True, True, True]
 
 
-def test_the_stop_sells_everything_at_the_minute_after_the_mark_that_reached_it() -> None:
+def test_the_stop_sells_everything_at_the_bid_of_the_first_mark_that_reaches_it() -> None:
     bids = [1.0, 1.0, 1.0, 1.0, 0.8, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7]
     env = ZeroDteEnv(hand_days(bids), cfg(), NET)
     env.reset(seed=0)
     env.step(BUY_CALL)  # fills at minute 2's ask 1.10
-    env.step(HOLD)  # minute 3: mid 1.05
-    env.step(HOLD)  # minute 4: mid 0.85 <= 1.10 x 0.85 = 0.935: the stop is due
+    env.step(HOLD)  # minute 3: mid 1.05, above the stop at 1.10 x 0.85 = 0.935
     core = env._core
-    assert core.pending_stop[0] and core.ledger.pos[0] == 4
-    _, _, _, _, info = env.step(HOLD)  # the stop sells at minute 5's bid 0.70, whatever the agent chose
-    assert core.ledger.pos[0] == 0 and core.stops[0] == 1
+    assert core.ledger.pos[0] == 4
+    _, _, done, _, info = env.step(HOLD)  # minute 4: mid 0.85 reaches it; sold at minute 4's bid 0.80
+    assert not done and core.ledger.pos[0] == 0 and core.stops[0] == 1
     assert info["stop_loss"] == -1.0
-    assert core.worst_beyond_stop[0] == pytest.approx((1.10 * 0.85 - 0.70) / 1.10)
-    assert core.trade_return_sum[0] == pytest.approx((0.70 - 1.10) * 400 / (1.10 * 400) - 4.0 / 440)
-    assert not env.action_masks()[BUY_CALL]  # the cooldown: 3 minutes after the exit at minute 5
+    assert core.worst_beyond_stop[0] == pytest.approx((1.10 * 0.85 - 0.80) / 1.10)
+    assert core.trade_return_sum[0] == pytest.approx((0.80 - 1.10) * 400 / (1.10 * 400) - 4.0 / 440)
+    assert not env.action_masks()[BUY_CALL]  # the cooldown: 3 minutes after the exit at minute 4
 
 
 def test_take_profit_tiers_pay_once_and_their_exit_sells_a_share_next_minute() -> None:

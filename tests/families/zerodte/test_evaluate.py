@@ -1,0 +1,96 @@
+"""0DTE evaluation and checks: baselines on the same sessions, the HOLD collapse named, stop reliability, alignment."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from rl.core.reward import RewardSpec
+from rl.families.zerodte.baselines import momentum
+from rl.families.zerodte.config import EnvConfig, EvaluationConfig
+from rl.families.zerodte.data import synthetic_option_days
+from rl.families.zerodte.env import BUY_CALL, BUY_PUT, COMPONENT_NAMES, HOLD
+from rl.families.zerodte.evaluate import EvalResult, SessionEpisode, evaluate_with_baselines
+from rl.families.zerodte.metrics import hold_collapse, policy_metrics, run_checks
+
+SHAPED = RewardSpec.from_dict(
+    {"name": "shaped", "components": {"pnl": {"weight": 1.0, "scale": 0.01}, "hold_tax": {"weight": 0.5}}},
+    COMPONENT_NAMES,
+)
+
+
+def episode(net: float, trades: int, holds: int, reward: float = 0.0, beyond: float = 0.0) -> SessionEpisode:
+    counts = np.array([holds, trades, 0, 0, 0, trades])
+    return SessionEpisode(
+        symbol="SPY", date=date(2024, 3, 4), total_reward=reward, net_pnl=net, gross_pnl=net, commission=0.0,
+        spread_cost=0.0, trades=trades, wins=trades // 2, stops=1 if beyond else 0, worst_beyond_stop=beyond,
+        trade_return_sum=0.0, tier_hits=np.zeros(6, np.int64), calls=trades, puts=0, action_counts=counts,
+        hourly_actions=np.zeros((7, 6), np.int64), reward_terms={"pnl": reward}, done_reason="session_close",
+        steps=int(counts.sum()),
+    )  # fmt: skip
+
+
+def result(name: str, *eps: SessionEpisode) -> EvalResult:
+    return EvalResult(name=name, episodes=eps)
+
+
+def test_holding_nearly_always_while_a_baseline_profits_is_named_a_hold_collapse() -> None:
+    results = {
+        "agent": result("agent", episode(0.0, 1, 95), episode(-5.0, 1, 95)),
+        "momentum": result("momentum", episode(120.0, 12, 300), episode(80.0, 10, 300)),
+        "never_trade": result("never_trade", episode(0.0, 0, 330), episode(0.0, 0, 330)),
+    }
+    check = hold_collapse(results, "agent", 0.87)
+    assert not check["passed"] and check["value"] == pytest.approx(190 / 194)
+    assert "HOLD COLLAPSE" in check["detail"] and "momentum" in check["detail"]
+
+
+def test_holding_a_lot_is_no_collapse_when_no_baseline_earns_more() -> None:
+    results = {
+        "agent": result("agent", episode(50.0, 3, 300), episode(40.0, 3, 300)),
+        "momentum": result("momentum", episode(10.0, 12, 300), episode(-30.0, 10, 300)),
+    }
+    assert hold_collapse(results, "agent", 0.87)["passed"]
+    results["momentum"] = result("momentum", episode(100.0, 12, 300), episode(90.0, 10, 300))
+    assert not hold_collapse(results, "agent", 0.87)["passed"]
+
+
+def test_a_stop_filled_beyond_the_allowed_slippage_fails_and_alignment_reads_reward_against_pnl() -> None:
+    results = {
+        "agent": result(
+            "agent", episode(10.0, 2, 50, 1.0), episode(-20.0, 2, 50, 2.0, beyond=0.12), episode(30.0, 2, 50, 3.0)
+        ),  # fmt: skip
+        "never_trade": result("never_trade", *(episode(0.0, 0, 54) for _ in range(3))),
+    }
+    checks = run_checks(results, "agent", EvaluationConfig(stop_slippage=0.10))
+    assert not checks["stop_reliability"]["passed"] and checks["stop_reliability"]["value"] == pytest.approx(0.12)
+    assert checks["reward_pnl_alignment"]["value"] == pytest.approx(0.5)  # ranks 1,2,3 against 2,1,3
+    assert checks["beats_baselines"]["passed"]  # +6.67 a session against 0
+    assert run_checks(results, "agent", EvaluationConfig(stop_slippage=0.15))["stop_reliability"]["passed"]
+
+
+def test_the_momentum_baseline_buys_on_the_last_rows_breakout_only_where_allowed() -> None:
+    names = ("a", "range_pos_30")
+    policy = momentum(names, window=2, feature="range_pos_30", level=0.9)
+    obs = np.zeros((3, 2 * 2 + 14), dtype=np.float32)
+    obs[:, 3] = [0.95, -0.95, 0.95]  # the last row's range_pos_30
+    obs[2, 1] = -1.0  # an older row does not count
+    masks = np.ones((3, 6), dtype=bool)
+    masks[2, BUY_CALL] = False
+    assert policy(obs, masks).tolist() == [BUY_CALL, BUY_PUT, HOLD]
+
+
+def test_every_policy_plays_the_same_sessions_and_the_reward_terms_add_up_to_the_reward() -> None:
+    days = synthetic_option_days(n_days=3, n_minutes=70, seed=4)
+    hold_call = momentum(days.feature_names, 20, "range_pos_30", 0.5)
+    results = evaluate_with_baselines(hold_call, days, EnvConfig(), EvaluationConfig(), SHAPED)
+    assert list(results) == ["agent", "never_trade", "random_valid", "momentum"]
+    for r in results.values():
+        assert [e.date for e in r.episodes] == [d.astype("datetime64[D]").item() for d in days.dates]
+        for e in r.episodes:
+            assert sum(e.reward_terms.values()) == pytest.approx(e.total_reward)
+            assert e.action_counts.sum() == e.hourly_actions.sum() == e.steps
+    assert policy_metrics(results["never_trade"])["mean_session_pnl"] == 0.0
+    assert policy_metrics(results["random_valid"])["trades_per_day"] > 1
