@@ -1,6 +1,6 @@
 """0DTE throughput: the batched env with masks (goal 1M env-steps/s, the chain priced once per partition and read
 from arrays) and MaskablePPO training on it (goal 10k env-steps/s), on synthetic SPY sessions of 390 minutes with
-a 31-contract chain and seed 003's 20 x 23 observation window.
+a 62-contract chain, the shipped config and reward, and seed 003's 20 x 23 observation window.
 
 Each timed env step does what a masked rollout does besides the network: read the masks, draw a random valid action
 per env, step (auto-resets included). Prints numbers and ratios; asserts nothing.
@@ -11,6 +11,7 @@ per env, step (auto-resets included). Prints numbers and ratios; asserts nothing
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -21,15 +22,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rl.core.reward import RewardSpec  # noqa: E402
-from rl.core.train import PPOConfig, TrainPhase, train_policy  # noqa: E402
-from rl.families.zerodte.config import EnvConfig  # noqa: E402
+from rl.core.family import load_family  # noqa: E402
+from rl.core.registry import get_family  # noqa: E402
+from rl.core.reward import load_reward  # noqa: E402
+from rl.core.train import TrainPhase, train_policy  # noqa: E402
 from rl.families.zerodte.data import synthetic_option_days  # noqa: E402
-from rl.families.zerodte.env import COMPONENT_NAMES, ZeroDteVecEnv  # noqa: E402
+from rl.families.zerodte.env import ZeroDteVecEnv  # noqa: E402
 
 ENV_GOAL, TRAIN_GOAL = 1e6, 1e4
-NET = {"name": "net_pnl", "components": {k: {"weight": 1.0, "scale": 0.01} for k in ("pnl", "commission",
-                                                                                     "spread_cost")}}  # fmt: skip
 
 
 def _env_rate(days, cfg, reward, n: int, steps: int) -> float:
@@ -53,9 +53,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--train-steps", type=int, default=65_536)
     args = parser.parse_args()
-    days = synthetic_option_days(n_days=20, n_minutes=390, n_features=23, strikes_each_side=15)
-    cfg = EnvConfig()
-    reward = RewardSpec.from_dict(NET, COMPONENT_NAMES)
+    days = synthetic_option_days(n_days=20, n_minutes=390, n_features=22, strikes_each_side=15)
+    family = load_family(ROOT / "configs" / "zerodte.yaml")
+    cfg = family.env
+    reward = load_reward(ROOT / "configs" / family.reward, get_family("zerodte").reward_components)
     print(f"days={days.n_days} minutes={days.bars.max_minutes} contracts={days.n_contracts} "
           f"observation={cfg.window}x{len(days.feature_names)}+state")  # fmt: skip
     print(f"{'setup':<34}{'env-steps/s':>14}{'ratio to 1M':>14}")
@@ -66,8 +67,7 @@ def main() -> None:
         print(f"{f'ZeroDteVecEnv({n}) action_masks()':<34}{rate:>14,.0f}{rate / ENV_GOAL:>14.2f}")
     print(f"best batched: {best:,.0f} env-steps/s = {best / ENV_GOAL:.2f} of the 1M goal")
 
-    ppo = PPOConfig.from_dict({"total_timesteps": args.train_steps, "n_envs": 256, "n_steps": 64, "batch_size": 1024,
-                               "n_epochs": 4, "net_arch": [256, 256, 128], "torch_threads": 1})  # fmt: skip
+    ppo = dataclasses.replace(family.ppo, total_timesteps=args.train_steps)
     make = lambda n, seed: ZeroDteVecEnv(days, cfg, reward, n_envs=n, seed=seed)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         result = train_policy(days, cfg, reward, ppo, Path(tmp) / "ckpt",

@@ -46,6 +46,14 @@ EXPECTED_ASSETS = {
     "propfirm_entries_policy",
     "propfirm_policy",
     "propfirm_evaluation",
+    "zerodte_reward_config",
+    "zerodte_data_config",
+    "zerodte_training_config",
+    "zerodte_evaluation_config",
+    "zerodte_dataset",
+    "zerodte_reward_audit",
+    "zerodte_policy",
+    "zerodte_evaluation",
 }
 EXPECTED_CHECKS = {
     ("raw_ticks", "quarantine_report"),
@@ -75,6 +83,12 @@ EXPECTED_CHECKS = {
     ("propfirm_evaluation", "pass_rate_beats_baselines"),
     ("propfirm_evaluation", "action_mix"),
     ("propfirm_evaluation", "train_eval_mismatch"),
+    ("zerodte_reward_audit", "reward_scale_sane"),
+    ("zerodte_evaluation", "beats_baselines"),
+    ("zerodte_evaluation", "hold_collapse"),
+    ("zerodte_evaluation", "reward_pnl_alignment"),
+    ("zerodte_evaluation", "stop_reliability"),
+    ("zerodte_evaluation", "train_eval_mismatch"),
 }
 
 

@@ -155,7 +155,7 @@ def _observe_changes(defs: dg.Definitions, instance: dg.DagsterInstance) -> set[
 def _trained(tf_env) -> tuple[dg.Definitions, dg.DagsterInstance, object]:
     defs, instance = _build(tf_env)
     first = _observe_changes(defs, instance)  # the job above observed the intraday sources already
-    assert first == {f"{kind}_{suffix}" for kind in ("funding", "propfirm") for suffix in SOURCE_SUFFIXES}
+    assert first == {f"{kind}_{suffix}" for kind in ("funding", "propfirm", "zerodte") for suffix in SOURCE_SUFFIXES}
     assert _observe_changes(defs, instance) == set()
     assert defs.resolve_job_def("intraday_training_job").execute_in_process(instance=instance).success
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
