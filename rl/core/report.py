@@ -137,6 +137,28 @@ def report_head(ctx: ReportContext, checks: Mapping[str, Mapping[str, Any]]) -> 
     ]
 
 
+def slice_sections(
+    results: Mapping[str, Mapping[str, Any]],
+    order: Sequence[str],
+    slices: Sequence[Any],
+    render: Callable[[Mapping[str, Any]], str],
+) -> list[str]:
+    """One section per walk-forward slice: a heading with its test and training dates, then `render` of that
+    slice's results (policies in `order`)."""
+    dates = {s.name: s for s in slices}
+    lines: list[str] = []
+    for slice_name, per_policy in results.items():
+        ordered = {p: per_policy[p] for p in order if p in per_policy}
+        s = dates.get(slice_name)
+        heading = f"### {slice_name}"
+        if s is not None and s.test_dates:
+            heading += (
+                f": test {s.test_dates[0]}..{s.test_dates[-1]}, trained on {s.train_dates[0]}..{s.train_dates[-1]}"
+            )
+        lines += [heading, "", render(ordered), ""]
+    return lines
+
+
 def write_report(out_dir: Path, lines: Sequence[str]) -> str:
     """Join the report's lines and write them as `out_dir/report.md`; the Markdown."""
     text = "\n".join(lines)

@@ -218,6 +218,22 @@ class DayEpisodesVecEnv(BatchedVecEnv):
     """
 
     fixed_days: np.ndarray | None = None
+    _PER_ENV: dict[str, str] = {}  # get_attr name -> per-env array of `_core`
+    _PER_LEDGER: dict[str, str] = {}  # get_attr name -> per-env array of `_core.ledger`
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """Per-env values of the `_PER_ENV` and `_PER_LEDGER` names and `done_mask`; else the shared attribute."""
+        idx = list(self._get_indices(indices))
+        if attr_name in self._PER_ENV:
+            values = getattr(self._core, self._PER_ENV[attr_name])
+        elif attr_name in self._PER_LEDGER:
+            values = getattr(self._core.ledger, self._PER_LEDGER[attr_name])
+        elif attr_name == "done_mask":
+            values = self.done_mask
+        else:
+            value = getattr(self, attr_name)
+            return [value for _ in idx]
+        return [values[i].item() for i in idx]
 
     def _reset_info(self, day: int) -> dict[str, Any]:
         raise NotImplementedError

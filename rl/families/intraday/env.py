@@ -20,7 +20,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from rl.core.accounting import contract_terms
 from rl.core.data import MarketDays
@@ -278,17 +277,3 @@ class IntradayVecEnv(DayEpisodesVecEnv):
             "round_trips": int(led.round_trips[i]),
             "wins": int(led.wins[i]),
         }
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Per-env values of day_index, t, position, net_pnl, round_trips, wins, done_mask; else shared."""
-        idx = list(self._get_indices(indices))
-        if attr_name in self._PER_ENV:
-            values = getattr(self._core, self._PER_ENV[attr_name])
-        elif attr_name in self._PER_LEDGER:
-            values = getattr(self._core.ledger, self._PER_LEDGER[attr_name])
-        elif attr_name == "done_mask":
-            values = self.done_mask
-        else:
-            value = getattr(self, attr_name)
-            return [value for _ in idx]
-        return [values[i].item() for i in idx]

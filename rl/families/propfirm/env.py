@@ -33,7 +33,6 @@ import gymnasium as gym
 import numpy as np
 import polars as pl
 from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from rl.core.accounting import COMPONENTS as LEDGER_COMPONENTS
 from rl.core.accounting import Ledger, contract_terms
@@ -445,7 +444,8 @@ class PropFirmVecEnv(DayEpisodesVecEnv):
     """
 
     _PER_ENV = {"day_index": "day", "t": "t", "days_done": "days_done"}
-    STATE_ATTRS = frozenset({*_PER_ENV, "position", "net_pnl", "done_mask"})
+    _PER_LEDGER = {"position": "pos", "net_pnl": "equity"}
+    STATE_ATTRS = frozenset({*_PER_ENV, *_PER_LEDGER, "done_mask"})
     COMPONENTS = COMPONENT_NAMES
     TRUNCATING = TRUNCATING
 
@@ -474,19 +474,3 @@ class PropFirmVecEnv(DayEpisodesVecEnv):
 
     def _end_info(self, i: int, code: int) -> dict[str, Any]:
         return _end_info(self._core, i, code)
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Per-env values of day_index, t, days_done, position, net_pnl, done_mask; else the shared attribute."""
-        idx = list(self._get_indices(indices))
-        if attr_name in self._PER_ENV:
-            values = getattr(self._core, self._PER_ENV[attr_name])
-        elif attr_name == "position":
-            values = self._core.ledger.pos
-        elif attr_name == "net_pnl":
-            values = self._core.ledger.equity
-        elif attr_name == "done_mask":
-            values = self.done_mask
-        else:
-            value = getattr(self, attr_name)
-            return [value for _ in idx]
-        return [values[i].item() for i in idx]

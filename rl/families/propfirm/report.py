@@ -10,7 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rl.core.report import ReportContext, figure, fmt, image, overall_by_policy, png, report_head, table, write_report
+from rl.core.report import (
+    ReportContext,
+    figure,
+    fmt,
+    image,
+    overall_by_policy,
+    png,
+    report_head,
+    slice_sections,
+    table,
+    write_report,
+)
 from rl.families.propfirm.evaluate import EvalResult
 from rl.families.propfirm.metrics import action_mix, policy_metrics
 
@@ -152,16 +163,7 @@ def build_report(
         "## Per slice",
         "",
     ]
-    slice_dates = {s.name: s for s in slices}
-    for slice_name, per_policy in results.items():
-        ordered = {p: per_policy[p] for p in policies if p in per_policy}
-        s = slice_dates.get(slice_name)
-        heading = f"### {slice_name}"
-        if s is not None and s.test_dates:
-            heading += (
-                f": test {s.test_dates[0]}..{s.test_dates[-1]}, trained on {s.train_dates[0]}..{s.train_dates[-1]}"
-            )
-        lines += [heading, "", _metrics_table(ordered, confidence), ""]
+    lines += slice_sections(results, list(policies), slices, lambda r: _metrics_table(r, confidence))
     if ctx.notes:
         lines += ["## Notes", "", *[f"- {note}" for note in ctx.notes], ""]
     return write_report(out_dir, lines)

@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from rl.core.accounting import COMPONENTS as LEDGER_COMPONENTS
 from rl.core.accounting import Index, Ledger
@@ -489,17 +488,3 @@ class ZeroDteVecEnv(DayEpisodesVecEnv):
 
     def _end_info(self, i: int, code: int) -> dict[str, Any]:
         return _end_info(self._core, i, code)
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Per-env values of day_index, t, contract, stops, position, net_pnl, round_trips, wins, done_mask."""
-        idx = list(self._get_indices(indices))
-        if attr_name in self._PER_ENV:
-            values = getattr(self._core, self._PER_ENV[attr_name])
-        elif attr_name in self._PER_LEDGER:
-            values = getattr(self._core.ledger, self._PER_LEDGER[attr_name])
-        elif attr_name == "done_mask":
-            values = self.done_mask
-        else:
-            value = getattr(self, attr_name)
-            return [value for _ in idx]
-        return [values[i].item() for i in idx]
