@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rl.core.policies import Policy, random_valid
-from rl.families.zerodte.env import BUY_CALL, BUY_PUT, HOLD
+from rl.families.zerodte.env import BUY_CALL, BUY_PUT, HOLD, observation_names
 
 
 def never_trade() -> Policy:
@@ -26,10 +26,9 @@ def never_trade() -> Policy:
 def momentum(feature_names: Sequence[str], window: int, feature: str, level: float) -> Policy:
     """Buy a call when the last minute's `feature` is >= `level`, a put when <= -`level` (flat and allowed only);
     exits come from the stop, the tiers and the close."""
-    names = list(feature_names)
-    if feature not in names:
-        raise ValueError(f"the momentum baseline needs feature {feature!r}; the observation has {names}")
-    col = (window - 1) * len(names) + names.index(feature)
+    if feature not in feature_names:
+        raise ValueError(f"the momentum baseline needs feature {feature!r}; the observation has {list(feature_names)}")
+    col = observation_names(feature_names, window).index(f"{feature}_t")
 
     def policy(obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
         signal = np.asarray(obs)[:, col]

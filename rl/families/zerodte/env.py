@@ -32,6 +32,7 @@ from rl.families.zerodte.config import EnvConfig
 from rl.families.zerodte.data import OptionDays
 from rl.families.zerodte.rules import (
     can_enter,
+    choose_contract,
     exit_share,
     must_flatten,
     settlement_value,
@@ -69,7 +70,7 @@ def observation_names(feature_names: Sequence[str], window: int) -> tuple[str, .
     return (*rows, *STATE_NAMES)
 
 
-def _breakouts(close: np.ndarray, length: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _breakouts(close: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """[D, T] bool: the close above (below) every close of the `n` minutes before it, from close data <= t."""
     from numpy.lib.stride_tricks import sliding_window_view
 
@@ -116,7 +117,6 @@ class _Batch:
         self.rules = cfg.risk
         d, t_max, n_feat = days.bars.features.shape
         self.n_days, self._t_max, self._k = d, t_max, days.n_contracts
-        self._window = cfg.window
         self.obs_dim = cfg.window * n_feat + len(STATE_NAMES)
         self._w = cfg.window * n_feat
         self._obs_rows = self._window_rows(days.bars.features, cfg.window)
@@ -141,7 +141,6 @@ class _Batch:
         self.stops, self.entries_call, self.entries_put = (z(n, dtype=np.int64) for _ in range(3))
         self.worst_beyond_stop = z(n)  # largest stop fill beyond the stop, share of premium
         self.trade_return_sum = z(n)  # closed trades' net P&L as a share of the premium paid, summed
-        self.trade_worst = z(n)  # the worst of them
 
     def _window_rows(self, features: np.ndarray, window: int) -> np.ndarray:
         """[D * T, obs_dim] float32: each minute's last `window` feature rows (oldest first) with room for the
@@ -174,21 +173,17 @@ class _Batch:
         self._greeks = np.nan_to_num(np.stack(greeks, axis=-1).astype(np.float32)).reshape(-1, 5)
         self._strike = np.nan_to_num(days.strike).reshape(-1)
         self._is_call = days.is_call.reshape(-1)
-        rule = self.cfg.contract
-        delta = days.quotes["delta"].astype(np.float64)
-        picks = []
-        for want_call in (True, False):
-            ok = self._quoted.reshape(bid.shape) & (days.is_call[:, None, :] == want_call)
-            ok &= np.nan_to_num(ask) >= rule.min_premium
-            dist = np.where(ok, np.abs(np.abs(np.nan_to_num(delta)) - rule.target_delta), np.inf)
-            near = ok & (dist <= dist.min(axis=2, keepdims=True) + 1e-9)
-            pick = np.argmin(np.where(near, np.nan_to_num(ask), np.inf), axis=2)
-            picks.append(np.where(ok.any(axis=2), pick, -1).reshape(-1))
-        self._call_pick, self._put_pick = picks
+        quoted_ask = np.where(self._quoted.reshape(bid.shape), ask, np.nan)
+        self._call_pick, self._put_pick = (
+            choose_contract(
+                days.quotes["delta"], quoted_ask, None, days.is_call[:, None, :], want, self.cfg.contract
+            ).reshape(-1)
+            for want in (True, False)
+        )
 
     def _prepare_signals(self, days: OptionDays, cfg: EnvConfig) -> None:
-        close, length = days.bars.close, days.bars.length
-        up, down = _breakouts(close, length, cfg.setup_minutes)
+        close = days.bars.close
+        up, down = _breakouts(close, cfg.setup_minutes)
         self._setup = (up | down).reshape(-1)
         lag = np.pad(close, ((0, 0), (cfg.chase_minutes, 0)), mode="edge")[:, : close.shape[1]]
         move = np.log(close / lag) * 100.0
@@ -213,12 +208,10 @@ class _Batch:
         self.finished[sel] = False
         self._mask_cache = None
         for name in ("side", "paid", "best", "entry_t", "hit", "pending_share", "tier_hits",
-                     "stops", "entries_call", "entries_put", "worst_beyond_stop"):  # fmt: skip
+                     "stops", "entries_call", "entries_put", "worst_beyond_stop", "trade_return_sum"):  # fmt: skip
             getattr(self, name)[sel] = 0
         self.k[sel] = -1
         self.last_exit[sel] = -1
-        self.trade_return_sum[sel] = 0.0
-        self.trade_worst[sel] = 0.0
         self.ledger.reset(sel, 0.0, size=1.0, point_value=100.0, commission=self.cfg.commission_per_contract)
 
     def observe(self, sel: slice | np.ndarray = _ALL) -> np.ndarray:
@@ -273,7 +266,6 @@ class _Batch:
         t = self.t[sel].copy()  # copies: a slice selection would give views the step overwrites
         row = self._base[sel] + t
         cached = self._mask_cache if isinstance(sel, slice) and sel == _ALL else None
-        self._mask_cache = None
         valid = (cached if cached is not None else self.masks(sel))[np.arange(len(row)), actions]
         self._mask_cache = None
         a = np.where(valid, actions, HOLD)
@@ -340,8 +332,8 @@ class _Batch:
         self.entries_call[sel] += f.opened & (f.a == BUY_CALL)
         self.entries_put[sel] += f.opened & (f.a == BUY_PUT)
         self.last_exit[sel] = np.where(f.closed, f.t + 1, self.last_exit[sel])
-        self.stops[sel] += f.stop_now & f.closed
         stopped = f.stop_now & f.closed
+        self.stops[sel] += stopped
         beyond = stop_loss_beyond(np.where(stopped, f.paid0, 1.0), f.mid1 - f.spread1 / 2, self.rules)
         beyond = np.where(stopped, beyond, 0.0)
         self.worst_beyond_stop[sel] = np.maximum(self.worst_beyond_stop[sel], beyond)
@@ -366,7 +358,7 @@ class _Batch:
             "good_buy_call": (first_tier & (cur_side > 0)).astype(np.float64),
             "good_buy_put": (first_tier & (cur_side < 0)).astype(np.float64),
             "tp_tiers": newly.sum(axis=1).astype(np.float64),
-            "stop_loss": -(f.stop_now & f.closed).astype(np.float64),
+            "stop_loss": -stopped.astype(np.float64),
             "missed_opportunity": -(flat_hold & free & self._setup.take(f.row)).astype(np.float64),
             "bad_chase": -(chase & f.opened).astype(np.float64),
         }
@@ -376,7 +368,6 @@ class _Batch:
         net = self.ledger.realized_net[sel] - realized0
         ret = np.where(closed, net / (np.where(closed, paid, 1.0) * 100.0 * self.cfg.contracts), 0.0)
         self.trade_return_sum[sel] += ret
-        self.trade_worst[sel] = np.minimum(self.trade_worst[sel], ret)
 
 
 def _step_info(comps: dict[str, np.ndarray], i: int) -> dict[str, Any]:

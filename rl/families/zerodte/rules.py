@@ -132,14 +132,14 @@ def choose_contract(
     is_call: np.ndarray,
     want_call: bool,
     rule: ContractRule,
-) -> int:
-    """The index (into the minute's chain arrays) of the contract a buy takes, or -1 when none qualifies. Ties go
-    to the cheaper contract."""
-    ok = (np.asarray(is_call) == want_call) & np.isfinite(delta) & (np.asarray(ask) >= rule.min_premium)
+) -> np.ndarray:
+    """The index along the last axis (a minute's chain; [..., K] picks for many minutes at once) of the contract a
+    buy takes, or -1 where none qualifies. A NaN delta or ask (no quote) never qualifies; ties go to the cheaper."""
+    delta, ask = np.asarray(delta, dtype=np.float64), np.asarray(ask, dtype=np.float64)
+    ok = (np.asarray(is_call) == want_call) & np.isfinite(delta) & (ask >= rule.min_premium)
     if volume is not None:
         ok &= np.asarray(volume) >= rule.min_volume
-    if not ok.any():
-        return -1
     distance = np.where(ok, np.abs(np.abs(delta) - rule.target_delta), np.inf)
-    best = np.flatnonzero(distance <= distance.min() + 1e-9)  # equally near, to float noise
-    return int(best[np.argmin(np.asarray(ask)[best])])
+    near = ok & (distance <= distance.min(axis=-1, keepdims=True) + 1e-9)  # equally near, to float noise
+    pick = np.argmin(np.where(near, ask, np.inf), axis=-1)
+    return np.where(ok.any(axis=-1), pick, -1)
