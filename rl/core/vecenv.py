@@ -1,4 +1,5 @@
-"""Plumbing every batched env shares: action validation and the O(1) infos of envs that did not finish."""
+"""Plumbing every batched env shares: action validation, the O(1) infos of envs that did not finish, the SB3 VecEnv
+over day episodes, and the Gymnasium env that is a batch of one."""
 
 from __future__ import annotations
 
@@ -270,3 +271,70 @@ class DayEpisodesVecEnv(BatchedVecEnv):
     def _restart(self, idx: np.ndarray) -> None:
         days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)
         self._core.reset(idx, days, [self._rngs[i] for i in idx.tolist()])
+
+
+class DayEpisodeEnv(gym.Env):
+    """One account on a family's batched core (a batch of one), as a Gymnasium env: what the minute-bar families'
+    single envs share, so env i of their VecEnv and this env after `reset(seed=seed + i)` play the same episode.
+
+    Subclasses pass their core and action count to `__init__` and say what a reset and an ending report
+    (`_reset_info`, `_end_info`); `COMPONENTS` names the step's raw components in `info`, and a done code in
+    `TRUNCATING` truncates (the data ran out) instead of terminating.
+    """
+
+    metadata = {"render_modes": []}
+    COMPONENTS: tuple[str, ...] = ()
+    TRUNCATING: frozenset[int] = frozenset()
+
+    def __init__(self, core: Any, days: Any, env_cfg: Any, reward: Any, day_index: int | None, n_actions: int):
+        from gymnasium import spaces
+
+        super().__init__()
+        self._core = core
+        if day_index is not None and not 0 <= int(day_index) < days.n_days:
+            raise ValueError(f"day_index {day_index} out of range [0, {days.n_days})")
+        self.day_index = None if day_index is None else int(day_index)
+        self.days, self.env_cfg, self.reward = days, env_cfg, reward
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(core.obs_dim,), dtype=np.float32)
+        self.action_space = spaces.Discrete(n_actions)
+        self.render_mode = None
+        self._done = True
+
+    def _reset_info(self, day: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _end_info(self, code: int) -> dict[str, Any]:
+        """The episode's totals when it ends with done code `code`."""
+        raise NotImplementedError
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Start an episode on `options["day_index"]`, else the fixed `day_index`, else a day from np_random."""
+        super().reset(seed=seed)
+        day = (options or {}).get("day_index", self.day_index)
+        if day is None:
+            day = int(self.np_random.integers(self._core.n_days))
+        self._core.reset(slice(None), np.array([day]), [self.np_random])
+        self._done = False
+        return self._core.observe()[0], self._reset_info(int(day))
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One decision on the core; info has the step's raw components, net P&L and position, and the totals at
+        the end."""
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() before step()")
+        a = check_actions(action, 1, int(self.action_space.n))
+        comps, reward, code = self._core.step(slice(None), a)
+        led = self._core.ledger
+        c = int(code[0])
+        info: dict[str, Any] = {name: float(comps[name][0]) for name in self.COMPONENTS}
+        info["net_pnl"] = float(led.equity[0])
+        info["position"] = int(led.pos[0])
+        if c:
+            self._done = True
+            info.update(self._end_info(c))
+        truncated = c in self.TRUNCATING
+        return self._core.observe()[0], float(reward[0]), c > 0 and not truncated, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions now (a fresh array)."""
+        return self._core.masks()[0]

@@ -17,14 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from rl.core.accounting import contract_terms
 from rl.core.data import MarketDays
 from rl.core.reward import RewardSpec, combine
-from rl.core.vecenv import DayEpisodesVecEnv, check_actions
+from rl.core.vecenv import DayEpisodeEnv, DayEpisodesVecEnv
 from rl.families.intraday.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger, day_ledger
 from rl.families.intraday.config import EnvConfig
 
@@ -164,61 +162,20 @@ class _Batch:
         return comps, combine(self.reward, comps), code
 
 
-def _step_info(comps: dict[str, np.ndarray], i: int) -> dict[str, Any]:
-    return {name: float(comps[name][i]) for name in COMPONENT_NAMES}
-
-
-class IntradayEnv(gym.Env):
+class IntradayEnv(DayEpisodeEnv):
     """One account trading one (symbol, day) per episode; Discrete(4): HOLD, BUY, SELL, CLOSE (module doc)."""
 
-    metadata = {"render_modes": []}
+    COMPONENTS = COMPONENT_NAMES
 
     def __init__(self, days: MarketDays, env_cfg: EnvConfig, reward: RewardSpec, day_index: int | None = None) -> None:
-        super().__init__()
-        self._core = _Batch(days, env_cfg, reward, 1)
-        if day_index is not None and not 0 <= int(day_index) < days.n_days:
-            raise ValueError(f"day_index {day_index} out of range [0, {days.n_days})")
-        self.day_index = None if day_index is None else int(day_index)
-        self.days, self.env_cfg, self.reward = days, env_cfg, reward
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self._core.obs_dim,), dtype=np.float32)
-        self.action_space = spaces.Discrete(N_ACTIONS)
-        self.render_mode = None
-        self._done = True
+        super().__init__(_Batch(days, env_cfg, reward, 1), days, env_cfg, reward, day_index, N_ACTIONS)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        """Start a day: `options["day_index"]`, else the fixed `day_index`, else one drawn from np_random."""
-        super().reset(seed=seed)
-        day = (options or {}).get("day_index", self.day_index)
-        if day is None:
-            day = int(self.np_random.integers(self._core.n_days))
-        self._core.reset(_ALL, np.array([day]))
-        self._done = False
-        return self._get_obs(), _reset_info(self.days, int(day))
+    def _reset_info(self, day: int) -> dict[str, Any]:
+        return _reset_info(self.days, day)
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """One minute: fill at the next open, mark at the next close; info has the raw components."""
-        if self._done:
-            raise RuntimeError("the episode has ended; call reset() before step()")
-        a = check_actions(action, 1, N_ACTIONS)
-        comps, reward, code = self._core.step(_ALL, a)
+    def _end_info(self, code: int) -> dict[str, Any]:
         led = self._core.ledger
-        c = int(code[0])
-        info = _step_info(comps, 0)
-        info["net_pnl"] = float(led.equity[0])
-        info["position"] = int(led.pos[0])
-        if c:
-            self._done = True
-            info["done_reason"] = DONE_REASONS[c]
-            info["round_trips"] = int(led.round_trips[0])
-            info["wins"] = int(led.wins[0])
-        return self._get_obs(), float(reward[0]), c > 0, False, info
-
-    def _get_obs(self) -> np.ndarray:
-        return self._core.observe()[0]
-
-    def action_masks(self) -> np.ndarray:
-        """Valid actions now: bool (4,) (a fresh array)."""
-        return self._core.masks()[0]
+        return {"done_reason": DONE_REASONS[code], "round_trips": int(led.round_trips[0]), "wins": int(led.wins[0])}
 
 
 def _reset_info(days: MarketDays, day: int) -> dict[str, Any]:

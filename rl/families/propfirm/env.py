@@ -29,15 +29,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import polars as pl
-from gymnasium import spaces
 
 from rl.core.accounting import COMPONENTS as LEDGER_COMPONENTS
 from rl.core.accounting import Ledger, contract_terms
 from rl.core.reward import RewardSpec, combine
-from rl.core.vecenv import DayEpisodesVecEnv, check_actions
+from rl.core.vecenv import DayEpisodeEnv, DayEpisodesVecEnv
 from rl.families.propfirm.config import EnvConfig
 from rl.families.propfirm.data import FuturesDays
 from rl.families.propfirm.rules import (
@@ -365,10 +363,6 @@ class _Batch:
         return comps, combine(self.reward, comps), ends
 
 
-def _step_info(comps: dict[str, np.ndarray], i: int) -> dict[str, Any]:
-    return {name: float(comps[name][i]) for name in COMPONENT_NAMES}
-
-
 def _end_info(core: _Batch, i: int, code: int) -> dict[str, Any]:
     led = core.ledger
     return {
@@ -383,51 +377,21 @@ def _end_info(core: _Batch, i: int, code: int) -> dict[str, Any]:
     }
 
 
-class PropFirmEnv(gym.Env):
+class PropFirmEnv(DayEpisodeEnv):
     """One funded account per episode (module doc); Discrete(2N+1): a target of -N..N contracts."""
 
-    metadata = {"render_modes": []}
+    COMPONENTS = COMPONENT_NAMES
+    TRUNCATING = TRUNCATING
 
     def __init__(self, days: FuturesDays, env_cfg: EnvConfig, reward: RewardSpec, day_index: int | None = None):
-        super().__init__()
-        self._core = _Batch(days, env_cfg, reward, 1)
-        if day_index is not None and not 0 <= int(day_index) < days.n_days:
-            raise ValueError(f"day_index {day_index} out of range [0, {days.n_days})")
-        self.day_index = None if day_index is None else int(day_index)
-        self.days, self.env_cfg, self.reward = days, env_cfg, reward
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self._core.obs_dim,), dtype=np.float32)
-        self.action_space = spaces.Discrete(self._core.n_actions)
-        self.render_mode = None
-        self._done = True
+        core = _Batch(days, env_cfg, reward, 1)
+        super().__init__(core, days, env_cfg, reward, day_index, core.n_actions)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        """Open an account on `options["day_index"]`, else the fixed `day_index`, else a day from np_random."""
-        super().reset(seed=seed)
-        day = (options or {}).get("day_index", self.day_index)
-        if day is None:
-            day = int(self.np_random.integers(self._core.n_days))
-        self._core.reset(_ALL, np.array([day]), [self.np_random])
-        self._done = False
-        return self._core.observe()[0], _reset_info(self.days, int(day))
+    def _reset_info(self, day: int) -> dict[str, Any]:
+        return _reset_info(self.days, day)
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """One bar: fill at the next open, mark at its close, judge it by the rule book."""
-        if self._done:
-            raise RuntimeError("the episode has ended; call reset() before step()")
-        a = check_actions(action, 1, self._core.n_actions)
-        comps, reward, code = self._core.step(_ALL, a)
-        c = int(code[0])
-        info = _step_info(comps, 0)
-        info["net_pnl"] = float(self._core.ledger.equity[0])
-        info["position"] = int(self._core.ledger.pos[0])
-        if c:
-            self._done = True
-            info.update(_end_info(self._core, 0, c))
-        return self._core.observe()[0], float(reward[0]), c > 0 and c not in TRUNCATING, c in TRUNCATING, info
-
-    def action_masks(self) -> np.ndarray:
-        """Valid actions now: bool (2N+1,) (a fresh array)."""
-        return self._core.masks()[0]
+    def _end_info(self, code: int) -> dict[str, Any]:
+        return _end_info(self._core, 0, code)
 
 
 def _reset_info(days: FuturesDays, day: int) -> dict[str, Any]:
