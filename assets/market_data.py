@@ -10,7 +10,7 @@ from warehouse import checks
 from warehouse.bars import build_bars
 from warehouse.features import FEATURES, WARMUP_MINUTES, build_features
 from warehouse.ingest import ingest_day
-from warehouse.options import build_chain
+from warehouse.options import build_chain, fetch_vendor_chain
 
 GROUP = "market_data"
 # One partition per NYSE session; a range backfill is one run, and every step holds the DuckDB writer slot.
@@ -195,7 +195,8 @@ def features_1m(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             "chain_quote_rules",
             asset="options_chain_1m",
             description="Warns when chain rows broke put-call parity beyond the spreads, quoted crossed or negative, "
-            "were not monotone in strike, or had an implied volatility out of bounds; they are quarantined.",
+            "were not monotone in strike, or had an implied volatility out of bounds (they are quarantined), or when "
+            "a vendor had no same-day chain for an underlying (a gap: its stored rows are kept).",
         )
     ],
 )
@@ -203,18 +204,31 @@ def options_chain_1m(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, market: MarketDataResource
 ) -> dg.MaterializeResult:
     """Same-day option chains of SPY, QQQ and SPX every minute (bid, ask, mid, implied volatility and greeks),
-    priced from the underlyings' bars; rows breaking a quote rule are quarantined with the reason."""
+    priced from the underlyings' bars, or real quotes from Polygon or IBKR (market.yaml options.source) with the
+    volatility solved from each mid; rows breaking a quote rule are quarantined with the reason."""
     dates = partition_dates(context.partition_keys)
-    with warehouse.connect() as con:
-        stats = [build_chain(con, d, market.symbols) for d in dates]
+    cfg = market.chain_config()
+    with market.open_chains() as chains, warehouse.connect() as con:
+        stats = [
+            build_chain(con, d, market.symbols, cfg) if chains is None
+            else fetch_vendor_chain(con, chains, d, market.symbols, cfg.rate)
+            for d in dates
+        ]  # fmt: skip
     partition_metadata(
         context,
         {s.session_date.isoformat(): {"rows": s.rows, "contracts": s.contracts, "quarantined": s.quarantined,
-                                      "reasons": s.reasons} for s in stats},
+                                      "reasons": s.reasons, "unquoted": s.unquoted, "skipped": list(s.skipped),
+                                      "gaps": s.gaps} for s in stats},
     )  # fmt: skip
     bad = {s.session_date.isoformat(): s.reasons for s in stats if s.quarantined}
-    verdict = {"passed": not bad, "quarantined": sum(s.quarantined for s in stats), "by_session": bad}
+    gaps = {s.session_date.isoformat(): s.gaps for s in stats if s.gaps}
+    verdict = {"passed": not bad and not gaps, "quarantined": sum(s.quarantined for s in stats), "by_session": bad,
+               "gaps": gaps}  # fmt: skip
     return dg.MaterializeResult(
-        metadata={"run_sessions": len(dates), "run_rows": sum(s.rows for s in stats)},
+        metadata={
+            "source": market.chain_settings().source,
+            "run_sessions": len(dates),
+            "run_rows": sum(s.rows for s in stats),
+        },
         check_results=[check_result("chain_quote_rules", verdict, dg.AssetCheckSeverity.WARN)],
     )

@@ -13,12 +13,14 @@ import yaml
 from pydantic import Field
 
 from assets.settings import config_dir, tradeflow_home
+from market.chain_sources import ChainSource, OptionsConfig
 from market.funding import FundingSource
 from market.sources import MarketSource
 from market.symbols import get_symbol
 from warehouse.checks import Thresholds
 
 if TYPE_CHECKING:
+    from market.option_chain import ChainConfig
     from rl.core.family import FamilyConfig
 
 MARKET_SOURCES = ("embedded", "polygon", "ibkr", "file")
@@ -52,6 +54,7 @@ class MarketDataResource(dg.ConfigurableResource):
     """Where raw ticks come from: `embedded` (the deterministic synthetic market; no keys, no network), `polygon`,
     `ibkr` or `file`. Each live source's settings are its section of `configs/market.yaml`; the Polygon key is
     never configuration but Dagster's EnvVar(POLYGON_API_KEY), so the UI shows the variable's name, not its value.
+    The option chains have a source of their own (`options`: embedded, polygon or ibkr), with the same sections.
     """
 
     source: str = "embedded"
@@ -66,6 +69,7 @@ class MarketDataResource(dg.ConfigurableResource):
     polygon: dict = {}
     ibkr: dict = {}
     file: dict = {}
+    options: dict = {}  # the option chains' source and strike window (market.yaml `options:`); {} = embedded, 15
     file_base_dir: str = "."  # relative paths in `file` resolve against it
     polygon_api_key: str | None = Field(default=None, repr=False)  # resolved from EnvVar; never shown
 
@@ -110,13 +114,51 @@ class MarketDataResource(dg.ConfigurableResource):
     def open(self) -> Iterator[MarketSource]:
         """The configured source, closed afterwards (the IBKR source holds a socket to TWS)."""
         self.declare()
-        source = self.build()
-        try:
+        with _closing(self.build()) as source:
             yield source
-        finally:
-            close = getattr(source, "close", None)
-            if callable(close):
-                close()
+
+    def chain_settings(self) -> OptionsConfig:
+        """Where the option chains come from and how many strikes they list either side of the first price."""
+        return OptionsConfig.from_dict(dict(self.options))
+
+    def chain_config(self) -> ChainConfig:
+        """The embedded chain's pricing settings, with the configured strike window."""
+        from market.option_chain import ChainConfig
+
+        return ChainConfig(strikes_each_side=self.chain_settings().strikes_each_side)
+
+    @contextmanager
+    def open_chains(self) -> Iterator[ChainSource | None]:
+        """The configured option-chain source, closed afterwards; None for the embedded chain, which is priced from
+        the stored bars. Polygon and IBKR use their market.yaml sections (and the Polygon key) as the ticks do."""
+        settings = self.chain_settings()
+        if settings.source == "embedded":
+            yield None
+            return
+        self.declare()
+        section = {"polygon": self.polygon, "ibkr": self.ibkr}[settings.source]
+        config = source_settings(settings.source, section, self.extended_hours)
+        if settings.source == "polygon":
+            from market.polygon_chain import PolygonChainSource
+
+            source = PolygonChainSource(config, self.polygon_api_key, strikes_each_side=settings.strikes_each_side)
+        else:
+            from market.ibkr_chain import IbkrChainSource
+
+            source = IbkrChainSource(config, strikes_each_side=settings.strikes_each_side)
+        with _closing(source) as chains:
+            yield chains
+
+
+@contextmanager
+def _closing(source: Any) -> Iterator[Any]:
+    """`source` for the block, closed afterwards where it has a close() (the IBKR sources hold a socket to TWS)."""
+    try:
+        yield source
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
 
 
 def source_settings(source: str, section: dict, extended_hours: bool) -> Any:
@@ -201,7 +243,7 @@ def market_from_yaml(path: Path) -> MarketDataResource:
     """The market resource described by `configs/market.yaml`; unknown keys and bad settings are refused here,
     when the code location loads, not halfway through a backfill."""
     raw = yaml.safe_load(path.read_text()) or {}
-    keys = {"source", "symbols", "instruments", "history_start", "checks", "extended_hours", "embedded"}
+    keys = {"source", "symbols", "instruments", "history_start", "checks", "extended_hours", "embedded", "options"}
     unknown = set(raw) - keys - {"polygon", "ibkr", "file", "funding"}
     if unknown:
         raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
@@ -211,6 +253,10 @@ def market_from_yaml(path: Path) -> MarketDataResource:
     try:
         Thresholds.from_dict(raw.get("checks"))
     except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path.name}: {exc}") from None
+    try:
+        options = OptionsConfig.from_dict(raw.get("options"))
+    except ValueError as exc:
         raise ValueError(f"{path.name}: {exc}") from None
     source = raw.get("source", "embedded")
     if source not in MARKET_SOURCES:
@@ -240,7 +286,7 @@ def market_from_yaml(path: Path) -> MarketDataResource:
     instruments = raw.get("instruments") or {}
     _check_symbols(path, symbols, instruments, source)
     extra: dict[str, Any] = {}
-    if source == "polygon":
+    if "polygon" in (source, options.source):
         extra["polygon_api_key"] = dg.EnvVar(POLYGON_KEY_ENV)
     return MarketDataResource(
         source=source,
@@ -248,6 +294,7 @@ def market_from_yaml(path: Path) -> MarketDataResource:
         instruments=instruments,
         checks=raw.get("checks") or {},
         extended_hours=extended,
+        options=raw.get("options") or {},
         file_base_dir=str(path.resolve().parent.parent),
         **sections,
         **embedded,

@@ -691,11 +691,14 @@ class IbkrSource:
         make: Callable[[], Coroutine[Any, Any, Any]],
         *,
         first: bool,
+        paced: bool = True,
     ) -> list[Any]:
-        """One historical request under the pacing limiter, retried on transient failures; never returns []."""
+        """One request, retried on transient failures; never returns []. Historical requests are `paced` by the
+        limiter; a contract lookup (reqContractDetails, reqSecDefOptParams) is not under IB's historical rules."""
 
         def once() -> list[Any]:
-            self.limiter.acquire(request_key, contract_key, weight)
+            if paced:
+                self.limiter.acquire(request_key, contract_key, weight)
             outcome = self._attempt(make, self.config.timeout_s)
             if outcome.rows:
                 return outcome.rows
@@ -796,7 +799,15 @@ class IbkrSource:
         return DayTape(trades=trades, quotes=quotes, bars=bars)
 
     def _bars(
-        self, symbol: str, day: date, contract: Any, cspec: ContractSpec, start_s: int, end_s: int, index: bool
+        self,
+        symbol: str,
+        day: date,
+        contract: Any,
+        cspec: ContractSpec,
+        start_s: int,
+        end_s: int,
+        index: bool,
+        what: str = "TRADES",
     ) -> pl.DataFrame:
         end, duration, use_rth = _ib_utc(end_s), f"{end_s - start_s} S", self._use_rth(contract)
         timeout = self.config.timeout_s
@@ -807,15 +818,15 @@ class IbkrSource:
                 endDateTime=end,
                 durationStr=duration,
                 barSizeSetting="1 min",
-                whatToShow="TRADES",
+                whatToShow=what,
                 useRTH=use_rth,
                 formatDate=2,
                 keepUpToDate=False,
                 timeout=timeout,
             )
 
-        where = f"reqHistoricalData({symbol} {day} TRADES 1 min, end {end} UTC, {duration}, useRTH={int(use_rth)})"
-        ckey = (symbol, cspec.sec_type, cspec.exchange, "TRADES")
+        where = f"reqHistoricalData({symbol} {day} {what} 1 min, end {end} UTC, {duration}, useRTH={int(use_rth)})"
+        ckey = (symbol, cspec.sec_type, cspec.exchange, what)
         rkey = ("bars", *ckey, end, duration, use_rth)
         bars = self._request(where, rkey, ckey, 1, request, first=True)
         return _bars_frame(symbol, bars, index)

@@ -59,7 +59,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -487,14 +487,23 @@ class PolygonSource:
                 raise PolygonSourceError(redact(msg, self._secrets())) from None
         return self._client
 
-    def _list(self, call: str, ticker: str, symbol: str, session_date: date, **kwargs: Any) -> list[Any]:
-        """Every row of one list call (all pages), retried whole on transient failures."""
+    def _list(
+        self,
+        call: str,
+        ticker: str,
+        symbol: str,
+        session_date: date,
+        collect: Callable[[Iterable[Any]], Any] = list,
+        **kwargs: Any,
+    ) -> Any:
+        """Every row of one list call (all pages), retried whole on transient failures; `collect` consumes the rows
+        as they arrive (default: a list; a reducer keeps a long list out of memory)."""
         where = f"polygon {call}({ticker!r}) for {symbol} on {session_date}"
         client = self._rest()
 
-        def fetch() -> list[Any]:
+        def fetch() -> Any:
             with _watch_pages() as watch:
-                rows = list(getattr(client, call)(ticker, **kwargs))
+                rows = collect(getattr(client, call)(ticker, **kwargs))
             if watch.garbled:
                 raise _GarbledPage("a page was not valid JSON, so the client ended the list early")
             return rows

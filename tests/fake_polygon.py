@@ -9,6 +9,9 @@ URL to hand to `RESTClient(base=...)` (or `PolygonConfig(base_url=...)`). Endpoi
 - `/futures/v1/trades/{ticker}` and `/futures/v1/quotes/{ticker}`: filter `session_end_date` (the CME trading
   day) and `timestamp.*` (ns), sort `timestamp.asc`; `/futures/v1/aggs/{ticker}`: `resolution=1min`,
   `window_start.*` (ns). Paged like v3.
+- `/v3/reference/options/contracts`: the stored contract objects (`data.contracts`), filtered by
+  `underlying_ticker`, `expiration_date`, `contract_type` and `as_of` (a contract listed after that day, by its
+  `listed` date, is left out; an expired one stays), sorted by ticker; `limit` default 10, at most 1000.
 - `/v2/aggs/ticker/{ticker}/range/1/{timespan}/{from}/{to}`: the ticker's stored aggregates of that timespan
   ("minute", "second") whose bar start `t` lies in [from, to]; dates are whole New York days (as Polygon reads
   them for stocks), integers are Unix ms. `sort` asc|desc, `limit` (default 5000, max 50000), `adjusted` logged
@@ -16,7 +19,8 @@ URL to hand to `RESTClient(base=...)` (or `PolygonConfig(base_url=...)`). Endpoi
   Polygon does) and `next_url`.
 
 Pages hold min(limit, `page_cap`) rows; a smaller `page_cap` imitates Polygon cutting a page short of the asked
-`limit` (client issue #72), so only a client that follows `next_url` gets every row. `next_url` is a full URL
+`limit` (client issue #72), so only a client that follows `next_url` gets every row. `page_caps` (path prefix ->
+cap) cuts only the pages of some endpoints. `next_url` is a full URL
 with an opaque `cursor` that carries the original filters, as Polygon's does.
 
 Auth: `Authorization: Bearer <key>` (or `apiKey=`); none -> 401, a wrong key -> 401, a ticker in `forbidden` ->
@@ -30,6 +34,11 @@ Serving a DayTape (e.g. the synthetic market) in Polygon's format, for pipeline 
     with serve_polygon(data) as base_url:
         source = PolygonSource(PolygonConfig(base_url=base_url), api_key="test-key")
         tape = source.fetch_day("SPY", day)
+
+Option chains (`add_option_chain(data, quotes)`, quotes as `tests.option_quotes.vendor_quotes` makes them): each
+contract is listed in the contracts reference; each contract-minute with a bid and an ask gets a stale quote 5 s into
+the minute (0.5 higher) and the real one at 55 s, so only a client keeping the LAST quote of a minute recovers it,
+and a minute aggregate where its volume is above 0. Options tickers are served like any other (`O:SPY240305C...`).
 
 Equities become trades, quotes and minute aggregates (the tape's bars, or bars built from its trades: minutes
 without trades get no bar); indexes (`SymbolSpec.is_index`, served under their vendor ticker such as I:SPX) become
@@ -123,8 +132,10 @@ class FakePolygonData:
         forbidden: Iterable[str] = (),
     ) -> None:
         self.tickers: dict[str, FakeTicker] = dict(tickers or {})
+        self.contracts: list[dict[str, Any]] = []  # options contract reference objects
         self.api_key = api_key
         self.page_cap = page_cap
+        self.page_caps: dict[str, int] = {}  # path prefix -> a smaller page cap for those endpoints only
         self.forbidden = set(forbidden)
         self.next_url_base: str | None = None  # set to hand out next_url on another host (the client must not go there)
         self.requests: list[LoggedRequest] = []
@@ -180,6 +191,8 @@ class FakePolygonData:
             offset = 0
         parts = [unquote(p) for p in path.strip("/").split("/")]
         try:
+            if parts == ["v3", "reference", "options", "contracts"]:
+                return self._contracts(path, query, offset, base_url)
             if len(parts) == 3 and parts[0] == "v3" and parts[1] in ("trades", "quotes"):
                 return self._v3(parts[1], parts[2], path, query, offset, base_url)
             if len(parts) == 9 and parts[:3] == ["v2", "aggs", "ticker"] and parts[4] == "range":
@@ -204,6 +217,25 @@ class FakePolygonData:
         rows = [r for r in rows if _within(r["sip_timestamp"], bounds)]
         rows.sort(key=lambda r: r["sip_timestamp"], reverse=_descending(query.get("order", "asc")))
         page, next_url = self._page(rows, path, query, offset, base_url, default_limit=1000)
+        body: dict[str, Any] = {"results": page, "status": "OK", "request_id": uuid.uuid4().hex}
+        if next_url:
+            body["next_url"] = next_url
+        return 200, json.dumps(body)
+
+    def _contracts(self, path: str, query: dict[str, str], offset: int, base_url: str) -> tuple[int, str]:
+        """The options contracts reference: filters as Polygon documents them, pages of at most 1000."""
+        if int(query.get("limit", 10)) > 1000:
+            raise ValueError("limit must be at most 1000 for options contracts")
+        if query.get("underlying_ticker") in self.forbidden:
+            return _error(403)
+        rows = [
+            {k: v for k, v in c.items() if k != "listed"}
+            for c in self.contracts
+            if all(query.get(k, c[k]) == c[k] for k in ("underlying_ticker", "expiration_date", "contract_type"))
+            and c.get("listed", "") <= query.get("as_of", "9999-12-31")
+        ]
+        rows.sort(key=lambda c: c["ticker"], reverse=_descending(query.get("order", "asc")))
+        page, next_url = self._page(rows, path, query, offset, base_url, default_limit=10)
         body: dict[str, Any] = {"results": page, "status": "OK", "request_id": uuid.uuid4().hex}
         if next_url:
             body["next_url"] = next_url
@@ -264,7 +296,7 @@ class FakePolygonData:
         limit = int(query.get("limit", default_limit))
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be in [1, {MAX_LIMIT}], got {limit}")
-        size = min(limit, self.page_cap)
+        size = min(limit, self.page_cap, *(cap for prefix, cap in self.page_caps.items() if path.startswith(prefix)))
         page = rows[offset : offset + size]
         if offset + size >= len(rows):
             return page, None
@@ -471,3 +503,46 @@ def synthetic_polygon_data(
     source = SyntheticSource(config)
     days = list(days)
     return polygon_data_from_tapes(((s, source.fetch_day(s, d)) for s in symbols for d in days), **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Option chains in Polygon's format
+
+
+def option_contract(ticker: str, underlying: str, right: str, strike: float, expiry: date) -> dict[str, Any]:
+    """An options contract reference object as Polygon documents it (European for indexes, else American)."""
+    return {
+        "cfi": "OCEPSX" if get_symbol(underlying).is_index else "OCASPS",
+        "contract_type": "call" if right == "C" else "put",
+        "exercise_style": "european" if get_symbol(underlying).is_index else "american",
+        "expiration_date": expiry.isoformat(),
+        "primary_exchange": "CBOE" if get_symbol(underlying).is_index else "BATO",
+        "shares_per_contract": 100,
+        "strike_price": _number(strike),
+        "ticker": ticker,
+        "underlying_ticker": underlying,
+    }
+
+
+def add_option_chain(data: FakePolygonData, quotes: pl.DataFrame) -> None:
+    """Serve vendor quotes (contract, underlying, right, strike, minute, bid, ask, volume) as Polygon would: see the
+    module docstring. A contract-minute with a null bid or ask gets no quote that minute."""
+    for (ticker,), rows in quotes.sort("minute").group_by("contract", maintain_order=True):
+        first = rows.row(0, named=True)
+        expiry = first["minute"].date()
+        data.contracts.append(option_contract(ticker, first["underlying"], first["right"], first["strike"], expiry))
+        fake = data.ticker(ticker)
+        for i, (start, r) in enumerate(zip(_ns(rows["minute"]), rows.iter_rows(named=True), strict=True)):
+            if r["bid"] is not None and r["ask"] is not None:
+                stale = _option_quote(start + 5 * _SECOND_NS, r["bid"] + 0.5, r["ask"] + 0.5, 2 * i)
+                fake.quotes += [stale, _option_quote(start + 55 * _SECOND_NS, r["bid"], r["ask"], 2 * i + 1)]
+            if r["volume"]:
+                mid = (r["bid"] + r["ask"]) / 2 if r["bid"] is not None and r["ask"] is not None else 0.01
+                agg = {"o": mid, "h": mid, "l": mid, "c": mid, "v": _number(r["volume"]), "n": 1, "t": start // _MS_NS}
+                fake.aggs.setdefault("minute", []).append(agg)
+
+
+def _option_quote(ts: int, bid: float, ask: float, sequence: int) -> dict[str, Any]:
+    """An options v3 quote object (sizes in contracts, no participant timestamp)."""
+    return {"ask_exchange": 301, "ask_price": ask, "ask_size": 10, "bid_exchange": 302, "bid_price": bid,
+            "bid_size": 12, "sequence_number": sequence, "sip_timestamp": ts}  # fmt: skip

@@ -20,7 +20,15 @@ fields. What it speaks (server version 178, the top of ib_async 2.1's 157..178 r
   20 reqHistoricalData (17 historicalData: bars whose START lies in [end - duration, end); formatDate=2 sends
   epoch seconds, formatDate=1 New York local time with its zone name; TRADES bars only); 25 cancelHistoricalData
   (logged); 96 reqHistoricalTicks for TRADES (98 historicalTicksLast), BID_ASK (97 historicalTicksBidAsk) and
-  MIDPOINT (96 historicalTicks). Every other message (an order, say) is only logged.
+  MIDPOINT (96 historicalTicks); 9 reqContractDetails (10 contractData, 52 contractDataEnd) for a stock or index
+  it serves, a listed option, or a continuous future; 78 reqSecDefOptParams (75 securityDefinitionOptionParameter
+  per chain, 76 ...End). Every other message (an order, say) is only logged.
+- options (`add_option_chain(market, quotes)`, quotes as `tests.option_quotes.vendor_quotes` makes them): each
+  underlying gets a chain per trading class (SPXW for SPX) listing the session and a later expiration; its strikes
+  are the union of the listed ones and `unknown_strikes`, which no contract has, so qualifying such a contract
+  gets error 200 and ib_async's None. Each contract serves 1-minute BID and ASK bars whose close is the minute's
+  quote and whose open a stale one; `decoy_classes` adds other classes (the monthly SPX) listing the same dates.
+  Historical requests for an option are logged under its OCC ticker (O:SPY240305C00470000).
 - historical ticks behave like IB's: whole-second times; from startDateTime, the first min(numberOfTicks, 1000)
   ticks at or after that second (or, with only endDateTime, the last ones at or before it), in stored order. A
   client that pages from its last tick's second therefore gets that second's earlier ticks again (the repeated
@@ -57,6 +65,8 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from market.chain_sources import option_root
+from market.option_chain import occ_symbol
 from market.sources import DayTape, bars_from_trades
 from market.symbols import get_symbol
 
@@ -71,6 +81,7 @@ REQ_HISTORICAL_DATA = 20
 CANCEL_HISTORICAL_DATA = 25
 REQ_HISTORICAL_TICKS = 96
 REQ_CONTRACT_DATA = 9
+REQ_SEC_DEF_OPT_PARAMS = 78
 PLACE_ORDER = 3
 CANCEL_ORDER = 4
 EXERCISE_OPTIONS = 21
@@ -89,6 +100,8 @@ CONTRACT_DATA = 10
 CONTRACT_DATA_END = 52
 HISTORICAL_TICKS_BID_ASK = 97
 HISTORICAL_TICKS_LAST = 98
+SEC_DEF_OPT_PARAMS = 75
+SEC_DEF_OPT_PARAMS_END = 76
 
 NO_DATA_TEXT = "Historical Market Data Service error message:HMDS query returned no data: {symbol}@{exchange} {what}"
 PACING_TEXT = "Historical Market Data Service error message:Historical data request pacing violation"
@@ -150,6 +163,29 @@ class MidTick:
 _TICK_TYPES = {"TRADES": TradeTick, "BID_ASK": QuoteTick, "MIDPOINT": MidTick}
 
 
+@dataclass(frozen=True)
+class OptionChainParams:
+    """One reqSecDefOptParams answer: an exchange's chain of one trading class."""
+
+    exchange: str
+    trading_class: str
+    multiplier: str
+    expirations: tuple[str, ...]  # YYYYMMDD
+    strikes: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class OptionListing:
+    """A listed option contract the fake qualifies."""
+
+    symbol: str
+    trading_class: str
+    expiry: str  # YYYYMMDD
+    right: str  # C or P
+    strike: float
+    con_id: int
+
+
 @dataclass
 class FakeMarket:
     """Bars per symbol and ticks per (symbol, whatToShow), each kept sorted by time (stable, so order is kept)."""
@@ -157,6 +193,9 @@ class FakeMarket:
     bars: dict[str, list[Bar]] = field(default_factory=dict)
     fronts: dict[str, str] = field(default_factory=dict)  # futures root -> its front contract's last trading day
     ticks: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    chains: dict[str, list[OptionChainParams]] = field(default_factory=dict)  # underlying -> secdef answers
+    options: dict[str, OptionListing] = field(default_factory=dict)  # OCC ticker -> listed contract
+    quote_bars: dict[tuple[str, str], list[Bar]] = field(default_factory=dict)  # (OCC ticker, BID/ASK) -> bars
 
     def set_bars(self, symbol: str, bars: Sequence[Bar]) -> FakeMarket:
         """Serve these 1-minute TRADES bars for `symbol`."""
@@ -173,7 +212,11 @@ class FakeMarket:
 
     def knows(self, symbol: str) -> bool:
         """True when the symbol has any data (an unknown one gets IB's error 200)."""
-        return symbol in self.bars or any(s == symbol for s, _ in self.ticks)
+        return symbol in self.bars or symbol in self.options or any(s == symbol for s, _ in self.ticks)
+
+    def con_id(self, symbol: str) -> int:
+        """A stable contract id for a stock or index the fake serves."""
+        return 1000 + sorted({*self.bars, *(s for s, _ in self.ticks)}).index(symbol)
 
 
 def _bars_from_trades(trades: pl.DataFrame, index: bool) -> list[Bar]:
@@ -554,6 +597,8 @@ class FakeTws:
             conn.sendall(_encode(CURRENT_TIME, 1, int(datetime.now(UTC).timestamp())))
         elif msg_id == REQ_CONTRACT_DATA:
             self._contract_details(conn, fields)
+        elif msg_id == REQ_SEC_DEF_OPT_PARAMS:
+            self._sec_def_opt_params(conn, fields)
         elif msg_id in (REQ_HISTORICAL_DATA, REQ_HISTORICAL_TICKS):
             request = _parse_request(fields)
             with self._lock:
@@ -580,23 +625,48 @@ class FakeTws:
 
     def _contract_details(self, conn: socket.socket, f: list[str]) -> None:
         """reqContractDetails (9, version 8, reqId, 12 contract fields, ...): a CONTFUT resolves to its root's front
-        contract, answered in the v164+ contractData layout and closed by contractDataEnd."""
+        contract, a stock or index it serves and a listed option to themselves; anything else gets error 200.
+        Answered in the v164+ contractData layout and closed by contractDataEnd."""
         req_id, symbol, sec_type, exchange = int(f[2]), f[4], f[5], f[10]
         last = self.market.fronts.get(symbol)
-        if sec_type != "CONTFUT" or last is None:
+        if sec_type == "CONTFUT" and last is not None:
+            local = f"{symbol}{'FGHJKMNQUVXZ'[int(last[4:6]) - 1]}{last[3]}"
+            details = _contract_data(req_id, symbol, "FUT", last, exchange=exchange, local=local, trading_class=symbol,
+                                     con_id=1, min_tick=0.25, multiplier="50", long_name=f"E-mini {symbol}",
+                                     month=last[:6], time_zone="US/Central")  # fmt: skip
+        elif sec_type in ("STK", "IND") and symbol in self.market.bars:
+            con_id = self.market.con_id(symbol)
+            details = _contract_data(req_id, symbol, sec_type, "", exchange=exchange, local=symbol,
+                                     trading_class=symbol, con_id=con_id, primary=f[11])  # fmt: skip
+        elif sec_type == "OPT" and (o := self.market.options.get(_option_name(f[4], f[14], f[6], f[8], f[7]))):
+            local = f"{o.symbol:<6}{o.expiry[2:]}{o.right}{round(o.strike * 1000):08d}"
+            details = _contract_data(req_id, o.symbol, "OPT", o.expiry, strike=o.strike, right=o.right,
+                                     exchange=exchange, local=local, trading_class=o.trading_class, con_id=o.con_id,
+                                     multiplier="100", month=o.expiry[:6])  # fmt: skip
+        else:
             return self._error(conn, req_id, 200, NO_SECDEF_TEXT)
-        local = f"{symbol}{'FGHJKMNQUVXZ'[int(last[4:6]) - 1]}{last[3]}"
-        detail = [CONTRACT_DATA, req_id, symbol, "FUT", last, 0.0, "", exchange, "USD", local, symbol, symbol, 1,
-                  0.25, "50", "LMT,MKT", exchange, 1, 0, f"E-mini {symbol}", "", last[:6], "", "", "", "US/Central",
-                  "", "", "", "", 0, 0, "", "", "", last, "", 1, 1, 1]  # fmt: skip
-        conn.sendall(_encode(*detail) + _encode(CONTRACT_DATA_END, 1, req_id))
+        conn.sendall(details)
+
+    def _sec_def_opt_params(self, conn: socket.socket, f: list[str]) -> None:
+        """reqSecDefOptParams (78, reqId, symbol, futFopExchange, secType, conId): one message per chain, then the
+        end (nothing but the end for an underlying without options)."""
+        req_id, symbol, con_id = int(f[1]), f[2], f[5]
+        out = b""
+        for c in self.market.chains.get(symbol, []):
+            out += _encode(SEC_DEF_OPT_PARAMS, req_id, c.exchange, con_id, c.trading_class, c.multiplier,
+                           len(c.expirations), *c.expirations, len(c.strikes), *c.strikes)  # fmt: skip
+        conn.sendall(out + _encode(SEC_DEF_OPT_PARAMS_END, req_id))
 
     def _bars(self, conn: socket.socket, r: HistRequest) -> None:
         if not self.market.knows(r.symbol):
             return self._error(conn, r.req_id, 200, NO_SECDEF_TEXT)
-        if r.what_to_show != "TRADES":
-            return self._error(conn, r.req_id, 321, f"the fake TWS serves TRADES bars only, not {r.what_to_show}")
-        bars = self.market.bars.get(r.symbol, [])
+        if r.what_to_show == "TRADES":
+            bars = self.market.bars.get(r.symbol, [])
+        elif (r.symbol, r.what_to_show) in self.market.quote_bars:
+            bars = self.market.quote_bars[(r.symbol, r.what_to_show)]
+        else:
+            text = f"the fake TWS serves TRADES bars, and BID and ASK bars of options, not {r.what_to_show}"
+            return self._error(conn, r.req_id, 321, text)
         end = parse_ib_time(r.end)
         if end is None:
             end = bars[-1].time + 60 if bars else 0
@@ -636,8 +706,13 @@ class FakeTws:
 
 def _parse_request(f: list[str]) -> HistRequest:
     """The fields of a 20 reqHistoricalData or 96 reqHistoricalTicks (12 contract fields from index 2)."""
+    symbol = f[3]
+    if f[4] == "FUT":
+        symbol = f"{f[3]}:{f[5]}"
+    elif f[4] == "OPT":
+        symbol = _option_name(f[3], f[13], f[5], f[7], f[6])
     contract = {
-        "symbol": f[3] if f[4] != "FUT" else f"{f[3]}:{f[5]}",  # a future is its root and contract month
+        "symbol": symbol,  # a future is its root and contract month, an option its OCC ticker
         "sec_type": f[4],
         "exchange": f[9],
         "primary_exchange": f[10],
@@ -665,6 +740,68 @@ def _parse_request(f: list[str]) -> HistRequest:
         what_to_show=f[18],
         use_rth=f[19] == "1",
     )
+
+
+def _option_name(symbol: str, trading_class: str, expiry: str, right: str, strike: str) -> str:
+    """The OCC ticker of an option contract's fields (the class's root, e.g. SPXW, or the symbol)."""
+    day = datetime.strptime(expiry, "%Y%m%d").date() if expiry else datetime(1970, 1, 1).date()
+    return occ_symbol(trading_class or symbol, day, right.startswith("C"), float(strike or 0))
+
+
+def _contract_data(
+    req_id: int,
+    symbol: str,
+    sec_type: str,
+    last: str,
+    *,
+    exchange: str,
+    local: str,
+    trading_class: str,
+    con_id: int,
+    strike: float = 0.0,
+    right: str = "",
+    min_tick: float = 0.01,
+    multiplier: str = "",
+    long_name: str = "",
+    primary: str = "",
+    month: str = "",
+    time_zone: str = "US/Eastern",
+) -> bytes:
+    """One contractData message in the v164+ layout, then contractDataEnd."""
+    fields = [CONTRACT_DATA, req_id, symbol, sec_type, last, strike, right, exchange, "USD", local, trading_class,
+              trading_class, con_id, min_tick, multiplier, "LMT,MKT", exchange, 1, 0, long_name, primary, month, "",
+              "", "", time_zone, "", "", "", "", 0, 0, "", "", "", last, "", 1, 1, 1]  # fmt: skip
+    return _encode(*fields) + _encode(CONTRACT_DATA_END, 1, req_id)
+
+
+def add_option_chain(
+    market: FakeMarket,
+    quotes: pl.DataFrame,
+    *,
+    unknown_strikes: Sequence[float] = (),
+    decoy_classes: Sequence[str] = (),
+) -> FakeMarket:
+    """Serve vendor quotes (contract, underlying, right, strike, minute, bid, ask) as TWS would: see the module
+    docstring. A contract-minute with a null bid (ask) has no BID (ASK) bar."""
+    for (underlying,), rows in quotes.group_by("underlying", maintain_order=True):
+        expiry = f"{rows['minute'].min():%Y%m%d}"
+        strikes = tuple(sorted({*rows["strike"].to_list(), *unknown_strikes}))
+        for trading_class in (option_root(underlying), *decoy_classes):
+            market.chains.setdefault(underlying, []).append(
+                OptionChainParams("SMART", trading_class, "100", (expiry, "20991231"), strikes)
+            )
+        for (name,), own in rows.sort("minute").group_by("contract", maintain_order=True):
+            first = own.row(0, named=True)
+            market.options[name] = OptionListing(underlying, option_root(underlying), expiry, first["right"],
+                                                 first["strike"], 50_000 + len(market.options))  # fmt: skip
+            starts = _seconds(own["minute"])
+            for side in ("bid", "ask"):
+                market.quote_bars[(name, side.upper())] = [
+                    Bar(t, q + 0.5, max(q, q + 0.5), min(q, q + 0.5), q, -1.0, -1.0, -1)
+                    for t, q in zip(starts, own[side].to_list(), strict=True)
+                    if q is not None
+                ]
+    return market
 
 
 def _utc_text(seconds: int) -> str:
