@@ -8,7 +8,9 @@ QQQ and SPX, priced from their underlying's own 1-minute bars (see market/SYNTHE
   minutes (a variance premium over it, never below `iv_floor`), with a smile and a put skew on standardised
   moneyness that steepen into the close.
 - Quotes: Black-Scholes mids; spreads of `spread_pct` of the mid, never under the product's tick, wider into
-  the close, so cheap options carry the widest relative spreads. Greeks at each contract's own volatility.
+  the close, so cheap options carry the widest relative spreads; bid and ask are the nearest ticks to
+  mid -/+ half the spread, so a spread under a tick quotes one tick wide (SPY's penny-wide at-the-money 0DTE
+  quotes). Greeks at each contract's own volatility.
 - No look-ahead: the chain at minute t uses bars up to t only. The planted edge lives in the underlying.
 """
 
@@ -40,8 +42,8 @@ class ChainConfig:
     smile: float = 0.015  # curvature per squared unit of standardised moneyness
     skew: float = 0.04  # put skew per unit of standardised moneyness
     close_steepening: float = 2.0  # smile and skew are (1 + this) times steeper at the close than at the open
-    spread_pct: float = 0.04  # quoted spread as a share of the mid ...
-    close_spread: float = 1.0  # ... widened by up to (1 + this) into the close
+    spread_pct: float = 0.01  # quoted spread as a share of the mid (never under a tick) ...
+    close_spread: float = 0.5  # ... widened by up to (1 + this) into the close
 
     def __post_init__(self) -> None:
         ints = {"strikes_each_side": (1, 200), "vol_window": (2, 390)}
@@ -116,8 +118,8 @@ def chain_day(
     mid = bs_price(call, spot, k, t, cfg.rate, iv)
     tick = OPTION_TICK[symbol]
     spread = np.maximum(cfg.spread_pct * mid, tick) * (1.0 + cfg.close_spread * np.repeat(frac, 2 * n_k))
-    bid = np.maximum(np.floor((mid - spread / 2) / tick + 1e-9) * tick, 0.0)
-    ask = np.maximum(np.ceil((mid + spread / 2) / tick - 1e-9) * tick, bid + tick)
+    bid = np.maximum(np.round((mid - spread / 2) / tick) * tick, 0.0)
+    ask = np.maximum(np.round((mid + spread / 2) / tick) * tick, bid + tick)
     greeks = bs_greeks(call, spot, k, t, cfg.rate, iv)
     root = OPTION_ROOT.get(symbol, symbol)
     names = {(c, s): occ_symbol(root, session_date, c, s) for c in (True, False) for s in strikes}

@@ -268,12 +268,14 @@ def random_walk_days(
     spread: float = 0.01,
     edge: float = 0.0,
     symbol: str = "SPY",
+    trend: float = 0.0,
 ) -> MarketDays:
     """Synthetic days for tests and benchmarks (no warehouse): 1-cent-spread random walk around `start_price`.
 
     Features are causal (bar t uses bars <= t): `ret_1m` (1-minute log return x100), `imbalance_1m` (a random
     order-flow signal in [-1, 1]), `sma_5_20` (log(SMA5/SMA20) x100), then noise columns. With `edge` > 0 the
-    next minute's return drifts by edge * minute_vol * imbalance_1m, a learnable signal.
+    next minute's return drifts by edge * minute_vol * imbalance_1m, a learnable signal. With `trend` > 0 each day
+    drifts all session by +-trend * minute_vol a minute (its sign drawn per day): a market where breakouts run on.
     """
     if n_days < 1 or n_features < 3:
         raise ValueError("random_walk_days needs n_days >= 1 and n_features >= 3")
@@ -284,6 +286,8 @@ def random_walk_days(
     drift = np.zeros((n_days, t_max))
     drift[:, 1:] = edge * minute_vol * imbalance[:, :-1]
     rets = rng.standard_normal((n_days, t_max)) * minute_vol + drift
+    if trend:
+        rets += trend * minute_vol * rng.choice([-1.0, 1.0], size=(n_days, 1))
     day_open = start_price * np.exp(np.cumsum(rng.standard_normal(n_days) * 0.01))
     close = np.round(day_open[:, None] * np.exp(np.cumsum(rets, axis=1)), 2)
     open_ = np.empty_like(close)

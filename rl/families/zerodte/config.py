@@ -22,13 +22,16 @@ def _section(value: Any, kind: type, where: str) -> Any:
 class EnvConfig:
     """How the agent scalps one underlying's same-day options within a session (seed 003).
 
-    A buy takes `contracts` contracts of the contract `contract` picks from the decision minute's chain, and fills
-    at the next minute's ask; sells fill at the next minute's bid. The risk rules (`risk`) trim, stop and settle.
+    A buy takes the contract `contract` picks from the decision minute's chain, and fills at the next minute's ask;
+    sells fill at the next minute's bid. The risk rules (`risk`) trim, stop and settle. A buy's size is
+    `premium_budget` dollars of premium at the decision minute's ask, between 1 and `contracts` contracts, so one
+    SPX contract (about ten times SPY's premium) is not traded like ten; without a budget it is `contracts`.
     """
 
     risk: Any = None  # RiskRules: take-profit tiers and their exits, the hard stop, cooldown, settlement
     contract: Any = None  # ContractRule: target delta, minimum premium and volume
-    contracts: int = 10  # contracts per buy (trims sell shares of them)
+    contracts: int = 10  # most contracts per buy (trims sell shares of them)
+    premium_budget: float | None = None  # $ of premium per buy (None: always `contracts`)
     commission_per_contract: float = 0.65  # $ a side
     warmup_minutes: int = 30  # first decision minute (the momentum features are complete from minute 30)
     entry_cutoff_minutes: int = 30  # no new buy this many minutes (or fewer) before the close
@@ -58,6 +61,8 @@ class EnvConfig:
         for name in ("commission_per_contract", "chase_return_pct"):
             if not is_number(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"EnvConfig.{name} must be a number >= 0, got {getattr(self, name)!r}")
+        if self.premium_budget is not None and (not is_number(self.premium_budget) or self.premium_budget <= 0):
+            raise ValueError(f"EnvConfig.premium_budget must be a number > 0 or null, got {self.premium_budget!r}")
         if not is_number(self.pnl_scale) or self.pnl_scale <= 0:
             raise ValueError(f"EnvConfig.pnl_scale must be a number > 0, got {self.pnl_scale!r}")
 
@@ -81,7 +86,8 @@ class EvaluationConfig:
 
     breakout_feature: str = "range_pos_30"  # the momentum baseline buys a call when this feature of the last
     breakout_level: float = 0.95  # minute is >= level, a put when it is <= -level (the same stop and tiers)
-    max_hold_share: float = 0.87  # HOLD above this share of decisions, while a baseline trades profitably: collapse
+    max_hold_share: float = 0.87  # HOLD above this share of decisions, while a baseline trades profitably ...
+    collapse_trade_share: float = 0.5  # ... and the agent trades under this share of its trades: collapse
     stop_slippage: float = 0.10  # a stopped trade may fill this share of premium beyond the stop, no more
     confidence: float = 0.9  # of the intervals on mean session P&L
     mismatch_share: float = 0.5  # the train/eval mismatch check (rl.core.mismatch)
@@ -92,7 +98,7 @@ class EvaluationConfig:
             raise ValueError(f"evaluation.breakout_feature must name a feature, got {self.breakout_feature!r}")
         if not is_number(self.breakout_level) or self.breakout_level <= 0:
             raise ValueError(f"evaluation.breakout_level must be a number > 0, got {self.breakout_level!r}")
-        for name in ("max_hold_share", "confidence", "mismatch_share", "rare_share"):
+        for name in ("max_hold_share", "collapse_trade_share", "confidence", "mismatch_share", "rare_share"):
             if not is_number(getattr(self, name)) or not 0 < getattr(self, name) < 1:
                 raise ValueError(f"evaluation.{name} must be in (0, 1), got {getattr(self, name)!r}")
         if not is_number(self.stop_slippage) or not 0 <= self.stop_slippage < 1:

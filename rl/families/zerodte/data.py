@@ -181,13 +181,17 @@ def synthetic_option_days(
     symbol: str = "SPY",
     n_features: int = 5,
     strikes_each_side: int = 8,
+    trend: float = 0.0,
 ) -> OptionDays:
     """Short synthetic sessions for tests and benchmarks: a random walk with a learnable order-flow signal and
-    its embedded same-day chain (`market.option_chain.chain_day`), expiring one minute after the last bar."""
+    its embedded same-day chain (`market.option_chain.chain_day`), expiring one minute after the last bar; `trend`
+    makes each day drift one way all session (`random_walk_days`), so breakouts pay."""
     from market.option_chain import ChainConfig, chain_day
     from rl.core.data import random_walk_days
 
-    base = random_walk_days(n_days, n_minutes, n_features, seed, minute_vol=0.0008, edge=edge, symbol=symbol)
+    base = random_walk_days(
+        n_days, n_minutes, n_features, seed, minute_vol=0.0008, edge=edge, symbol=symbol, trend=trend
+    )
     start = np.datetime64("2024-03-04T14:30", "ns")
     minute = start + np.arange(n_minutes).astype("timedelta64[m]")
     close_ns = int((minute[-1] + np.timedelta64(1, "m")).astype(np.int64))

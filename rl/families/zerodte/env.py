@@ -130,6 +130,7 @@ class _Batch:
         self.side = z(n, dtype=np.int64)  # +1 call, -1 put, 0 flat
         self.paid, self.best = z(n), z(n)  # premium paid (the ask) and best mid since entry
         self.entry_t = z(n, dtype=np.int64)
+        self.size = z(n, dtype=np.int64)  # contracts the open position's buy took
         self.last_exit = np.full(n, -1, dtype=np.int64)
         n_tiers = len(self.rules.tiers)
         self.hit = z((n, n_tiers), dtype=bool)
@@ -178,6 +179,18 @@ class _Batch:
             ).reshape(-1)
             for want in (True, False)
         )
+        flat_ask = np.nan_to_num(quoted_ask).reshape(-1)
+        self._call_qty, self._put_qty = (self._buy_size(flat_ask, pick) for pick in (self._call_pick, self._put_pick))
+
+    def _buy_size(self, ask: np.ndarray, pick: np.ndarray) -> np.ndarray:
+        """Contracts a buy of each row's pick takes: the premium budget at the decision minute's ask (known at t)."""
+        most = self.cfg.contracts
+        if self.cfg.premium_budget is None:
+            return np.full(pick.shape, most, dtype=np.int64)
+        rows = np.arange(pick.size)
+        price = ask[rows * self._k + np.maximum(pick, 0)] * 100.0
+        qty = np.floor(self.cfg.premium_budget / np.where(price > 0, price, np.inf) * (1 + 1e-6))  # float32 asks
+        return np.clip(qty, 1, most).astype(np.int64)
 
     def _prepare_signals(self, days: OptionDays, cfg: EnvConfig) -> None:
         close = days.bars.close
@@ -205,7 +218,7 @@ class _Batch:
         self._last[sel] = self.days.bars.length[day] - 2
         self.finished[sel] = False
         self._mask_cache = None
-        for name in ("side", "paid", "best", "entry_t", "hit", "pending_share", "tier_hits",
+        for name in ("side", "paid", "best", "entry_t", "size", "hit", "pending_share", "tier_hits",
                      "stops", "entries_call", "entries_put", "worst_beyond_stop", "trade_return_sum"):  # fmt: skip
             getattr(self, name)[sel] = 0
         self.k[sel] = -1
@@ -224,12 +237,12 @@ class _Batch:
         rest = self.rules.cooldown_minutes
         last = self.last_exit[sel]
         state = np.empty((9, len(row)))
-        state[0] = pos / self.cfg.contracts
+        state[0] = pos / np.maximum(self.size[sel], 1)
         state[1] = self.side[sel]
         state[2] = np.where(held, led.mark[sel] / np.where(held, paid, 1.0) - 1.0, 0.0)
         state[3] = led.unrealized(sel) / self.cfg.pnl_scale
         state[4] = led.equity[sel] / self.cfg.pnl_scale
-        state[5] = np.where(held, (t - self.entry_t[sel]) / 60.0, 0.0)
+        state[5] = np.where(held, (t - self.entry_t[sel]) / 10.0, 0.0)
         state[6] = self.hit[sel].sum(axis=1) / self.hit.shape[1]
         state[7] = self._to_close.take(row) / 390.0
         state[8] = np.where((last >= 0) & (rest > 0), np.clip((rest - (t - last)) / max(rest, 1), 0, 1), 0.0)
@@ -311,7 +324,8 @@ class _Batch:
     def _target(self, sel: Index, a: np.ndarray, pos0: np.ndarray, is_buy: np.ndarray, row: np.ndarray) -> np.ndarray:
         """Contracts to hold after this decision: the action, then the risk rules' exits, then the close."""
         trim = _TRIM[a]
-        target = np.where(is_buy, self.cfg.contracts, np.where(a == EXIT, 0, pos0))
+        qty = np.where(a == BUY_CALL, self._call_qty.take(row), self._put_qty.take(row))
+        target = np.where(is_buy, qty, np.where(a == EXIT, 0, pos0))
         sold = np.maximum(np.rint(pos0 * trim), 1).astype(np.int64)
         target = np.where(trim > 0, pos0 - sold, target)
         share = self.pending_share[sel]
@@ -327,6 +341,8 @@ class _Batch:
         paid = np.where(f.opened, f.mid1 + f.spread1 / 2, f.paid0)
         self.paid[sel] = np.where(f.closed, 0.0, paid)
         self.entry_t[sel] = np.where(f.opened, f.t + 1, self.entry_t[sel])
+        size = self.size[sel]
+        self.size[sel] = np.where(f.opened, self.ledger.pos[sel], size)
         self.entries_call[sel] += f.opened & (f.a == BUY_CALL)
         self.entries_put[sel] += f.opened & (f.a == BUY_PUT)
         self.last_exit[sel] = np.where(f.closed, f.t + 1, self.last_exit[sel])
@@ -345,7 +361,7 @@ class _Batch:
         carried = np.where(f.traded | ~held, 0.0, self.pending_share[sel])
         self.pending_share[sel] = 1.0 - (1.0 - carried) * (1.0 - exit_share(newly, self.rules))
         if f.closed.any():
-            self._record_trips(sel, f.closed, f.paid0, f.realized0)
+            self._record_trips(sel, f.closed, f.paid0 * 100.0 * np.maximum(size, 1), f.realized0)
         first_tier = newly[:, 0]
         cur_side = np.where(f.opened, side, self.side[sel])
         flat_hold = (f.pos0 == 0) & (f.a == HOLD)
@@ -361,10 +377,10 @@ class _Batch:
             "bad_chase": -(chase & f.opened).astype(np.float64),
         }
 
-    def _record_trips(self, sel: Index, closed: np.ndarray, paid: np.ndarray, realized0: np.ndarray) -> None:
-        """Each closed trade's net P&L (after every cost) as a share of the premium its buy paid."""
+    def _record_trips(self, sel: Index, closed: np.ndarray, cost: np.ndarray, realized0: np.ndarray) -> None:
+        """Each closed trade's net P&L (after every cost) as a share of the premium its buy paid ($ `cost`)."""
         net = self.ledger.realized_net[sel] - realized0
-        ret = np.where(closed, net / (np.where(closed, paid, 1.0) * 100.0 * self.cfg.contracts), 0.0)
+        ret = np.where(closed, net / np.where(closed, cost, 1.0), 0.0)
         self.trade_return_sum[sel] += ret
 
 

@@ -56,8 +56,8 @@ class ZeroDteFamily:
     check_descriptions = {
         "beats_baselines": "Fails unless the agent's mean held-out session P&L after costs beats every baseline's "
         "(never trade, random-valid, momentum breakout) on the same sessions.",
-        "hold_collapse": "Fails when the agent HOLDs above the threshold share of its decisions (87%) while a "
-        "baseline trades at a profit the agent misses: seed 003's collapse, named in the report.",
+        "hold_collapse": "Fails when the agent HOLDs above the threshold share of its decisions (87%) and trades "
+        "under half as often as a baseline that profits more: seed 003's collapse, named in the report.",
         "reward_pnl_alignment": "Fails when Spearman(session reward, session net P&L) is below 0; the detail shows "
         "what the P&L terms and each shaping term paid.",
         "stop_reliability": "Fails when a stopped trade filled further beyond the hard stop than the allowed "

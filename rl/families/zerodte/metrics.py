@@ -86,33 +86,42 @@ def policy_metrics(result: EvalResult, confidence: float = 0.9) -> dict[str, flo
     return out
 
 
-def hold_collapse(results: Mapping[str, EvalResult], agent: str, max_share: float) -> dict[str, Any]:
-    """Seed 003's failure: the agent HOLDs above `max_share` of its decisions while a baseline trades at a profit
-    that the agent does not match. Named in the report when it fails."""
+def hold_collapse(
+    results: Mapping[str, EvalResult], agent: str, max_share: float, trade_share: float = 0.5
+) -> dict[str, Any]:
+    """Seed 003's failure: the agent HOLDs above `max_share` of its decisions and trades fewer than `trade_share` of
+    the sessions' trades of a baseline that earns more than it, at a profit. Named in the report when it fails.
+
+    HOLD alone is no symptom: a scalper that waits out its positions minute by minute HOLDs 90%+ of decisions, as
+    the momentum rule does. Collapse is HOLD crowding out the trades a profitable rule takes."""
     mine = results[agent]
     counts = mine.action_counts
     share = float(counts[HOLD]) / float(counts.sum()) if counts.sum() else 1.0
     own = float(mine.net_pnl.mean()) if mine.episodes else 0.0
+    trades = sum(e.trades for e in mine.episodes) / max(len(mine.episodes), 1)
     profitable = {
-        name: float(r.net_pnl.mean())
+        name: (float(r.net_pnl.mean()), sum(e.trades for e in r.episodes) / len(r.episodes))
         for name, r in results.items()
         if name != agent and r.episodes and sum(e.trades for e in r.episodes) > 0 and float(r.net_pnl.mean()) > 0
     }
-    better = {k: v for k, v in profitable.items() if v > own}
-    collapsed = share > max_share and bool(better)
+    missed = {k: v for k, v in profitable.items() if v[0] > own and trades < trade_share * v[1]}
+    collapsed = share > max_share and bool(missed)
     if collapsed:
-        best = max(better, key=lambda k: better[k])
-        detail = (f"HOLD COLLAPSE: the agent HOLDs {share:.1%} of decisions and makes {own:+,.0f} a session while "
-                  f"{best} trades for {better[best]:+,.0f}")  # fmt: skip
+        best = max(missed, key=lambda k: missed[k][0])
+        pnl, theirs = missed[best]
+        detail = (f"HOLD COLLAPSE: the agent HOLDs {share:.1%} of decisions, trades {trades:.1f} a session and makes "
+                  f"{own:+,.0f} while {best} trades {theirs:.1f} for {pnl:+,.0f}")  # fmt: skip
+    elif share > max_share and profitable:
+        detail = (f"HOLD is {share:.1%} of decisions, but the agent trades {trades:.1f} a session: no profitable "
+                  "baseline's trades are crowded out")  # fmt: skip
     else:
         detail = f"HOLD is {share:.1%} of decisions; " + (
-            "no baseline trades at a profit the agent misses" if not better else f"at most {max_share:.0%} allowed"
+            "no baseline trades at a profit the agent misses" if not profitable else f"at most {max_share:.0%} allowed"
         )
-    trades = sum(e.trades for e in mine.episodes) / max(len(mine.episodes), 1)
     return {
         "passed": not collapsed,
         "value": share,
-        "threshold": f"HOLD <= {max_share:.0%}, or no baseline profit missed",
+        "threshold": f"HOLD <= {max_share:.0%}, or at least {trade_share:.0%} of a better baseline's trades",
         "detail": detail,
         "trades_per_day": trades,
     }
@@ -139,7 +148,7 @@ def run_checks(results: Mapping[str, EvalResult], agent: str, evaluation: Any) -
             f"{mine['mean_session_pnl_high']:+,.2f}] over {int(mine['sessions'])} sessions; "
             + ", ".join(f"{k} {v:+,.2f}" for k, v in others.items()),
         },
-        "hold_collapse": hold_collapse(results, agent, evaluation.max_hold_share),
+        "hold_collapse": hold_collapse(results, agent, evaluation.max_hold_share, evaluation.collapse_trade_share),
         "reward_pnl_alignment": {
             "passed": bool(math.isnan(rho) or rho >= 0.0),
             "value": None if math.isnan(rho) else rho,

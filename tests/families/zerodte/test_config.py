@@ -23,6 +23,8 @@ def test_the_shipped_config_loads_with_seed_003s_rules() -> None:
     ("raw", "message"),
     [
         ({"contracts": 0}, "contracts"),
+        ({"premium_budget": 0}, "premium_budget"),
+        ({"premium_budget": "lots"}, "premium_budget"),
         ({"window": 40}, "warmup_minutes must be >= window - 1"),
         ({"risk": {"stop": 1.5}}, "risk.stop"),
         ({"risk": {"tiers": [0.5, 0.2]}}, "risk.tiers"),

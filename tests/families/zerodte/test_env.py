@@ -69,6 +69,26 @@ def test_a_buy_fills_at_the_next_minutes_ask_and_is_marked_at_its_mid() -> None:
     assert env.action_masks().tolist() == [True, False, False, True, True, True]
 
 
+def test_a_premium_budget_sizes_the_buy_from_the_decision_minutes_ask_within_one_and_contracts() -> None:
+    from dataclasses import replace
+
+    bids = [1.0, 0.20, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0]  # decision ask 0.30, fill ask 3.10
+    sizes = {}
+    for budget in (None, 50.0, 1000.0, 10.0):
+        env = ZeroDteEnv(hand_days(bids), replace(cfg(), premium_budget=budget), NET)
+        env.reset(seed=0)
+        env.step(BUY_CALL)
+        sizes[budget] = int(env._core.ledger.pos[0])
+        assert env._core.observe()[0, env._core._w] == pytest.approx(1.0)  # all of the buy is held
+    # $50 at the decision minute's $0.30 ask buys 1 (not 0, never the later $3.10 ask); $1,000 buys 33,
+    # capped at the 4 `contracts` allow; without a budget every buy takes `contracts`.
+    assert sizes == {None: 4, 50.0: 1, 1000.0: 4, 10.0: 1}
+    env = ZeroDteEnv(hand_days(bids), replace(cfg(), premium_budget=60.0, contracts=10), NET)
+    env.reset(seed=0)
+    env.step(BUY_CALL)
+    assert env._core.ledger.pos[0] == 2  # floor(60 / 30)
+
+
 def test_the_stop_sells_everything_at_the_bid_of_the_first_mark_that_reaches_it() -> None:
     bids = [1.0, 1.0, 1.0, 1.0, 0.8, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7]
     env = ZeroDteEnv(hand_days(bids), cfg(), NET)

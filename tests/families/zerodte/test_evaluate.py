@@ -57,6 +57,17 @@ def test_holding_a_lot_is_no_collapse_when_no_baseline_earns_more() -> None:
     assert not hold_collapse(results, "agent", 0.87)["passed"]
 
 
+def test_holding_while_trading_as_often_as_the_better_baseline_is_no_collapse() -> None:
+    """A scalper waiting out its positions HOLDs most minutes; only HOLD crowding out the trades is a collapse."""
+    results = {
+        "agent": result("agent", episode(60.0, 8, 300), episode(40.0, 7, 300)),
+        "momentum": result("momentum", episode(100.0, 12, 300), episode(90.0, 10, 300)),
+    }
+    check = hold_collapse(results, "agent", 0.87)
+    assert check["passed"] and check["value"] > 0.87 and "7.5 a session" in check["detail"]
+    assert not hold_collapse(results, "agent", 0.87, trade_share=0.7)["passed"]  # 7.5 < 0.7 x 11
+
+
 def test_a_stop_filled_beyond_the_allowed_slippage_fails_and_alignment_reads_reward_against_pnl() -> None:
     results = {
         "agent": result(
@@ -93,4 +104,22 @@ def test_every_policy_plays_the_same_sessions_and_the_reward_terms_add_up_to_the
             assert sum(e.reward_terms.values()) == pytest.approx(e.total_reward)
             assert e.action_counts.sum() == e.hourly_actions.sum() == e.steps
     assert policy_metrics(results["never_trade"])["mean_session_pnl"] == 0.0
-    assert policy_metrics(results["random_valid"])["trades_per_day"] > 1
+    assert policy_metrics(results["random_valid"])["trades_per_day"] >= 1
+
+
+def test_an_agent_that_never_trades_on_trending_days_is_flagged_and_the_momentum_rule_is_not() -> None:
+    """Played for real: on days that drift one way all session the breakout rule profits, so an agent that only
+    HOLDs is seed 003's collapse, and the rule itself, though it HOLDs most minutes, is not."""
+    from rl.families.zerodte.baselines import never_trade
+
+    days = synthetic_option_days(n_days=4, n_minutes=150, seed=0, trend=0.3, n_features=6)
+    env_cfg = EnvConfig(premium_budget=1000.0, contracts=20)
+    evaluation = EvaluationConfig()
+    held = evaluate_with_baselines(never_trade(), days, env_cfg, evaluation, SHAPED)
+    assert policy_metrics(held["momentum"])["mean_session_pnl"] > 0
+    check = run_checks(held, "agent", evaluation)["hold_collapse"]
+    assert not check["passed"] and "HOLD COLLAPSE" in check["detail"] and "momentum" in check["detail"]
+    rule = momentum(days.feature_names, env_cfg.window, evaluation.breakout_feature, evaluation.breakout_level)
+    trading = evaluate_with_baselines(rule, days, env_cfg, evaluation, SHAPED)
+    assert trading["agent"].action_counts[HOLD] / trading["agent"].action_counts.sum() > 0.87
+    assert run_checks(trading, "agent", evaluation)["hold_collapse"]["passed"]
