@@ -303,12 +303,13 @@ def session_coverage(
                 WHERE t.symbol IS NULL OR g.symbol IS NOT NULL
                 ORDER BY w.session_date, w.symbol""",
         )
+        # traded minutes counted on integer nanoseconds: date_trunc('minute', ts) rounds a TIMESTAMP_NS to us first
         partial = query_polars(
             con,
             f"""SELECT w.symbol, w.session_date, t.traded_minutes, w.minutes,
                        round(t.traded_minutes / w.minutes, 4) AS traded_share, t.first_ts, t.last_ts
                 FROM {wv} w
-                JOIN (SELECT symbol, session_date, count(DISTINCT date_trunc('minute', ts)) AS traded_minutes,
+                JOIN (SELECT symbol, session_date, count(DISTINCT epoch_ns(ts) // 60000000000) AS traded_minutes,
                              min(ts) AS first_ts, max(ts) AS last_ts
                       FROM raw.ticks WHERE session_date IN (SELECT session_date FROM {wv}) GROUP BY ALL) t
                 USING (symbol, session_date)
@@ -403,11 +404,13 @@ def vendor_bar_agreement(
     days = _dates(dates)
     sessions = symbol_sessions(_stored_pairs(con, "core.bars_1m", days)).drop("minutes")
     with registered(con, sessions) as sv:
-        vendor = f"""(SELECT v.symbol, v.ts::TIMESTAMP AS minute, v.close AS vendor_close, b.close, b.trade_count
-                      FROM raw.minute_bars v
+        # v.minute: the bar's start as a TIMESTAMP, exactly (v.ts::TIMESTAMP would round nanoseconds; see bars_1m.sql)
+        vendor = f"""(SELECT v.symbol, v.minute, v.close AS vendor_close, b.close, b.trade_count
+                      FROM (SELECT *, make_timestamp(epoch_ns(ts) // 60000000000 * 60000000) AS minute
+                            FROM raw.minute_bars) v
                       JOIN {sv} s ON s.symbol = v.symbol AND s.session_date = v.session_date
                         AND v.ts >= s.open AND v.ts < s.close
-                      LEFT JOIN core.bars_1m b ON b.symbol = v.symbol AND b.minute = v.ts::TIMESTAMP)"""
+                      LEFT JOIN core.bars_1m b ON b.symbol = v.symbol AND b.minute = v.minute)"""
         bad = "coalesce(trade_count, 0) = 0 OR abs(close - vendor_close) > $tol * vendor_close"
         row = con.execute(
             f"""SELECT count(*), count(*) FILTER (WHERE coalesce(trade_count, 0) = 0),

@@ -7,12 +7,17 @@
 -- Parameters: $session_date DATE. `bars` also reads _bars_grid (symbol, minute, fallback_spread, fallback_bps):
 -- every calendar minute of each symbol's own session, and the spread its instrument's model assumes when the
 -- symbol has no quote all day (a fixed amount, or basis points of the price), flagged in spread_modelled.
+-- Minutes are bucketed on integer nanoseconds: make_timestamp(epoch_ns(ts) // 60000000000 * 60000000) is the
+-- minute's start as a TIMESTAMP, exactly. date_trunc('minute', ts), time_bucket and ts::TIMESTAMP round a
+-- TIMESTAMP_NS to microseconds first, which put every stamp from :59.9999995 on (Polygon's index levels at
+-- 14:31:59.999999999) into the next minute. The divisor must stay an integer literal (60e9 is a DOUBLE and
+-- rounds too); `//` truncates toward zero, which is the floor for every stamp after 1970.
 
 -- step: trade_minutes
 CREATE OR REPLACE TEMP TABLE _bars_trade_minutes AS
 SELECT
     symbol,
-    date_trunc('minute', ts)::TIMESTAMP AS minute,
+    make_timestamp(epoch_ns(ts) // 60000000000 * 60000000) AS minute,
     arg_min(price, seq) AS open,
     max(price) AS high,
     min(price) AS low,
@@ -31,7 +36,7 @@ GROUP BY ALL;
 CREATE OR REPLACE TEMP TABLE _bars_quote_minutes AS
 SELECT
     symbol,
-    date_trunc('minute', ts)::TIMESTAMP AS minute,
+    make_timestamp(epoch_ns(ts) // 60000000000 * 60000000) AS minute,
     sum(ask - bid) AS spread_sum,
     sum(ask + bid) AS mid2_sum,
     count(*) AS quote_count
@@ -45,7 +50,7 @@ GROUP BY ALL;
 CREATE OR REPLACE TEMP TABLE _bars_vendor_minutes AS
 SELECT
     symbol,
-    ts::TIMESTAMP AS minute,
+    make_timestamp(epoch_ns(ts) // 60000000000 * 60000000) AS minute,  -- on a minute (validated)
     open,
     high,
     low,
