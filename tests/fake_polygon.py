@@ -217,10 +217,7 @@ class FakePolygonData:
         rows = [r for r in rows if _within(r["sip_timestamp"], bounds)]
         rows.sort(key=lambda r: r["sip_timestamp"], reverse=_descending(query.get("order", "asc")))
         page, next_url = self._page(rows, path, query, offset, base_url, default_limit=1000)
-        body: dict[str, Any] = {"results": page, "status": "OK", "request_id": uuid.uuid4().hex}
-        if next_url:
-            body["next_url"] = next_url
-        return 200, json.dumps(body)
+        return _ok(page, next_url)
 
     def _contracts(self, path: str, query: dict[str, str], offset: int, base_url: str) -> tuple[int, str]:
         """The options contracts reference: filters as Polygon documents them, pages of at most 1000."""
@@ -236,10 +233,7 @@ class FakePolygonData:
         ]
         rows.sort(key=lambda c: c["ticker"], reverse=_descending(query.get("order", "asc")))
         page, next_url = self._page(rows, path, query, offset, base_url, default_limit=10)
-        body: dict[str, Any] = {"results": page, "status": "OK", "request_id": uuid.uuid4().hex}
-        if next_url:
-            body["next_url"] = next_url
-        return 200, json.dumps(body)
+        return _ok(page, next_url)
 
     def _aggs(self, parts: list[str], path: str, query: dict[str, str], offset: int, base_url: str) -> tuple[int, str]:
         ticker, multiplier, timespan, start, end = parts[3], parts[5], parts[6], parts[7], parts[8]
@@ -285,10 +279,7 @@ class FakePolygonData:
         bounds = {op: int(query[f"{key}.{op}"]) for op in ("gte", "gt", "lte", "lt") if f"{key}.{op}" in query}
         rows = sorted((r for r in rows if _within(r[key], bounds)), key=lambda r: r[key])
         page, next_url = self._page(rows, path, query, offset, base_url, default_limit=1000)
-        body: dict[str, Any] = {"results": page, "status": "OK", "request_id": uuid.uuid4().hex}
-        if next_url:
-            body["next_url"] = next_url
-        return 200, json.dumps(body)
+        return _ok(page, next_url)
 
     def _page(
         self, rows: list[dict], path: str, query: dict[str, str], offset: int, base_url: str, default_limit: int
@@ -303,6 +294,14 @@ class FakePolygonData:
         state = {"query": query, "offset": offset + size}
         cursor = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
         return page, f"{self.next_url_base or base_url}{path}?cursor={cursor}"
+
+
+def _ok(page: list[dict[str, Any]], next_url: str | None) -> tuple[int, str]:
+    """A 200 page as Polygon's v3 endpoints send it, with `next_url` when more rows follow."""
+    body: dict[str, Any] = {"results": page, "status": "OK", "request_id": uuid.uuid4().hex}
+    if next_url:
+        body["next_url"] = next_url
+    return 200, json.dumps(body)
 
 
 def _error(status: int, text: str | None = None) -> tuple[int, str]:
