@@ -40,9 +40,12 @@ class ReportContext:
 
 
 def fmt(value: Any, kind: str) -> str:
-    """A table cell: `money` signed $, `usd` unsigned $, `pct` percent of 1, `plain` 2 decimals, else signed."""
+    """A table cell: `money` signed $, `usd` unsigned $, `pct` percent of 1, `plain` 2 decimals (`plain0` without a
+    trailing .00, for counts), else signed."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
+    if kind == "plain0":
+        return f"{value:.2f}".removesuffix(".00")
     if kind == "money":
         return f"{value:+,.0f}" if abs(value) >= 10 else f"{value:+,.2f}"
     if kind == "usd":
@@ -59,6 +62,21 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def metrics_table(
+    results: Mapping[str, Any],
+    metrics: Callable[[Any], Mapping[str, Any]],
+    columns: Sequence[tuple[str, str, str]],
+    cell: Callable[[Any, str], str] = fmt,
+) -> str:
+    """One row per policy (the first, the agent, in bold): `metrics(result)[key]` under each (key, label, kind) of
+    `columns`, formatted by `cell`."""
+    rows = [
+        [f"**{name}**" if i == 0 else name, *(cell(m[key], kind) for key, _, kind in columns)]
+        for i, (name, m) in enumerate((name, metrics(r)) for name, r in results.items())
+    ]
+    return table(["policy", *(label for _, label, _ in columns)], rows)
 
 
 def figure(width: float, height: float) -> Figure:

@@ -20,6 +20,7 @@ from rl.core.report import (
     figure,
     fmt,
     image,
+    metrics_table,
     overall_by_policy,
     png,
     report_head,
@@ -57,16 +58,9 @@ def _cell(value: Any, kind: str) -> str:
     return fmt(value, kind)
 
 
-def _row(metrics: Mapping[str, float], keys: Sequence[tuple[str, str, str]]) -> list[str]:
-    return [_cell(metrics[key], kind) for key, _, kind in keys]
-
-
 def _metrics_table(results: Mapping[str, FundingEvalResult]) -> str:
-    rows = []
-    for name, result in results.items():
-        m = funding_metrics(result)
-        rows.append([f"**{name}**" if not rows else name, str(len(result.episodes)), *_row(m, _COLUMNS)])
-    return table(["policy", "episodes", *(label for _, label, _ in _COLUMNS)], rows)
+    columns = (("episodes", "episodes", "plain0"), *_COLUMNS)
+    return metrics_table(results, lambda r: {"episodes": len(r.episodes), **funding_metrics(r)}, columns, _cell)
 
 
 def _decomposition_table(results: Mapping[str, FundingEvalResult]) -> str:

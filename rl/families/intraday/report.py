@@ -11,12 +11,11 @@ import numpy as np
 from rl.core.report import (
     ReportContext,
     figure,
-    fmt,
     image,
+    metrics_table,
     overall_by_policy,
     png,
     report_head,
-    table,
     write_report,
 )
 from rl.families.intraday.baselines import ACTION_NAMES
@@ -58,11 +57,7 @@ _COLUMNS = (
 
 
 def _metrics_table(results: Mapping[str, EvalResult]) -> str:
-    rows = []
-    for name, result in results.items():
-        m = policy_metrics(result)
-        rows.append([f"**{name}**" if not rows else name, *(fmt(m[key], kind) for key, _, kind in _COLUMNS)])
-    return table(["policy", *(label for _, label, _ in _COLUMNS)], rows)
+    return metrics_table(results, policy_metrics, _COLUMNS)
 
 
 def plot_equity(results: Mapping[str, EvalResult], boundaries: Sequence[int] = ()) -> bytes:

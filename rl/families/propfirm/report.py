@@ -15,6 +15,7 @@ from rl.core.report import (
     figure,
     fmt,
     image,
+    metrics_table,
     overall_by_policy,
     png,
     report_head,
@@ -45,16 +46,8 @@ _COLUMNS = (
 )
 
 
-def _cell(value: float, kind: str) -> str:
-    return fmt(value, "plain").removesuffix(".00") if kind == "plain0" else fmt(value, kind)
-
-
 def _metrics_table(results: Mapping[str, EvalResult], confidence: float) -> str:
-    rows = []
-    for name, result in results.items():
-        m = policy_metrics(result, confidence)
-        rows.append([f"**{name}**" if not rows else name, *(_cell(m[k], kind) for k, _, kind in _COLUMNS)])
-    return table(["policy", *(label for _, label, _ in _COLUMNS)], rows)
+    return metrics_table(results, lambda r: policy_metrics(r, confidence), _COLUMNS)
 
 
 def _mix_table(results: Mapping[str, EvalResult]) -> str:

@@ -15,6 +15,7 @@ from rl.core.report import (
     figure,
     fmt,
     image,
+    metrics_table,
     overall_by_policy,
     png,
     report_head,
@@ -44,17 +45,9 @@ _COLUMNS = (
 )
 
 
-def _cell(value: float, kind: str) -> str:
-    return fmt(value, "plain").removesuffix(".00") if kind == "plain0" else fmt(value, kind)
-
-
 def _metrics_table(results: Mapping[str, EvalResult], confidence: float) -> str:
-    rows = []
-    for name, result in results.items():
-        m = policy_metrics(result, confidence)
-        rows.append([f"**{name}**" if not rows else name, *(_cell(m.get(k, float("nan")), kind) for k, _, kind in
-                                                              _COLUMNS)])  # fmt: skip
-    return table(["policy", *(label for _, label, _ in _COLUMNS)], rows)
+    blank = dict.fromkeys((key for key, _, _ in _COLUMNS), float("nan"))  # a figure a policy lacks reads n/a
+    return metrics_table(results, lambda r: blank | policy_metrics(r, confidence), _COLUMNS)
 
 
 def _tiers_table(results: Mapping[str, EvalResult], tier_names: Sequence[str]) -> str:
@@ -63,7 +56,7 @@ def _tiers_table(results: Mapping[str, EvalResult], tier_names: Sequence[str]) -
         m = policy_metrics(result)
         symbols = sorted({e.symbol for e in result.episodes})
         rotation = ", ".join(f"{s} {int(m.get(f'trades_{s}', 0))}" for s in symbols)
-        rows.append([name, *(_cell(m.get(f"tier_{i + 1}_hits", 0.0), "plain0") for i in range(len(tier_names))),
+        rows.append([name, *(fmt(m.get(f"tier_{i + 1}_hits", 0.0), "plain0") for i in range(len(tier_names))),
                      rotation])  # fmt: skip
     return table(["policy", *tier_names, "trades by underlying"], rows)
 
