@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,35 @@ def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -
     rb -= rb.mean()
     denom = math.sqrt(float(ra @ ra) * float(rb @ rb))
     return float(ra @ rb / denom) if denom > 0 else float("nan")
+
+
+def reward_pnl_alignment(
+    rewards: Sequence[float] | np.ndarray, pnls: Sequence[float] | np.ndarray, min_rho: float = 0.0
+) -> dict[str, Any]:
+    """Fail when episode rewards and net P&L rank episodes in opposite order (Spearman < `min_rho`): seed 004's
+    reward that rose while the money fell, checked the same way in every family.
+
+    Undefined correlation (fewer than 3 episodes, or rewards or P&L constant, e.g. a policy that never trades)
+    is not evidence of misalignment and passes, with the reason in `detail`.
+    """
+    rho = spearman(rewards, pnls)
+    n = int(np.isfinite(np.asarray(rewards, float)).sum())
+    if math.isnan(rho):
+        return {
+            "passed": True,
+            "value": None,
+            "threshold": min_rho,
+            "episodes": n,
+            "detail": "Spearman undefined (< 3 episodes or constant reward/P&L): nothing to misalign",
+        }
+    passed = rho >= min_rho
+    return {
+        "passed": bool(passed),
+        "value": rho,
+        "threshold": min_rho,
+        "episodes": n,
+        "detail": f"Spearman(reward, net P&L) over {n} episodes = {rho:+.3f} ({'>=' if passed else '<'} {min_rho})",
+    }
 
 
 def sharpe_ratio(daily_pnl: Sequence[float] | np.ndarray, periods: int = TRADING_DAYS_PER_YEAR) -> float:

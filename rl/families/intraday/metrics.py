@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rl.core.metrics import max_drawdown, rankdata, share_distribution, sharpe_ratio, spearman
+from rl.core.metrics import max_drawdown, rankdata, reward_pnl_alignment, share_distribution, sharpe_ratio, spearman
 from rl.families.intraday.baselines import ACTION_NAMES
 from rl.families.intraday.evaluate import POSITION_NAMES
 
@@ -140,34 +139,6 @@ def action_collapse(dist: Mapping[str, float], max_share: float = 0.9) -> dict[s
     passed = share <= max_share
     detail = f"{top} is {share:.1%} of decisions ({'<=' if passed else '>'} {max_share:.0%} allowed)"
     return {"passed": bool(passed), "value": share, "threshold": max_share, "action": top, "detail": detail}
-
-
-def reward_pnl_alignment(
-    rewards: Sequence[float] | np.ndarray, pnls: Sequence[float] | np.ndarray, min_rho: float = 0.0
-) -> dict[str, Any]:
-    """Fail when episode rewards and net P&L rank episodes in opposite order (Spearman < `min_rho`).
-
-    Undefined correlation (fewer than 3 episodes, or rewards or P&L constant, e.g. a policy that never trades)
-    is not evidence of misalignment and passes, with the reason in `detail`.
-    """
-    rho = spearman(rewards, pnls)
-    n = int(np.isfinite(np.asarray(rewards, float)).sum())
-    if math.isnan(rho):
-        return {
-            "passed": True,
-            "value": None,
-            "threshold": min_rho,
-            "episodes": n,
-            "detail": "Spearman undefined (< 3 episodes or constant reward/P&L): nothing to misalign",
-        }
-    passed = rho >= min_rho
-    return {
-        "passed": bool(passed),
-        "value": rho,
-        "threshold": min_rho,
-        "episodes": n,
-        "detail": f"Spearman(reward, net P&L) over {n} episodes = {rho:+.3f} ({'>=' if passed else '<'} {min_rho})",
-    }
 
 
 def run_checks(

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rl.core.metrics import spearman
+from rl.core.metrics import reward_pnl_alignment, spearman
 from rl.families.zerodte.env import ACTION_NAMES, HOLD
 from rl.families.zerodte.evaluate import EvalResult
 
@@ -134,7 +134,7 @@ def run_checks(results: Mapping[str, EvalResult], agent: str, evaluation: Any) -
     others = {name: policy_metrics(r, conf)["mean_session_pnl"] for name, r in results.items() if name != agent}
     best = max(others, key=lambda k: others[k]) if others else None
     beats = best is None or mine["mean_session_pnl"] > others[best]
-    rho = mine["reward_pnl_spearman"]
+    alignment = reward_pnl_alignment(results[agent].total_reward, results[agent].net_pnl)
     terms = reward_terms(results[agent])
     shaping = {k: v for k, v in terms.items() if k not in PNL_TERMS and v}
     pays = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(shaping.items(), key=lambda kv: -abs(kv[1]))) or "none"
@@ -149,12 +149,10 @@ def run_checks(results: Mapping[str, EvalResult], agent: str, evaluation: Any) -
             + ", ".join(f"{k} {v:+,.2f}" for k, v in others.items()),
         },
         "hold_collapse": hold_collapse(results, agent, evaluation.max_hold_share, evaluation.collapse_trade_share),
-        "reward_pnl_alignment": {
-            "passed": bool(math.isnan(rho) or rho >= 0.0),
-            "value": None if math.isnan(rho) else rho,
-            "threshold": ">= 0",
-            "detail": f"Spearman(session reward, net P&L) {rho:+.3f}; P&L terms paid {mine['pnl_reward']:+.2f}, "
-            f"shaping terms {mine['shaping_reward']:+.2f} ({pays})",
+        "reward_pnl_alignment": alignment
+        | {
+            "detail": f"{alignment['detail']}; P&L terms paid {mine['pnl_reward']:+.2f}, shaping terms "
+            f"{mine['shaping_reward']:+.2f} ({pays})",
             "reward_terms": terms,
         },
         "stop_reliability": {

@@ -9,7 +9,7 @@ from itertools import permutations
 import numpy as np
 import pytest
 
-from rl.core.metrics import max_drawdown, rankdata, sharpe_ratio, spearman
+from rl.core.metrics import max_drawdown, rankdata, reward_pnl_alignment, sharpe_ratio, spearman
 from rl.families.intraday.evaluate import EpisodeResult, EvalResult
 from rl.families.intraday.metrics import (
     action_collapse,
@@ -17,7 +17,6 @@ from rl.families.intraday.metrics import (
     daily_pnl,
     policy_metrics,
     portfolio_equity,
-    reward_pnl_alignment,
     run_checks,
 )
 
