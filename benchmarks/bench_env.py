@@ -10,33 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import masked_rate  # noqa: E402
 from rl.core.data import random_walk_days  # noqa: E402
 from rl.core.reward import load_reward  # noqa: E402
 from rl.families.intraday.accounting import COMPONENTS  # noqa: E402
 from rl.families.intraday.config import EnvConfig  # noqa: E402
 
 REWARD = Path(__file__).resolve().parents[1] / "configs" / "rewards" / "intraday.yaml"
-
-
-def _run(env, n: int, steps: int, masks_fn, seed: int = 0) -> float:
-    """Env-steps per second over `steps` masked random-valid steps (after a short warm-up)."""
-    rng = np.random.default_rng(seed)
-    env.reset()
-    for _ in range(10):
-        env.step(np.argmax(rng.random((n, 4)) * masks_fn(), axis=1))
-    start = time.perf_counter()
-    for _ in range(steps):
-        masks = masks_fn()
-        env.step_async(np.argmax(rng.random((n, 4)) * masks, axis=1))
-        env.step_wait()
-    return n * steps / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -61,16 +45,16 @@ def main() -> None:
     results = {}
     for n in args.n_envs:
         env = IntradayVecEnv(days, cfg, reward, n, seed=0)
-        rate = _run(env, n, args.steps, env.action_masks)
+        rate = masked_rate(env, args.steps)
         results[n] = rate
         print(f"{f'IntradayVecEnv({n}) action_masks()':<34}{rate:>14,.0f}{n / rate * 1e6:>13.1f}")
     for n in (64, 256, max(args.n_envs)):
         env = IntradayVecEnv(days, cfg, reward, n, seed=0)
-        rate = _run(env, n, max(args.steps // 2, 50), lambda env=env: get_action_masks(env))
+        rate = masked_rate(env, max(args.steps // 2, 50), lambda env=env: get_action_masks(env))
         print(f"{f'IntradayVecEnv({n}) sb3-contrib masks':<34}{rate:>14,.0f}{n / rate * 1e6:>13.1f}")
     dummy = DummyVecEnv([lambda i=i: IntradayEnv(days, cfg, reward) for i in range(8)])
     dummy.seed(0)
-    dummy_rate = _run(dummy, 8, args.dummy_steps, lambda: get_action_masks(dummy))
+    dummy_rate = masked_rate(dummy, args.dummy_steps, lambda: get_action_masks(dummy))
     print(f"{'DummyVecEnv(8) of IntradayEnv':<34}{dummy_rate:>14,.0f}{8 / dummy_rate * 1e6:>13.1f}")
     best_n = max(results, key=results.get)
     ratio = results[best_n] / dummy_rate

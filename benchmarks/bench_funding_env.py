@@ -13,29 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import masked_rate  # noqa: E402
 from rl.families.funding.config import FundingEnvConfig, load_funding_reward  # noqa: E402
 from rl.families.funding.data import random_funding_days  # noqa: E402
 
 REWARD = Path(__file__).resolve().parents[1] / "configs" / "rewards" / "funding.yaml"
 EXCHANGES = ("binance", "bybit", "okx", "bitget", "gate")
-
-
-def _run(env, n: int, n_act: int, steps: int, masks_fn, seed: int = 0) -> float:
-    """Env-steps per second over `steps` masked random-valid steps (after a short warm-up)."""
-    rng = np.random.default_rng(seed)
-    env.reset()
-    for _ in range(10):
-        env.step(np.argmax(rng.random((n, n_act)) * masks_fn(), axis=1))
-    start = time.perf_counter()
-    for _ in range(steps):
-        masks = masks_fn()
-        env.step_async(np.argmax(rng.random((n, n_act)) * masks, axis=1))
-        env.step_wait()
-    return n * steps / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -66,10 +51,10 @@ def main() -> None:
     print(f"{'setup':<34}{'env-steps/s':>14}{'us/vec-step':>13}")
     for n in args.n_envs:
         env = FundingVecEnv(days, cfg, reward, n_envs=n, seed=0)
-        rate = _run(env, n, n_act, args.steps, env.action_masks)
+        rate = masked_rate(env, args.steps)
         print(f"{f'FundingVecEnv({n})':<34}{rate:>14,.0f}{n / rate * 1e6:>13.1f}")
     dummy = DummyVecEnv([lambda: FundingEnv(days, cfg, reward) for _ in range(8)])
-    rate = _run(dummy, 8, n_act, args.dummy_steps, lambda: get_action_masks(dummy))
+    rate = masked_rate(dummy, args.dummy_steps, lambda: get_action_masks(dummy))
     print(f"{'DummyVecEnv(8) of FundingEnv':<34}{rate:>14,.0f}{8 / rate * 1e6:>13.1f}")
 
 

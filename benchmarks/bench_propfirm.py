@@ -9,75 +9,30 @@ per env, step (auto-resets and day rolls included). Prints numbers and ratios; a
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import sys
-import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import bench_family, family_args  # noqa: E402
 from rl.core.family import load_family  # noqa: E402
+from rl.core.registry import get_family  # noqa: E402
 from rl.core.reward import load_reward  # noqa: E402
 from rl.families.propfirm.data import synthetic_futures_days  # noqa: E402
-
-ENV_GOAL, TRAIN_GOAL = 2e6, 1e4
-
-
-def _env_rate(days, cfg, reward, n: int, steps: int) -> float:
-    from rl.families.propfirm.env import PropFirmVecEnv
-
-    env = PropFirmVecEnv(days, cfg, reward, n_envs=n, seed=0)
-    rng = np.random.default_rng(0)
-    env.reset()
-    width = env.action_space.n
-    for _ in range(10):
-        env.step(np.argmax(rng.random((n, width)) * env.action_masks(), axis=1))
-    start = time.perf_counter()
-    for _ in range(steps):
-        masks = env.action_masks()
-        env.step_async(np.argmax(rng.random((n, width)) * masks, axis=1))
-        env.step_wait()
-    return n * steps / (time.perf_counter() - start)
+from rl.families.propfirm.env import PropFirmVecEnv  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-envs", type=int, nargs="+", default=[256, 1024, 4096])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--train-steps", type=int, default=65_536)
-    args = parser.parse_args()
+    args = family_args(__doc__)
     family = load_family(ROOT / "configs" / "propfirm.yaml")
-    from rl.core.registry import get_family
-
     reward = load_reward(ROOT / "configs" / family.reward, get_family("propfirm").reward_components)
     # 20 Globex-like days of 1,380 minutes from 17:00 CT: the window 09:30-16:59 ET is 449 bars of each.
     days = synthetic_futures_days(n_days=20, n_minutes=1380, first_bar="2024-03-03T23:00", seed=0, n_features=31)
     print(f"days={days.n_days} minutes={days.bars.max_minutes} features={len(days.feature_names)} "
           f"rule book={family.env.rulebook.name} max_contracts={family.env.max_contracts}")  # fmt: skip
-    print(f"{'setup':<34}{'env-steps/s':>14}{'ratio to 2M':>14}")
-    best = 0.0
-    for n in args.n_envs:
-        rate = _env_rate(days, family.env, reward, n, args.steps)
-        best = max(best, rate)
-        print(f"{f'PropFirmVecEnv({n}) action_masks()':<34}{rate:>14,.0f}{rate / ENV_GOAL:>14.2f}")
-    print(f"best batched: {best:,.0f} env-steps/s = {best / ENV_GOAL:.2f} of the 2M goal")
-
-    from rl.core.train import TrainPhase, train_policy
-    from rl.families.propfirm.env import PropFirmVecEnv
-
-    ppo = dataclasses.replace(family.ppo, total_timesteps=args.train_steps)
     make = lambda n, seed: PropFirmVecEnv(days, family.env, reward, n_envs=n, seed=seed)  # noqa: E731
-    with tempfile.TemporaryDirectory() as tmp:
-        result = train_policy(days, family.env, reward, ppo, Path(tmp) / "ckpt",
-                              [TrainPhase("bench", args.train_steps, make)], {"run_id": "bench"})  # fmt: skip
-    rate = result.stats.steps_per_s
-    print(f"training (n_envs={ppo.n_envs}, n_steps={ppo.n_steps}, batch {ppo.batch_size}, {ppo.n_epochs} epochs, "
-          f"net {list(ppo.net_arch)}): {rate:,.0f} env-steps/s = {rate / TRAIN_GOAL:.2f} of the 10k goal")  # fmt: skip
+    bench_family("PropFirmVecEnv", make, days, family, reward, args, env_goal=2e6)
 
 
 if __name__ == "__main__":
