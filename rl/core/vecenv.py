@@ -3,6 +3,7 @@ over day episodes, and the Gymnasium env that is a batch of one."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -214,13 +215,34 @@ class DayEpisodesVecEnv(BatchedVecEnv):
     """A batched env whose episodes open on a day of its data: what the minute-bar families share.
 
     Env i opens on `options["day_index"]` (set_options), else `fixed_days[i]`, else a day drawn from its own
-    generator, so env i plays exactly what the single env plays after `reset(seed=seed + i)`. Subclasses set
-    `fixed_days` and `_core` (`reset(sel, days, rngs)`, `n_days`) and say what a reset reports (`_reset_info`).
+    generator, so env i plays exactly what the single env plays after `reset(seed=seed + i)`. Subclasses pass their
+    core (`reset(sel, days, rngs)`, `observe()`, `obs_dim`, `n_days`, `ledger`) to `__init__` and say what a reset
+    reports (`_reset_info`).
     """
 
     fixed_days: np.ndarray | None = None
     _PER_ENV: dict[str, str] = {}  # get_attr name -> per-env array of `_core`
     _PER_LEDGER: dict[str, str] = {}  # get_attr name -> per-env array of `_core.ledger`
+
+    def __init__(
+        self, core: Any, days: Any, env_cfg: Any, reward: Any, n_envs: int, seed: int | None,
+        fixed_days: np.ndarray | Sequence[int] | None, auto_reset: bool, n_actions: int,
+    ) -> None:  # fmt: skip
+        """Subclasses pass their batched core (built for `n_envs` over `days`) and their action count."""
+        self._core = core
+        self.days, self.env_cfg, self.reward = days, env_cfg, reward
+        self.fixed_days = self.fixed_indices(fixed_days, n_envs, days.n_days - 1, "fixed_days")
+        self._init_batched(n_envs, core.obs_dim, n_actions, seed, auto_reset)
+
+    @property
+    def core(self) -> Any:
+        """The batched state (ledger, rule state, episode facts) the evaluation reads."""
+        return self._core
+
+    @property
+    def ledger(self) -> Any:
+        """The accounts (position, equity, round trips, wins, cost totals) of all envs."""
+        return self._core.ledger
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """Per-env values of the `_PER_ENV` and `_PER_LEDGER` names and `done_mask`; else the shared attribute."""

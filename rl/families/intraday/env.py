@@ -23,7 +23,7 @@ from rl.core.accounting import contract_terms
 from rl.core.data import MarketDays
 from rl.core.reward import RewardSpec, combine
 from rl.core.vecenv import DayEpisodeEnv, DayEpisodesVecEnv
-from rl.families.intraday.accounting import COMPONENT_NAMES, DONE_REASONS, Ledger, day_ledger
+from rl.families.intraday.accounting import COMPONENT_NAMES, DONE_REASONS, day_ledger
 from rl.families.intraday.config import EnvConfig
 
 HOLD, BUY, SELL, CLOSE = 0, 1, 2, 3
@@ -212,15 +212,8 @@ class IntradayVecEnv(DayEpisodesVecEnv):
         fixed_days: np.ndarray | Sequence[int] | None = None,
         auto_reset: bool = True,
     ) -> None:
-        self._core = _Batch(days, env_cfg, reward, n_envs)
-        self.days, self.env_cfg, self.reward = days, env_cfg, reward
-        self.fixed_days = self.fixed_indices(fixed_days, n_envs, days.n_days - 1, "fixed_days")
-        self._init_batched(n_envs, self._core.obs_dim, N_ACTIONS, seed, auto_reset)
-
-    @property
-    def ledger(self) -> Ledger:
-        """The accounts (position, equity, round trips, wins, cost totals) of all envs."""
-        return self._core.ledger
+        core = _Batch(days, env_cfg, reward, n_envs)
+        super().__init__(core, days, env_cfg, reward, n_envs, seed, fixed_days, auto_reset, N_ACTIONS)
 
     def _reset_info(self, day: int) -> dict[str, Any]:
         return _reset_info(self.days, day)

@@ -423,15 +423,8 @@ class PropFirmVecEnv(DayEpisodesVecEnv):
         fixed_days: np.ndarray | Sequence[int] | None = None,
         auto_reset: bool = True,
     ) -> None:
-        self._core = _Batch(days, env_cfg, reward, n_envs)
-        self.days, self.env_cfg, self.reward = days, env_cfg, reward
-        self.fixed_days = self.fixed_indices(fixed_days, n_envs, days.n_days - 1, "fixed_days")
-        self._init_batched(n_envs, self._core.obs_dim, self._core.n_actions, seed, auto_reset)
-
-    @property
-    def core(self) -> _Batch:
-        """The accounts' arrays (ledger, rule state, events), read by the evaluation."""
-        return self._core
+        core = _Batch(days, env_cfg, reward, n_envs)
+        super().__init__(core, days, env_cfg, reward, n_envs, seed, fixed_days, auto_reset, core.n_actions)
 
     def _reset_info(self, day: int) -> dict[str, Any]:
         return _reset_info(self.days, day)
