@@ -73,8 +73,57 @@ class ArrayRecord:
         return arrays_hash(self._arrays())
 
 
+def row_indices(indices: Iterable[int] | np.ndarray) -> np.ndarray:
+    """int64 row numbers from ints or a boolean mask, in the given order."""
+    idx = np.asarray(indices)
+    return np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+
+
+class DayRows(ArrayRecord):
+    """One row per (symbol, session) with its `dates` and a `subset` of rows: the date selection walk-forward slices
+    make of every minute-bar family's data."""
+
+    dates: np.ndarray
+
+    def subset(self, indices: Iterable[int] | np.ndarray) -> Self:
+        raise NotImplementedError
+
+    def select_dates(self, dates: Iterable[date | np.datetime64 | str]) -> Self:
+        """Every row (all symbols) whose session date is in `dates`, keeping the stored order."""
+        wanted = np.asarray([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]")
+        mask = np.isin(self.dates, wanted)
+        if not mask.any():
+            raise ValueError(f"none of the {len(wanted)} requested dates is in this {type(self).__name__}")
+        return self.subset(mask)
+
+
+class OnBars(DayRows):
+    """A family's day data built around the underlying's MarketDays (`bars`): its rows are the bars' rows."""
+
+    bars: MarketDays
+
+    @property
+    def symbols(self) -> np.ndarray:
+        return self.bars.symbols
+
+    @property
+    def dates(self) -> np.ndarray:
+        return self.bars.dates
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.bars.feature_names
+
+    @property
+    def n_days(self) -> int:
+        return self.bars.n_days
+
+    def __len__(self) -> int:
+        return self.n_days
+
+
 @dataclass(frozen=True, eq=False)
-class MarketDays(ArrayRecord):
+class MarketDays(DayRows):
     """Market data of D days padded to T minutes; rows past `length[d]` repeat the last bar, never read."""
 
     symbols: np.ndarray  # [D] str: traded symbol of each day
@@ -199,10 +248,7 @@ class MarketDays(ArrayRecord):
 
     def subset(self, indices: Iterable[int] | np.ndarray) -> MarketDays:
         """The days at `indices` (ints or a boolean mask), in that order."""
-        idx = np.asarray(indices)
-        if idx.dtype == bool:
-            idx = np.flatnonzero(idx)
-        idx = idx.astype(np.int64)
+        idx = row_indices(indices)
         if idx.size == 0:
             raise ValueError("subset needs at least one day")
         return MarketDays(
@@ -215,14 +261,6 @@ class MarketDays(ArrayRecord):
             self.length[idx],
             self.feature_names,
         )
-
-    def select_dates(self, dates: Iterable[date | np.datetime64 | str]) -> MarketDays:
-        """Every day (all symbols) whose session date is in `dates`, keeping the stored order."""
-        wanted = np.asarray([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]")
-        mask = np.isin(self.dates, wanted)
-        if not mask.any():
-            raise ValueError(f"none of the {len(wanted)} requested dates is in this MarketDays")
-        return self.subset(mask)
 
     @classmethod
     def _from_arrays(cls, z: Mapping[str, np.ndarray]) -> MarketDays:

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 import polars as pl
 
-from rl.core.data import ArrayRecord, MarketDays
+from rl.core.data import MarketDays, OnBars, row_indices
 
 BASE_COLUMNS = ("root", "symbol", "session_date", "minute", "open", "high", "low", "close", "mean_spread")
 _OWN = ("contracts", "high", "low", "minute_ns")
 
 
 @dataclass(frozen=True, eq=False)
-class FuturesDays(ArrayRecord):
+class FuturesDays(OnBars):
     """D (root, day) rows padded to T minutes: bars and features (`bars`), highs, lows, bar starts, contracts."""
 
     bars: MarketDays  # symbols = roots; open, close, spread, features, length
@@ -51,41 +50,12 @@ class FuturesDays(ArrayRecord):
     def roots(self) -> np.ndarray:
         return self.bars.symbols
 
-    @property
-    def symbols(self) -> np.ndarray:
-        """The root of each row (what the core calls the symbol)."""
-        return self.bars.symbols
-
-    @property
-    def dates(self) -> np.ndarray:
-        return self.bars.dates
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return self.bars.feature_names
-
-    @property
-    def n_days(self) -> int:
-        return self.bars.n_days
-
-    def __len__(self) -> int:
-        return self.n_days
-
     def subset(self, indices: Iterable[int] | np.ndarray) -> FuturesDays:
         """The rows at `indices` (ints or a boolean mask), in that order."""
-        idx = np.asarray(indices)
-        idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+        idx = row_indices(indices)
         return FuturesDays(
             self.bars.subset(idx), self.contracts[idx], self.high[idx], self.low[idx], self.minute_ns[idx]
         )
-
-    def select_dates(self, dates: Iterable[date | np.datetime64 | str]) -> FuturesDays:
-        """Every root's rows on `dates`, in stored (root, date) order."""
-        wanted = np.asarray([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]")
-        mask = np.isin(self.dates, wanted)
-        if not mask.any():
-            raise ValueError(f"none of the {len(wanted)} requested dates is in these FuturesDays")
-        return self.subset(mask)
 
     def next_day(self) -> np.ndarray:
         """[D] int64: the row of the same root's next trading day, -1 on its last."""

@@ -15,14 +15,14 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from rl.core.data import ArrayRecord, MarketDays
+from rl.core.data import MarketDays, OnBars, row_indices
 
 QUOTE_FIELDS = ("bid", "ask", "iv", "delta", "gamma", "theta", "vega")
 CHAIN_COLUMNS = ("underlying", "session_date", "minute", "right", "strike", "minutes_to_expiry", *QUOTE_FIELDS)
 
 
 @dataclass(frozen=True, eq=False)
-class OptionDays(ArrayRecord):
+class OptionDays(OnBars):
     """D (underlying, session) rows padded to T minutes and K contracts."""
 
     bars: MarketDays  # the underlying: symbols, dates, features, open, close, spread, length
@@ -49,27 +49,8 @@ class OptionDays(ArrayRecord):
             raise ValueError("a quote has a negative bid or a bid above its ask")
 
     @property
-    def symbols(self) -> np.ndarray:
-        return self.bars.symbols
-
-    @property
-    def dates(self) -> np.ndarray:
-        return self.bars.dates
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return self.bars.feature_names
-
-    @property
-    def n_days(self) -> int:
-        return self.bars.n_days
-
-    @property
     def n_contracts(self) -> int:
         return int(self.strike.shape[1])
-
-    def __len__(self) -> int:
-        return self.n_days
 
     def quoted(self) -> np.ndarray:
         """[D, T, K] bool: the contract has a bid and an ask that minute."""
@@ -83,8 +64,7 @@ class OptionDays(ArrayRecord):
 
     def subset(self, indices: Iterable[int] | np.ndarray) -> OptionDays:
         """The rows at `indices` (ints or a boolean mask), in that order."""
-        idx = np.asarray(indices)
-        idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+        idx = row_indices(indices)
         return OptionDays(
             self.bars.subset(idx),
             self.strike[idx],
@@ -92,14 +72,6 @@ class OptionDays(ArrayRecord):
             self.to_close[idx],
             {k: v[idx] for k, v in self.quotes.items()},
         )
-
-    def select_dates(self, dates: Iterable[date | np.datetime64 | str]) -> OptionDays:
-        """Every underlying's rows on `dates`, in stored order."""
-        wanted = np.asarray([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]")
-        mask = np.isin(self.dates, wanted)
-        if not mask.any():
-            raise ValueError(f"none of the {len(wanted)} requested dates is in these OptionDays")
-        return self.subset(mask)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {f"bars_{k}": v for k, v in self.bars._arrays().items()}
