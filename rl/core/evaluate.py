@@ -42,6 +42,17 @@ class EpisodeSet:
         """Total reward per episode."""
         return np.array([ep.total_reward for ep in self.episodes], dtype=np.float64)
 
+    def row_identity(self, slice_name: str, checkpoint_id: str | None, agent: str) -> dict[str, Any]:
+        """Whose episodes an ml.evaluation_episodes row holds: the slice, this policy, and the checkpoint when the
+        policy is the agent (a baseline has none)."""
+        is_agent = self.name == agent
+        return {
+            "slice": slice_name,
+            "checkpoint_id": checkpoint_id if is_agent else None,
+            "policy": self.name,
+            "policy_kind": "agent" if is_agent else "baseline",
+        }
+
     @property
     def action_counts(self) -> np.ndarray:
         """Decisions per action kind summed over episodes [N_ACTIONS]."""

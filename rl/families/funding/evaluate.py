@@ -136,17 +136,14 @@ class FundingEvalResult(EpisodeSet):
         that is not at 00:00 UTC. `commission` is taker + liquidation fees, `spread_cost` the half-spreads, so
         net_pnl = gross_pnl + commission + spread_cost as for the intraday family.
         """
-        is_agent = self.name == agent
+        identity = self.row_identity(slice_name, checkpoint_id, agent)
         rows = []
         for ep in self.episodes:
             hour = datetime.fromisoformat(ep.start_time).hour
             key = f"{PORTFOLIO_SYMBOL}@{ep.config_name}" + (f"@{hour:02d}h" if hour else "")
             rows.append(
-                {
-                    "slice": slice_name,
-                    "checkpoint_id": checkpoint_id if is_agent else None,
-                    "policy": self.name,
-                    "policy_kind": "agent" if is_agent else "baseline",
+                identity
+                | {
                     "symbol": key,
                     "session_date": ep.session_date,
                     "reward": ep.total_reward,

@@ -144,12 +144,10 @@ class IntradayFamily:
     def episode_rows(self, result: Any, slice_name: str, checkpoint_id: str, agent: str) -> list[dict[str, Any]]:
         from rl.families.intraday.env import ACTION_NAMES
 
+        identity = result.row_identity(slice_name, checkpoint_id, agent)
         return [
-            {
-                "slice": slice_name,
-                "checkpoint_id": checkpoint_id if result.name == agent else None,
-                "policy": result.name,
-                "policy_kind": "agent" if result.name == agent else "baseline",
+            identity
+            | {
                 "symbol": ep.symbol,
                 "session_date": ep.date,
                 "reward": ep.total_reward,

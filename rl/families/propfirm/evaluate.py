@@ -95,14 +95,11 @@ class EvalResult(EpisodeSet):
 
     def to_rows(self, slice_name: str, checkpoint_id: str | None, agent: str) -> list[dict[str, Any]]:
         """One ml.evaluation_episodes row per account: symbol is the root, session_date the start day."""
-        is_agent = self.name == agent
+        identity = self.row_identity(slice_name, checkpoint_id, agent)
         names = action_names(len(self.action_counts) // 2)
         return [
-            {
-                "slice": slice_name,
-                "checkpoint_id": checkpoint_id if is_agent else None,
-                "policy": self.name,
-                "policy_kind": "agent" if is_agent else "baseline",
+            identity
+            | {
                 "symbol": ep.root,
                 "session_date": ep.start_date,
                 "reward": ep.total_reward,

@@ -74,13 +74,10 @@ class EvalResult(EpisodeSet):
 
     def to_rows(self, slice_name: str, checkpoint_id: str | None, agent: str) -> list[dict[str, Any]]:
         """One ml.evaluation_episodes row per session."""
-        is_agent = self.name == agent
+        identity = self.row_identity(slice_name, checkpoint_id, agent)
         return [
-            {
-                "slice": slice_name,
-                "checkpoint_id": checkpoint_id if is_agent else None,
-                "policy": self.name,
-                "policy_kind": "agent" if is_agent else "baseline",
+            identity
+            | {
                 "symbol": ep.symbol,
                 "session_date": ep.date,
                 "reward": ep.total_reward,
