@@ -22,7 +22,7 @@ session costs (two per contract). SPX same-day options are the weekly class SPXW
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
@@ -31,7 +31,7 @@ import polars as pl
 
 from market.calendar import session_bounds, session_minutes
 from market.option_chain import OPTION_ROOT
-from market.values import is_int, is_number
+from market.values import is_int, is_number, known_keys
 
 CHAIN_SCHEMA: dict[str, pl.DataType] = {
     "contract": pl.Utf8(),  # OCC ticker as Polygon writes it: O:SPY240305C00470000 (market.option_chain.occ_symbol)
@@ -67,15 +67,7 @@ class OptionsConfig:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> OptionsConfig:
         """From the YAML section (None: the defaults); unknown keys and bad values raise ValueError naming the key."""
-        if raw is None:
-            return cls()
-        if not isinstance(raw, Mapping):
-            raise ValueError(f"options must be a mapping of settings, got {raw!r}")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(str(k) for k in raw if k not in known)
-        if unknown:
-            raise ValueError(f"options: unknown keys {unknown}; known: {known}")
-        return cls(**raw)
+        return cls(**known_keys(cls, raw, where="options"))
 
 
 @runtime_checkable

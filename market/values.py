@@ -6,6 +6,8 @@ They sit at the bottom of the project, so every package can use the one copy.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
@@ -37,3 +39,19 @@ def as_date(value: Any, where: str = "date") -> date:
         except ValueError:
             pass
     raise ValueError(f"{where} must be a date like 2024-01-02, got {value!r}")
+
+
+def known_keys(cls: type, data: Mapping[str, Any] | None, where: str = "") -> dict[str, Any]:
+    """`data` as a dict of the dataclass `cls`'s fields, refusing a non-mapping and unknown keys.
+
+    A typo must not silently become a default; the error names the section (`where`) and the known keys.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(data) - set(known), key=str)
+    if unknown:
+        raise ValueError(f"{where or cls.__name__}: unknown key(s) {unknown}; known: {known}")
+    return dict(data)

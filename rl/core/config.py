@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 import yaml
 
-from market.values import as_date, is_int, is_number
+from market.values import as_date, is_int, is_number, known_keys
 
 __all__ = [
     "as_date",
@@ -70,22 +70,6 @@ def read_yaml(path: str | Path, what: str) -> Any:
     if raw is None:
         raise ValueError(f"{path.name} is empty")
     return raw
-
-
-def known_keys(cls: type, data: Mapping[str, Any] | None, where: str = "") -> dict[str, Any]:
-    """`data` as a dict of the dataclass `cls`'s fields, refusing a non-mapping and unknown keys.
-
-    A typo must not silently become a default; the error names the section (`where`) and the known keys.
-    """
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(known), key=str)
-    if unknown:
-        raise ValueError(f"{where or cls.__name__}: unknown key(s) {unknown}; known: {known}")
-    return dict(data)
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:

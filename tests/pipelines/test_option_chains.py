@@ -130,9 +130,9 @@ def test_ibkr_fills_the_chain_table_like_the_embedded_chain(tf_env, vendor, tmp_
     ("options", "match"),
     [
         ({"source": "file"}, "options.source must be one of embedded, polygon, ibkr"),
-        ({"strikes": 3}, r"options: unknown keys \['strikes'\]"),
+        ({"strikes": 3}, r"options: unknown key\(s\) \['strikes'\]"),
         ({"strikes_each_side": 0}, "options.strikes_each_side must be an integer"),
-        ("polygon", "options must be a mapping"),
+        ("polygon", "options: expected a mapping, got str"),
     ],
 )
 def test_bad_options_settings_fail_when_the_definitions_load(tf_env, options, match: str) -> None:
