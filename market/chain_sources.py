@@ -169,8 +169,3 @@ def chain_grid(
         rows = rows.with_columns(pl.when(pl.col("_seen")).then(pl.col("volume")).otherwise(0.0).alias("volume"))
     rows = rows.with_columns(pl.lit(underlying).alias("underlying"))
     return rows.select(pl.col(c).cast(t) for c, t in CHAIN_SCHEMA.items()).sort("contract", "minute")
-
-
-def empty_chain() -> pl.DataFrame:
-    """A chain frame with the contract's columns and no rows."""
-    return pl.DataFrame(schema=CHAIN_SCHEMA)

@@ -79,6 +79,12 @@ def listed_strikes(symbol: str, first_price: float, each_side: int) -> np.ndarra
     return centre + step * np.arange(-each_side, each_side + 1, dtype=np.float64)
 
 
+def minutes_to_close(minute_ns: np.ndarray, close_ns: int) -> np.ndarray:
+    """Calendar minutes from each bar's close (its start `minute_ns` + 1 minute, UTC ns) to the session's close
+    `close_ns`, never below 0: the time to expiry a same-day chain quoted at that bar is priced on."""
+    return np.maximum((close_ns - (np.asarray(minute_ns, dtype=np.int64) + 60_000_000_000)) / 60e9, 0.0)
+
+
 def realized_vol(close: np.ndarray, window: int) -> np.ndarray:
     """Annualised standard deviation of the 1-minute log returns over the last `window` minutes, at each minute
     (the first minutes use what they have; 0 before two returns exist)."""
@@ -101,8 +107,7 @@ def chain_day(
     if minute.size == 0 or not np.all(np.isfinite(close)) or np.any(close <= 0):
         raise ValueError(f"{symbol} {session_date}: the chain needs the session's bars with positive closes")
     strikes = listed_strikes(symbol, float(close[0]), cfg.strikes_each_side)
-    end = minute.astype(np.int64) + 60_000_000_000  # a bar's chain is quoted at its close
-    to_close = np.maximum((close_ns - end) / 60e9, 0.0)  # calendar minutes to expiry
+    to_close = minutes_to_close(minute.astype(np.int64), close_ns)  # a bar's chain is quoted at its close
     frac = 1.0 - to_close / max(float(to_close[0]), 1.0)  # 0 at the open, 1 at the close
     atm = np.maximum(cfg.iv_premium * realized_vol(close, cfg.vol_window), cfg.iv_floor)
 

@@ -27,8 +27,8 @@ import numpy as np
 import polars as pl
 
 from market.calendar import is_session, session_bounds
-from market.chain_sources import CHAIN_SCHEMA, ChainSource, empty_chain
-from market.option_chain import STRIKE_STEP, ChainConfig, chain_day, chain_violations
+from market.chain_sources import CHAIN_SCHEMA, ChainSource
+from market.option_chain import STRIKE_STEP, ChainConfig, chain_day, chain_violations, minutes_to_close
 from market.options import bs_greeks, implied_vol, years_to
 from market.sources import MissingDataError
 from warehouse.db import query_polars, utc_now
@@ -170,7 +170,7 @@ def price_vendor_quotes(
 def _priced(rows: pl.DataFrame, session_date: date, rate: float) -> pl.DataFrame:
     """Minutes to expiry, mid, iv and greeks of quotes with their spot (unquoted rows: NULL mid, iv, greeks)."""
     minute_ns = rows["minute"].cast(pl.Int64).to_numpy()
-    to_close = np.maximum((_close_ns(session_date) - minute_ns - 60_000_000_000) / 60e9, 0.0)  # quoted at the close
+    to_close = minutes_to_close(minute_ns, _close_ns(session_date))  # quoted at the bar's close
     bid, ask = (rows[c].cast(pl.Float64).to_numpy() for c in ("bid", "ask"))
     quoted = np.isfinite(bid) & np.isfinite(ask)
     call, spot, strike = rows["right"].to_numpy() == "C", rows["spot"].to_numpy(), rows["strike"].to_numpy()
@@ -204,13 +204,20 @@ def build_vendor_chain(
     names = list(dict.fromkeys(underlyings))
     if not names or not is_session(session_date):
         return ChainStats(session_date, (), 0, 0, 0, {})
+    return _store_vendor_quotes(con, session_date, raw, names, _session_bars(con, session_date, names), source, rate)
+
+
+def _store_vendor_quotes(
+    con: duckdb.DuckDBPyConnection, session_date: date, raw: pl.DataFrame, names: list[str], bars: pl.DataFrame,
+    source: str, rate: float,
+) -> ChainStats:  # fmt: skip
+    """`build_vendor_chain` once the underlyings' bars are read."""
     foreign = raw.filter(pl.col("underlying").is_null() | ~pl.col("underlying").is_in(names))
     if foreign.height:
         raise ValueError(
             f"{foreign.height} chain rows of {session_date} name an underlying outside {names}, e.g. "
             f"{foreign['underlying'][0]!r}: a chain source must return the underlying it was asked for"
         )
-    bars = _session_bars(con, session_date, names)
     priced, refused = price_vendor_quotes(raw, bars, session_date, rate)
     return store_chain(con, session_date, names, priced, source, rate, refused)
 
@@ -228,7 +235,7 @@ def fetch_vendor_chain(
     names = [s for s in dict.fromkeys(underlyings) if s in STRIKE_STEP]
     if not names or not is_session(session_date):
         return ChainStats(session_date, (), 0, 0, 0, {})
-    _session_bars(con, session_date, names)
+    bars = _session_bars(con, session_date, names)  # before any request: a chain needs its underlying's bars
     frames, gaps, skipped = [], {}, []
     for name in names:
         try:
@@ -238,8 +245,11 @@ def fetch_vendor_chain(
             continue
         skipped.extend(source.skipped(name, session_date))
     fetched = [n for n in names if n not in gaps]
-    raw = pl.concat(frames) if frames else empty_chain()
-    stats = build_vendor_chain(con, session_date, raw, fetched, source.name, rate)
+    if not fetched:
+        return ChainStats(session_date, (), 0, 0, 0, {}, skipped=tuple(skipped), gaps=gaps)
+    raw = pl.concat(frames)
+    own = bars.filter(pl.col("symbol").is_in(fetched))
+    stats = _store_vendor_quotes(con, session_date, raw, fetched, own, source.name, rate)
     return replace(stats, skipped=tuple(skipped), gaps=gaps)
 
 
