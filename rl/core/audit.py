@@ -43,6 +43,26 @@ class AuditTarget:
     net_pnl: Callable[[Any], np.ndarray]  # finished env -> net P&L per episode ($)
 
 
+def day_episodes_target(
+    vec_env: Callable[..., Any], days: Any, env_cfg: Any, reward: RewardSpec,
+    policies: Mapping[str, AuditPolicy], component_names: tuple[str, ...],
+) -> AuditTarget:  # fmt: skip
+    """The target of a minute-bar family (a DayEpisodesVecEnv `vec_env` over day rows): each audited episode
+    replays one (symbol, session) row without auto-reset, and the ledger's commission and spread are the costs."""
+
+    def make_env(idx: np.ndarray, seed: int) -> Any:
+        return vec_env(days, env_cfg, reward, len(idx), seed=seed, fixed_days=idx, auto_reset=False)
+
+    return AuditTarget(
+        n_available=days.n_days,
+        make_env=make_env,
+        policies=policies,
+        component_names=component_names,
+        cost_components=("commission", "spread_cost"),
+        net_pnl=lambda env: env.ledger.equity,
+    )
+
+
 @dataclass(frozen=True)
 class ComponentStats:
     """Scale of one reward term (or the total) over the audit rollouts."""

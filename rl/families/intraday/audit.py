@@ -7,11 +7,17 @@ swings, so the audit sees both the largest fee bills and the largest P&L a rewar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from rl.core.audit import AuditPolicy, AuditTarget, RewardAudit, audit_target, random_valid_actions
+from rl.core.audit import (
+    AuditPolicy,
+    AuditTarget,
+    RewardAudit,
+    audit_target,
+    day_episodes_target,
+    random_valid_actions,
+)
 from rl.core.data import MarketDays
 from rl.core.reward import RewardSpec
 from rl.families.intraday.accounting import COMPONENT_NAMES
@@ -45,17 +51,7 @@ def intraday_target(days: MarketDays, env_cfg: EnvConfig, reward: RewardSpec) ->
     """The intraday family: one episode per (symbol, session), the four POLICIES above."""
     from rl.families.intraday.env import IntradayVecEnv
 
-    def make_env(idx: np.ndarray, seed: int) -> Any:
-        return IntradayVecEnv(days, env_cfg, reward, len(idx), seed=seed, fixed_days=idx, auto_reset=False)
-
-    return AuditTarget(
-        n_available=days.n_days,
-        make_env=make_env,
-        policies=_POLICY_FUNCS,
-        component_names=COMPONENT_NAMES,
-        cost_components=("commission", "spread_cost"),
-        net_pnl=lambda env: env.ledger.equity,
-    )
+    return day_episodes_target(IntradayVecEnv, days, env_cfg, reward, _POLICY_FUNCS, COMPONENT_NAMES)
 
 
 def audit_reward(

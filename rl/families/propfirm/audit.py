@@ -7,11 +7,9 @@ can carry, including the one-off breach and pass terms.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from rl.core.audit import AuditPolicy, AuditTarget, random_valid_actions
+from rl.core.audit import AuditPolicy, AuditTarget, day_episodes_target, random_valid_actions
 from rl.core.reward import RewardSpec
 from rl.families.propfirm.config import EnvConfig
 from rl.families.propfirm.data import FuturesDays
@@ -45,14 +43,4 @@ def propfirm_target(days: FuturesDays, env_cfg: EnvConfig, reward: RewardSpec) -
     """Accounts opened on distinct days, played by POLICIES."""
     from rl.families.propfirm.env import PropFirmVecEnv
 
-    def make_env(idx: np.ndarray, seed: int) -> Any:
-        return PropFirmVecEnv(days, env_cfg, reward, len(idx), seed=seed, fixed_days=idx, auto_reset=False)
-
-    return AuditTarget(
-        n_available=days.n_days,
-        make_env=make_env,
-        policies=POLICIES,
-        component_names=COMPONENT_NAMES,
-        cost_components=("commission", "spread_cost"),
-        net_pnl=lambda env: env.core.ledger.equity,
-    )
+    return day_episodes_target(PropFirmVecEnv, days, env_cfg, reward, POLICIES, COMPONENT_NAMES)

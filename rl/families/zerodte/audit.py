@@ -6,11 +6,9 @@ calls to the stop or the tiers (the largest premium swings), so the audit sees b
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from rl.core.audit import AuditTarget, random_valid_actions
+from rl.core.audit import AuditTarget, day_episodes_target, random_valid_actions
 from rl.core.reward import RewardSpec
 from rl.families.zerodte.config import EnvConfig
 from rl.families.zerodte.data import OptionDays
@@ -31,20 +29,6 @@ def _never(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def zerodte_target(days: OptionDays, env_cfg: EnvConfig, reward: RewardSpec) -> AuditTarget:
     """One episode per (underlying, session); random_valid, always_call, churn and never_trade."""
-
-    def make_env(idx: np.ndarray, seed: int) -> Any:
-        return ZeroDteVecEnv(days, env_cfg, reward, len(idx), seed=seed, fixed_days=idx, auto_reset=False)
-
-    return AuditTarget(
-        n_available=days.n_days,
-        make_env=make_env,
-        policies={
-            "random_valid": random_valid_actions,
-            "always_call": _always_call,
-            "churn": _churn,
-            "never_trade": _never,
-        },  # fmt: skip
-        component_names=COMPONENT_NAMES,
-        cost_components=("commission", "spread_cost"),
-        net_pnl=lambda env: env.ledger.equity,
-    )
+    policies = {"random_valid": random_valid_actions, "always_call": _always_call, "churn": _churn,
+                "never_trade": _never}  # fmt: skip
+    return day_episodes_target(ZeroDteVecEnv, days, env_cfg, reward, policies, COMPONENT_NAMES)
