@@ -16,7 +16,7 @@ import dagster as dg
 from assets.common import WAREHOUSE_POOL, check_result, metadata
 from assets.partitions import FIRST_PARTITION
 from assets.resources import ArtifactStore, ConfigStore, WarehouseResource
-from rl.core import workflow
+from rl.core import intervals, workflow
 from rl.core.family import DATA_SECTIONS, EVALUATION_SECTIONS, TRAINING_SECTIONS, FamilyConfig
 from rl.core.mismatch import CHECK as MISMATCH_CHECK
 from rl.core.mismatch import DESCRIPTION as MISMATCH_DESCRIPTION
@@ -55,7 +55,7 @@ def _sources(kind: str) -> dg.AssetsDefinition:
         "reward_config": f"The {kind} reward YAML; the sha256 of its values is the data version, so an edit "
         "retrains the models.",
         "data_config": f"The data section of {kind}.yaml (dates, symbols); an edit rebuilds the dataset first.",
-        "training_config": f"The env, ppo, phases, walk-forward and reward-path sections of {kind}.yaml; an edit "
+        "training_config": f"The env, ppo, seeds, phases, walk-forward and reward-path sections of {kind}.yaml; an edit "
         "retrains the models.",
         "evaluation_config": f"The evaluation section of {kind}.yaml; an edit re-runs the evaluation only.",
     }
@@ -263,6 +263,34 @@ def _policy(family: Family, code: str) -> dg.AssetsDefinition:
     return asset(policy)
 
 
+def _health_checks(family: Family, policy_key: str) -> dg.AssetChecksDefinition:
+    """The training-health checks of one policy asset, judged from its recorded PPO updates.
+
+    A check separate from the asset, so that an edited `health:` threshold is judged again from the UI without
+    retraining; a job that materializes the policy runs them right after it.
+    """
+    from rl.core import health
+
+    kind = family.kind
+
+    @dg.multi_asset_check(
+        name=f"{policy_key}_health",
+        specs=[
+            dg.AssetCheckSpec(name, asset=policy_key, description=health.DESCRIPTIONS[name]) for name in health.CHECKS
+        ],
+        ins={"artifact": dg.AssetIn(key=policy_key)},
+        description=f"Training health of {policy_key}: entropy, approx KL, clip fraction, value loss and explained "
+        "variance of every PPO update, against the config's health thresholds.",
+    )
+    def policy_health(configs: ConfigStore, artifact: workflow.PolicyArtifact):
+        cfg, _ = load(configs, kind)
+        for name, verdict in artifact.health(cfg).items():
+            severity = _SEVERITY[verdict["severity"] or health.SEVERITY[name]]
+            yield check_result(name, verdict, severity, asset_key=policy_key)
+
+    return policy_health
+
+
 def _evaluation(family: Family, code: str) -> dg.AssetsDefinition:
     kind, key = family.kind, _keys(family.kind)
 
@@ -280,6 +308,7 @@ def _evaluation(family: Family, code: str) -> dg.AssetsDefinition:
                 for name in family.checks
             ),
             dg.AssetCheckSpec(MISMATCH_CHECK, asset=key["evaluation"], description=MISMATCH_DESCRIPTION),
+            dg.AssetCheckSpec(intervals.CHECK, asset=key["evaluation"], description=intervals.DESCRIPTION),
         ],
         description=f"Walk-forward {kind} evaluation on held-out days against baselines, stored per run in "
         "DuckDB, with a report.",
@@ -327,6 +356,12 @@ def family_assets(family: Family) -> list:
     ]
 
 
+def family_checks(family: Family) -> list[dg.AssetChecksDefinition]:
+    """The training-health checks of the family's policy assets (the gated stage's too)."""
+    policies = [*filter(None, [gated_key(family)]), _keys(family.kind)["policy"]]
+    return [_health_checks(family, key) for key in policies]
+
+
 def model_stage_keys(family: Family) -> list[str]:
     """The family's model assets in order: audit, the gated stage (if any), policy, evaluation."""
     gated = gated_key(family)
@@ -362,3 +397,8 @@ def check_data_range(name: str, family: Family, cfg: FamilyConfig, first: date |
 def model_assets() -> list:
     """Every registered family's assets."""
     return [a for kind in kinds() for a in family_assets(get_family(kind))]
+
+
+def model_checks() -> list[dg.AssetChecksDefinition]:
+    """Every registered family's checks that are defined apart from an asset."""
+    return [c for kind in kinds() for c in family_checks(get_family(kind))]

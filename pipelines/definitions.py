@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.family import model_assets, validate_configs
+from assets.family import model_assets, model_checks, validate_configs
 from assets.funding_data import funding_opportunities, raw_funding
 from assets.market_data import bars_1m, features_1m, options_chain_1m, raw_ticks
 from assets.resources import default_resources
@@ -22,6 +22,7 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
     validate_configs(resources["configs"])
     return dg.Definitions(
         assets=[raw_ticks, bars_1m, features_1m, options_chain_1m, raw_funding, funding_opportunities, *model_assets()],
+        asset_checks=model_checks(),
         jobs=all_jobs(),
         schedules=[market_data_nightly_schedule, funding_data_nightly_schedule],
         sensors=[automation_sensor, config_observation_sensor, stale_models_sensor, dead_runs_sensor],

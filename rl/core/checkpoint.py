@@ -2,8 +2,9 @@
 
 `meta.json` holds the resolved config, the reward spec and sha256, the data version, the code version and the
 training stats, so any evaluation can name exactly what it evaluated. The directory is written to a temporary
-sibling and renamed into place: a crash never leaves a half-written checkpoint that a later run could mistake
-for a finished one.
+sibling and renamed into place, and only a completed training writes it, with its `FINISHED` marker: a crash
+never leaves a half-written checkpoint, and the partial state a long training saves to resume from (see
+`rl.core.train`) has no marker, so loading refuses it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.zip"
 META_FILE = "meta.json"
+FINISHED_FILE = "FINISHED"  # written last, inside the directory renamed into place: training completed
 
 
 def save_checkpoint(model: MaskablePPO, meta: Mapping[str, Any], target: Path) -> Path:
@@ -45,6 +47,7 @@ def save_checkpoint(model: MaskablePPO, meta: Mapping[str, Any], target: Path) -
         full["checkpoint_id"] = f"{full.get('run_id', 'run')}:{target.name}:{digest[:12]}"
         text = json.dumps(jsonable(full), indent=2, sort_keys=True, allow_nan=False)
         (tmp / META_FILE).write_text(text + "\n")
+        (tmp / FINISHED_FILE).write_text(full["checkpoint_id"] + "\n")
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -55,7 +58,8 @@ def save_checkpoint(model: MaskablePPO, meta: Mapping[str, Any], target: Path) -
 
 
 def load_checkpoint(checkpoint_dir: Path, device: str = "cpu") -> tuple[MaskablePPO, dict[str, Any]]:
-    """Load a checkpoint directory; refuses a model.zip whose sha256 differs from the one in meta.json."""
+    """Load a finished checkpoint directory; refuses one without its FINISHED marker (a partial or interrupted
+    training) and a model.zip whose sha256 differs from the one in meta.json."""
     from sb3_contrib import MaskablePPO
 
     checkpoint_dir = Path(checkpoint_dir)
@@ -63,6 +67,10 @@ def load_checkpoint(checkpoint_dir: Path, device: str = "cpu") -> tuple[Maskable
     model_path = checkpoint_dir / MODEL_FILE
     if not meta_path.is_file() or not model_path.is_file():
         raise FileNotFoundError(f"{checkpoint_dir.name!r} is not a checkpoint (needs {MODEL_FILE} and {META_FILE})")
+    if not (checkpoint_dir / FINISHED_FILE).is_file():
+        raise ValueError(
+            f"{checkpoint_dir.name!r} has no {FINISHED_FILE} marker: its training did not complete; train it again"
+        )
     meta = json.loads(meta_path.read_text())
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     if meta.get("model_sha256") not in (None, digest):

@@ -1,5 +1,5 @@
 """An agent family's config: env rules, PPO hyperparameters, training phases, walk-forward slicing, data range,
-reward file and evaluation settings.
+reward file, evaluation settings and training-health thresholds.
 
 One YAML (e.g. `configs/intraday.yaml`) per family, loaded into frozen, validated dataclasses so that a typo
 fails at load time and the exact resolved values can be saved with every checkpoint (`to_dict`). `kind` names
@@ -20,16 +20,30 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rl.core.config import as_date, config_dir, is_int, known_keys, read_yaml
+from rl.core.health import HealthConfig
 from rl.core.registry import get_family
 from rl.core.train import PPOConfig
 from rl.core.walkforward import WalkForwardConfig
 
-_TOP_KEYS = ("name", "kind", "env", "ppo", "phases", "walk_forward", "data", "reward", "evaluation")
+_TOP_KEYS = (
+    "name",
+    "kind",
+    "env",
+    "ppo",
+    "seeds",
+    "phases",
+    "walk_forward",
+    "data",
+    "reward",
+    "evaluation",
+    "health",
+)
 ALL_SYMBOLS = "all"
 # Which sections each model-side stage reads: a change to one rebuilds that stage and what is downstream of it.
 DATA_SECTIONS = ("data",)
-TRAINING_SECTIONS = ("env", "ppo", "phases", "walk_forward", "reward")
+TRAINING_SECTIONS = ("env", "ppo", "seeds", "phases", "walk_forward", "reward")
 EVALUATION_SECTIONS = ("evaluation",)
+# The `health` section is in none of these: its thresholds are read by checks on the policy, which re-run alone.
 
 
 def _sha256(value: Any) -> str:
@@ -127,6 +141,8 @@ class FamilyConfig:
     reward: str  # reward YAML path relative to the configs folder, e.g. rewards/intraday.yaml
     evaluation: Any = None  # the family's evaluation settings (None for a family without any)
     phases: tuple[PhaseConfig, ...] = ()  # a training curriculum; empty = one phase of ppo.total_timesteps
+    health: HealthConfig = HealthConfig()  # thresholds of the training-health checks on the policy
+    seeds: tuple[int, ...] = ()  # one policy per seed and slice; empty = ppo.seed alone
 
     def __post_init__(self) -> None:
         family = get_family(self.kind)
@@ -150,6 +166,10 @@ class FamilyConfig:
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError(f"phases: names must be unique, got {names}")
+        seeds = (self.seeds,) if is_int(self.seeds) else tuple(self.seeds)
+        if any(not is_int(v) or v < 0 for v in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be a list of distinct non-negative integers, got {self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
         for phase in self.phases:
             self.phase_env(phase)
         gated = getattr(family, "gated_phase", None)
@@ -178,6 +198,10 @@ class FamilyConfig:
         except ValueError as exc:
             raise ValueError(f"phases.{phase.name}: {exc}") from exc
 
+    def training_seeds(self) -> tuple[int, ...]:
+        """The seeds a policy is trained with on each slice: `seeds`, or `ppo.seed` alone."""
+        return self.seeds or (self.ppo.seed,)
+
     def training_phases(self) -> list[tuple[str, int, Any]]:
         """(name, timesteps, env settings) of each training phase; one `train` phase when none are declared."""
         if not self.phases:
@@ -200,10 +224,13 @@ class FamilyConfig:
             "data": self.data.to_dict(),
             "reward": self.reward,
         }
+        if self.seeds:
+            out["seeds"] = list(self.seeds)
         if self.phases:
             out["phases"] = [p.to_dict() for p in self.phases]
         if self.evaluation is not None:
             out["evaluation"] = self.evaluation.to_dict()
+        out["health"] = self.health.to_dict()
         return out
 
     def section_versions(self) -> dict[str, str]:
@@ -231,7 +258,7 @@ class FamilyConfig:
         eval_type = family.evaluation_config
         if eval_type is None and raw.get("evaluation") is not None:
             raise ValueError(f"a {raw['kind']} family takes no evaluation section")
-        for section in ("env", "ppo", "walk_forward", "evaluation"):
+        for section in ("env", "ppo", "walk_forward", "evaluation", "health"):
             if raw.get(section) is not None and not isinstance(raw[section], Mapping):
                 raise ValueError(f"{section}: expected a mapping, got {type(raw[section]).__name__}")
         phases = raw.get("phases") or []
@@ -247,6 +274,8 @@ class FamilyConfig:
             reward=raw["reward"],
             evaluation=eval_type.from_dict(raw.get("evaluation") or {}) if eval_type is not None else None,
             phases=tuple(PhaseConfig.from_dict(p) for p in phases),
+            health=HealthConfig.from_dict(raw.get("health") or {}),
+            seeds=() if raw.get("seeds") is None else raw["seeds"],
         )
 
 

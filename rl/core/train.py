@@ -269,7 +269,10 @@ def _fmt_stat(values: Mapping[str, float], key: str) -> str:
 
 
 def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log | None):
-    """A callback that logs finished episodes' `info_keys` to TensorBoard, progress to `log`, and the last update.
+    """A callback that logs finished episodes' `info_keys` to TensorBoard, progress to `log`, and every update.
+
+    Each PPO update becomes a record in `updates` (its statistics, normalised entropy and the action mix of the
+    rollout it trained on; `rl.core.health` judges them), saved with the checkpoint.
 
     `rollout/ep_net_pnl` sits next to SB3's `rollout/ep_rew_mean` in TensorBoard, so a reward that rises while
     P&L falls (seed 004) is visible during training. A line about every 10% of the phase (steps, steps/s, ETA,
@@ -289,6 +292,8 @@ def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log
             self.start_steps = 0
             self.start_time = 0.0
             self.next_report = 0
+            self.updates: list[dict[str, Any]] = []  # one record per PPO update (see rl.core.health)
+            self.rollout: dict[str, Any] | None = None  # the action mix of the rollout the next update trains on
 
         def _on_training_start(self) -> None:
             self.start_steps = self.model.num_timesteps
@@ -320,7 +325,39 @@ def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log
             pending = self.model.logger.name_to_value
             return {name: float(pending[key]) for key, name in _SB3_STAT_KEYS.items() if key in pending}
 
+        def _on_rollout_end(self) -> None:
+            from rl.core.health import action_stats
+
+            buffer = self.model.rollout_buffer
+            n_actions = int(self.model.action_space.n)
+            self.rollout = action_stats(buffer.actions, getattr(buffer, "action_masks", None), n_actions)
+            for k, share in enumerate(self.rollout["action_share"]):
+                self.logger.record(f"rollout/action_share_{k}", share)
+
+        def _close_update(self) -> None:
+            """Record the update that trained on the last rollout (its statistics are pending in the logger)."""
+            from rl.core.health import entropy_norm
+
+            if self.rollout is None:
+                return
+            stats = self._update_stats()
+            norm = entropy_norm(stats.get("entropy_loss", float("nan")), self.rollout["mean_log_valid"])
+            if math.isfinite(norm):
+                self.model.logger.record("train/entropy_norm", norm)
+            self.updates.append(
+                {
+                    "update": len(self.updates) + 1,
+                    "timesteps": int(self.model.num_timesteps),
+                    **{name: stats.get(name, float("nan")) for name in _SB3_STAT_KEYS.values()},
+                    "entropy": -stats.get("entropy_loss", float("nan")),
+                    "entropy_norm": norm,
+                    "action_share": self.rollout["action_share"],
+                }
+            )
+            self.rollout = None
+
         def _on_rollout_start(self) -> None:
+            self._close_update()
             done = self.model.num_timesteps - self.start_steps
             if log is None or done < self.next_report or done >= total:
                 return
@@ -338,6 +375,7 @@ def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log
 
         def _on_training_end(self) -> None:
             self.values = self._update_stats()
+            self._close_update()
             self.model.logger.dump(self.model.num_timesteps)
 
     return _TrainingMonitor()
@@ -450,6 +488,7 @@ def _learn_phases(
                 "steps_per_s": steps / wall if wall > 0 else float("nan"),
                 **{name: values.get(name, float("nan")) for name in _SB3_STAT_KEYS.values()},
                 "episodes": callback.episodes(),
+                "updates": callback.updates,
             }
         )
     return model, results, values, total_wall

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from rl.core import intervals
 from rl.core.family import DATA_SECTIONS, TRAINING_SECTIONS, FamilyConfig
 from rl.core.mismatch import CHECK as MISMATCH_CHECK
 from rl.core.registry import family_of, get_family
@@ -71,6 +72,15 @@ class DatasetManifest:
         """The walk-forward slices of these dates under `cfg` (the config this dataset's data section matches)."""
         _check_version("dataset", self.config_version, cfg, DATA_SECTIONS)
         return walk_forward_slices(list(self.dates), cfg.walk_forward)
+
+
+def training_runs(cfg: FamilyConfig, slices: list[Slice]) -> list[tuple[str, Slice, int]]:
+    """(run key, slice, seed) of every policy a training trains: one per slice and seed. The key is the slice's
+    name with one seed (`slice_0`), and `<slice>/seed_<seed>` with several."""
+    seeds = cfg.training_seeds()
+    if len(seeds) == 1:
+        return [(s.name, s, seeds[0]) for s in slices]
+    return [(f"{s.name}/seed_{seed}", s, seed) for s in slices for seed in seeds]
 
 
 def slices_summary(slices: list[Slice]) -> dict[str, Any]:
@@ -164,11 +174,16 @@ class PolicyArtifact:
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # slice -> how its last phase's episodes ended
     parents: dict[str, str] = field(default_factory=dict)  # slice -> the gated stage's checkpoint it continued
     gate: dict[str, Any] = field(default_factory=dict)  # the gated stage's verdict (its own, or its parent's)
+    updates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # slice -> each PPO update, in order
+
+    def health(self, cfg: FamilyConfig) -> dict[str, dict[str, Any]]:
+        """The training-health checks of every slice's updates under `cfg.health` (see `rl.core.health`)."""
+        from rl.core.health import training_health
+
+        return training_health(self.updates, cfg.health)
 
     def with_gate(self, gate: Mapping[str, Any]) -> PolicyArtifact:
         """This artifact with its gate verdict recorded."""
-        from dataclasses import replace
-
         return replace(self, gate=dict(gate))
 
     def summary(self) -> dict[str, Any]:
@@ -260,10 +275,12 @@ def train_family(
     checkpoints: dict[str, str] = {}
     stats: dict[str, dict[str, float]] = {}
     episodes: dict[str, dict[str, Any]] = {}
-    for s in slices:
+    updates: dict[str, list[dict[str, Any]]] = {}
+    for key, s, seed in training_runs(cfg, slices):
         meta = {
             "run_id": run_id,
             "slice": s.name,
+            "seed": seed,
             "family_config": cfg.to_dict(),
             "config_version": audit.config_version,
             "reward": {"name": reward.name, "sha256": reward.sha256, "spec": reward.to_dict()},
@@ -277,33 +294,34 @@ def train_family(
         if holdout:
             meta["validation_dates"] = [d.isoformat() for d in s.train_dates[-holdout:]]
         if start is not None:
-            meta["parent"] = {"run_id": start.run_id, "checkpoint": Path(start.checkpoints[s.name]).name}
+            meta["parent"] = {"run_id": start.run_id, "checkpoint": Path(start.checkpoints[key]).name}
             meta["gate"] = start.gate
         train_days = days.select_dates(dates)
         phases = [
             TrainPhase(name, steps, family.env_factory(train_days, env_cfg, reward)) for name, steps, env_cfg in plan
         ]
         total = sum(p.timesteps for p in phases)
-        log(f"training {cfg.name} slice {s.name}: {len(s.train_dates)} days, {total:,} steps in {len(phases)} phase(s)")
+        log(f"training {cfg.name} {key} (seed {seed}): {len(dates)} days, {total:,} steps in {len(phases)} phase(s)")
         result = train_policy(
             train_days,
             cfg.env,
             reward,
-            cfg.ppo,
-            out_dir=checkpoints_dir / run_id / s.name,
+            replace(cfg.ppo, seed=seed),
+            out_dir=checkpoints_dir / run_id / key,
             phases=phases,
             run_meta=meta,
-            tensorboard_dir=tensorboard_dir / run_id / s.name if tensorboard_dir else None,
+            tensorboard_dir=tensorboard_dir / run_id / key if tensorboard_dir else None,
             progress_bar=sys.stderr.isatty(),
-            log=lambda line, name=s.name: log(f"{cfg.name} slice {name}, {line}"),
+            log=lambda line, name=key: log(f"{cfg.name} {name}, {line}"),
             info_keys=family.episode_info_keys,
-            init_from=Path(start.checkpoints[s.name]) if start is not None else None,
+            init_from=Path(start.checkpoints[key]) if start is not None else None,
             phase_offset=first,
         )
-        checkpoints[s.name] = str(result.checkpoint_dir)
-        stats[s.name] = {k: float(v) for k, v in result.stats.items() if isinstance(v, int | float)}
-        episodes[s.name] = dict(result.phases[-1].get("episodes", {})) if result.phases else {}
-        log(f"slice {s.name}: {stats[s.name].get('steps_per_s', float('nan')):,.0f} env-steps/s")
+        checkpoints[key] = str(result.checkpoint_dir)
+        stats[key] = {k: float(v) for k, v in result.stats.items() if isinstance(v, int | float)}
+        episodes[key] = dict(result.phases[-1].get("episodes", {})) if result.phases else {}
+        updates[key] = [{"phase": p["name"], **u} for p in result.phases for u in p.get("updates", [])]
+        log(f"{key}: {stats[key].get('steps_per_s', float('nan')):,.0f} env-steps/s")
     return PolicyArtifact(
         cfg.name,
         run_id,
@@ -319,15 +337,14 @@ def train_family(
         episodes=episodes,
         parents={k: str(v) for k, v in start.checkpoints.items()} if start is not None else {},
         gate=start.gate if start is not None else {},
+        updates=updates,
     )
 
 
 def gate_family(manifest: DatasetManifest, artifact: PolicyArtifact, cfg: FamilyConfig, reward: RewardSpec) -> dict:
     """The gated stage's check: on every slice, its checkpoint must beat the flat baseline's net P&L on that slice's
     validation days (the end of its training window, which the stage did not train on), playing the gated phase's
-    own kind of episode."""
-    from dataclasses import replace
-
+    own kind of episode. With several seeds, every seed's checkpoint must."""
     from rl.core.evaluate import load_agent
     from rl.core.train import torch_threads
 
@@ -338,14 +355,14 @@ def gate_family(manifest: DatasetManifest, artifact: PolicyArtifact, cfg: Family
     phase_cfg = replace(cfg, env=cfg.phase_env(phase))
     days = manifest.load()
     per_slice: dict[str, dict[str, float]] = {}
-    for s in manifest.slices(cfg):
+    for key, s, _ in training_runs(cfg, manifest.slices(cfg)):
         validation = days.select_dates(s.train_dates[-phase.validation_days :])
-        policy, threads = load_agent(Path(artifact.checkpoints[s.name]), validation.dates)
+        policy, threads = load_agent(Path(artifact.checkpoints[key]), validation.dates)
         with torch_threads(threads):
             results = family.evaluate(policy, validation, phase_cfg, reward, "agent")
         if "flat" not in results:
             raise ValueError(f"the {cfg.kind} family's evaluation has no flat baseline to gate against")
-        per_slice[s.name] = {p: family.metrics(results[p])["total_pnl"] for p in ("agent", "flat")}
+        per_slice[key] = {p: family.metrics(results[p])["total_pnl"] for p in ("agent", "flat")}
     passed = all(v["agent"] > v["flat"] for v in per_slice.values())
     margin = min(v["agent"] - v["flat"] for v in per_slice.values())
     return {
@@ -388,6 +405,7 @@ class EvaluationOutcome:
     report_md: str
     report_path: str
     config: dict[str, Any]
+    intervals: dict[str, Any] = field(default_factory=dict)  # the seeds x slices IQM comparison (rl.core.intervals)
 
     def record(self) -> dict[str, Any]:
         """The rows for the warehouse's insert-only ml.evaluation_* tables."""
@@ -425,6 +443,11 @@ class EvaluationOutcome:
                 value = values.get(key)
                 if value is not None and np.isfinite(value):
                     out[f"{policy}/{key}"] = float(value)
+        if self.intervals:
+            mine = self.intervals["agent"]
+            out.update(
+                {"agent/iqm_session_pnl": mine["iqm"], "agent/iqm_low": mine["low"], "agent/iqm_high": mine["high"]}
+            )
         out["checks"] = {k: bool(v["passed"]) for k, v in self.checks.items()}
         return out
 
@@ -439,7 +462,7 @@ def evaluate_family(
 ) -> EvaluationOutcome:
     """Each slice's checkpoint and the baselines on that slice's held-out days, then metrics, checks and report."""
     from rl.core.evaluate import load_agent
-    from rl.core.report import REPORT_FILE, ReportContext
+    from rl.core.report import REPORT_FILE, ReportContext, write_report
     from rl.core.train import torch_threads
 
     if artifact.data_version != manifest.data_version:
@@ -451,22 +474,39 @@ def evaluate_family(
     slices = manifest.slices(cfg)
     days = manifest.load()
     run_id = new_run_id(f"{cfg.name}-eval")
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, Any]] = {}  # slice -> policy -> result; the agent's pools every seed
+    runs: dict[str, list[Any]] = {}  # slice -> each seed's agent result
+    seed_metrics: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
-    for s in slices:
-        checkpoint = Path(artifact.checkpoints[s.name])
+    for key, s, _ in training_runs(cfg, slices):
         held_out = days.select_dates(s.test_dates)
-        policy, threads = load_agent(checkpoint, held_out.dates)
+        policy, threads = load_agent(Path(artifact.checkpoints[key]), held_out.dates)
         with torch_threads(threads):
-            results[s.name] = family.evaluate(policy, held_out, cfg, reward, agent)
-        for result in results[s.name].values():
-            rows += family.episode_rows(result, s.name, checkpoint.name, agent)
+            played = family.evaluate(policy, held_out, cfg, reward, agent)
+        first = s.name not in results
+        results.setdefault(s.name, played)  # the baselines play the same episodes under every seed
+        runs.setdefault(s.name, []).append(played[agent])
+        if key != s.name:
+            seed_metrics[key] = {agent: family.metrics(played[agent])}
+        for result in played.values():  # an agent's rows are stored under its run key (the slice and seed)
+            if result.name == agent:
+                rows += family.episode_rows(result, key, key, agent)
+            elif first:
+                rows += family.episode_rows(result, s.name, key, agent)
+    for name, per_seed in runs.items():
+        results[name] = {
+            agent: family.concat(agent, per_seed),
+            **{p: r for p, r in results[name].items() if p != agent},
+        }
     policies = list(next(iter(results.values())))
     overall = {p: family.concat(p, [per[p] for per in results.values()]) for p in policies}
     metrics = {name: {p: family.metrics(r) for p, r in per.items()} for name, per in results.items()}
+    metrics.update(seed_metrics)
     metrics["all"] = {p: family.metrics(r) for p, r in overall.items()}
     checks = family.run_checks(overall, cfg, agent)
     checks[MISMATCH_CHECK] = _mismatch(artifact, rows, cfg, agent)
+    comparison = _seed_comparison(family, results, runs, slices, agent, cfg.ppo.seed)
+    checks[intervals.CHECK] = intervals.beats_baselines(comparison)
     ctx = ReportContext(
         family=cfg.name,
         run_id=run_id,
@@ -480,6 +520,7 @@ def evaluate_family(
     )
     out_dir = reports_dir / run_id
     report_md = family.report(ctx, results, checks, out_dir, agent, slices, cfg)
+    report_md = write_report(out_dir, [report_md, "", *intervals.report_lines(comparison)])
     config = {
         "family_config": cfg.to_dict(),
         "data_version": manifest.data_version,
@@ -499,4 +540,26 @@ def evaluate_family(
         report_md=report_md,
         report_path=str(out_dir / REPORT_FILE),
         config=config,
+        intervals=comparison,
     )
+
+
+def _seed_comparison(
+    family: Any,
+    results: Mapping[str, Mapping[str, Any]],
+    runs: Mapping[str, list[Any]],
+    slices: list[Slice],
+    agent: str,
+    seed: int,
+) -> dict[str, Any]:
+    """The agent's runs (one per seed) and each baseline's against it: IQM and intervals of each run's mean net
+    P&L per held-out session, slices as strata."""
+    sessions = {s.name: len(s.test_dates) for s in slices}
+
+    def score(slice_name: str, result: Any) -> float:
+        return family.metrics(result)["total_pnl"] / sessions[slice_name]
+
+    mine = {name: [score(name, r) for r in per_seed] for name, per_seed in runs.items()}
+    baselines = [p for p in next(iter(results.values())) if p != agent]
+    theirs = {p: {name: [score(name, per[p])] for name, per in results.items()} for p in baselines}
+    return intervals.seed_comparison(mine, theirs, seed=seed)

@@ -84,11 +84,28 @@ EXPECTED_CHECKS = {
     ("propfirm_evaluation", "action_mix"),
     ("propfirm_evaluation", "train_eval_mismatch"),
     ("zerodte_reward_audit", "reward_scale_sane"),
-    ("zerodte_evaluation", "beats_baselines"),
     ("zerodte_evaluation", "hold_collapse"),
     ("zerodte_evaluation", "reward_pnl_alignment"),
     ("zerodte_evaluation", "stop_reliability"),
     ("zerodte_evaluation", "train_eval_mismatch"),
+    *((f"{kind}_evaluation", "beats_baselines") for kind in ("intraday", "funding", "propfirm", "zerodte")),
+    *(
+        (policy, check)
+        for policy in (
+            "intraday_policy",
+            "funding_policy",
+            "propfirm_entries_policy",
+            "propfirm_policy",
+            "zerodte_policy",
+        )
+        for check in (
+            "entropy_not_collapsed",
+            "approx_kl_bounded",
+            "clip_fraction_in_range",
+            "value_loss_stable",
+            "explained_variance_positive",
+        )
+    ),
 }
 
 

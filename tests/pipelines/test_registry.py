@@ -14,6 +14,7 @@ import yaml
 from assets.family import SOURCE_SUFFIXES
 from pipelines.definitions import build_definitions
 from pipelines.sensors import config_observation_sensor, stale_models_sensor
+from rl.core import health
 from rl.core.registry import registered
 from tests import ROOT
 from tests.families import toy
@@ -80,6 +81,8 @@ def test_a_registered_family_gets_assets_jobs_checks_and_sensor_entries(tf_env) 
             "reward_scale_sane",
             "toy_trades",
             "train_eval_mismatch",
+            "beats_baselines",
+            *health.CHECKS,
         }
         con = duckdb.connect(str(tf_env.home / "warehouse.duckdb"), read_only=True)
         try:
