@@ -27,6 +27,8 @@ from warehouse.runs import get_training_slices, record_evaluation, record_traini
 
 _SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 SOURCE_SUFFIXES = ("reward_config", "data_config", "training_config", "evaluation_config")
+# A training step that fails is retried once in the same run; it resumes from its last partial save.
+TRAINING_RETRY = dg.RetryPolicy(max_retries=1)
 MODEL_STAGES = ("reward_audit", "policy", "evaluation")
 
 
@@ -55,8 +57,8 @@ def _sources(kind: str) -> dg.AssetsDefinition:
         "reward_config": f"The {kind} reward YAML; the sha256 of its values is the data version, so an edit "
         "retrains the models.",
         "data_config": f"The data section of {kind}.yaml (dates, symbols); an edit rebuilds the dataset first.",
-        "training_config": f"The env, ppo, seeds, phases, walk-forward and reward-path sections of {kind}.yaml; an edit "
-        "retrains the models.",
+        "training_config": f"The env, ppo, seeds, phases, walk-forward and reward-path sections of {kind}.yaml; an "
+        "edit retrains the models.",
         "evaluation_config": f"The evaluation section of {kind}.yaml; an edit re-runs the evaluation only.",
     }
 
@@ -179,6 +181,7 @@ def _gated_policy(family: Family, code: str) -> dg.AssetsDefinition:
         ins={"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])},
         kinds={"pytorch"},
         code_version=code,
+        retry_policy=TRAINING_RETRY,
         check_specs=[
             dg.AssetCheckSpec(
                 f"{phase}_gate",
@@ -225,6 +228,7 @@ def _policy(family: Family, code: str) -> dg.AssetsDefinition:
         ins=ins,
         kinds={"pytorch"},
         code_version=code,
+        retry_policy=TRAINING_RETRY,
         description=f"{kind} MaskablePPO checkpoints, one per walk-forward slice, with config, data, reward and "
         f"code versions{after}.",
         automation_condition=dg.AutomationCondition.eager().allow(

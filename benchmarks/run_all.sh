@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-for b in bench_market bench_data bench_ingest bench_sources bench_env bench_train bench_funding_env bench_funding_train bench_propfirm bench_options bench_zerodte; do
+for b in bench_market bench_data bench_ingest bench_sources bench_env bench_train bench_funding_env bench_funding_train bench_propfirm bench_options bench_zerodte bench_resume; do
   echo "=== $b"
   "$PY" "benchmarks/$b.py"
 done

@@ -1,8 +1,9 @@
 """Results over several seeds with honest intervals: IQM, stratified bootstrap and probability of improvement.
 
 One training seed can be lucky. Each family trains one policy per seed and walk-forward slice, and the evaluation
-scores each run by its mean net P&L per held-out session. Following rliable (Agarwal et al., 2021, "Deep RL at
-the edge of the statistical precipice"), with slices as its tasks and seeds as its runs:
+scores each run by its net P&L per held-out day (summed over every symbol and episode of the day). Following
+rliable (Agarwal et al., 2021, "Deep RL at the edge of the statistical precipice"), with slices as its tasks and
+seeds as its runs:
 
 - the interquartile mean (IQM) is the mean of the middle 50% of all run scores (`scipy.stats.trim_mean` cutting
   25% at each end), robust to one outlier seed yet using more runs than the median;
@@ -28,7 +29,7 @@ from rl.core.report import fmt, table
 CHECK = "beats_baselines"
 DESCRIPTION = (
     "Fails unless, for every baseline, the lower bound of the stratified-bootstrap interval of IQM(agent) - "
-    "IQM(baseline) over seeds x slices of mean net P&L per held-out session is above 0."
+    "IQM(baseline) over seeds x slices of net P&L per held-out day is above 0."
 )
 CONFIDENCE = 0.95  # two-sided interval
 REPS = 2000  # bootstrap resamples; the interval's Monte Carlo error is about 1% of its width at this count
@@ -135,7 +136,7 @@ def beats_baselines(comparison: Mapping[str, Any]) -> dict[str, Any]:
     passed = worst is not None and versus[worst]["iqm_diff_low"] > 0
     seeds = sorted(set(comparison["runs_per_slice"].values()))
     conf = f"{comparison['confidence']:.0%}"
-    detail = f"agent IQM {comparison['agent']['iqm']:+,.2f} a session; " + "; ".join(
+    detail = f"agent IQM {comparison['agent']['iqm']:+,.2f} a day; " + "; ".join(
         f"vs {name} {v['iqm_diff']:+,.2f} [{v['iqm_diff_low']:+,.2f}, {v['iqm_diff_high']:+,.2f}], "
         f"P(agent > {name}) {v['poi']:.2f}"
         for name, v in versus.items()
@@ -169,8 +170,8 @@ def report_lines(comparison: Mapping[str, Any]) -> list[str]:
     return [
         "## Seeds and intervals",
         "",
-        f"Mean net P&L per held-out session of each run (agent runs per slice: {runs}); IQM over seeds x slices with "
-        f"{conf} stratified-bootstrap intervals (rliable's definitions).",
+        f"Each run's net P&L per held-out day, all its symbols and episodes (agent runs per slice: {runs}); IQM over "
+        f"seeds x slices with {conf} stratified-bootstrap intervals (rliable's definitions).",
         "",
         table(["policy", "IQM", f"{conf} interval"], rows),
         "",

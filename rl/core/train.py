@@ -25,6 +25,7 @@ import numpy as np
 
 from rl.core.checkpoint import save_checkpoint
 from rl.core.config import is_int, is_number, json_number, jsonable, known_keys
+from rl.core.resume import drop_partial
 from rl.core.versioning import code_version
 
 if TYPE_CHECKING:
@@ -72,8 +73,11 @@ class PPOConfig:
     seed: int = 0  # seeds python, numpy, torch and the envs: same seed + same data -> same parameters
     torch_threads: int = 1  # torch intra-op threads; one is steadier than two on a shared 2-core box
     device: str = "cpu"  # torch device
+    save_every: int = 100_000  # env steps between partial saves a killed training resumes from; 0 = never
 
     def __post_init__(self) -> None:
+        if not is_int(self.save_every) or self.save_every < 0:
+            raise ValueError(f"ppo.save_every must be an integer >= 0 (0 = never), got {self.save_every!r}")
         ints = ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "torch_threads")
         for name in ints:
             value = getattr(self, name)
@@ -268,7 +272,14 @@ def _fmt_stat(values: Mapping[str, float], key: str) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
 
 
-def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log | None):
+def _training_monitor(
+    phase: str,
+    total: int,
+    info_keys: Sequence[str],
+    log: Log | None,
+    resumed: Mapping[str, Any] | None = None,
+    save: Callable[[Any], None] | None = None,
+):
     """A callback that logs finished episodes' `info_keys` to TensorBoard, progress to `log`, and every update.
 
     Each PPO update becomes a record in `updates` (its statistics, normalised entropy and the action mix of the
@@ -279,6 +290,8 @@ def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log
     recent mean episode P&L and the last update's statistics) shows a long run's signs of life. SB3 dumps its
     logger after each rollout and before the update, so an update's values are pending in `name_to_value` until
     the next rollout starts; the final update's are read at the end, then flushed so TensorBoard gets them too.
+    `resumed` carries the updates and episode endings a resumed phase recorded before its partial save; `save`
+    is called after each update (it decides whether to write a partial state).
     """
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -294,6 +307,10 @@ def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log
             self.next_report = 0
             self.updates: list[dict[str, Any]] = []  # one record per PPO update (see rl.core.health)
             self.rollout: dict[str, Any] | None = None  # the action mix of the rollout the next update trains on
+            if resumed:
+                self.updates = list(resumed.get("updates", []))
+                self.reasons = list(resumed.get("reasons", []))
+                self.lengths = list(resumed.get("lengths", []))
 
         def _on_training_start(self) -> None:
             self.start_steps = self.model.num_timesteps
@@ -357,7 +374,10 @@ def _training_monitor(phase: str, total: int, info_keys: Sequence[str], log: Log
             self.rollout = None
 
         def _on_rollout_start(self) -> None:
-            self._close_update()
+            if self.rollout is not None:
+                self._close_update()
+                if save is not None:
+                    save(self)
             done = self.model.num_timesteps - self.start_steps
             if log is None or done < self.next_report or done >= total:
                 return
@@ -441,6 +461,44 @@ def _start_model(
     return model
 
 
+class _PartialSaver:
+    """After an update, writes phase `phase`'s partial state when `every` steps have passed since the last save."""
+
+    def __init__(
+        self,
+        folder: Path,
+        every: int,
+        phase: int,
+        phase_start: int,
+        wall_before: float,
+        start: float,
+        results: list[dict[str, Any]],
+        now: int,
+    ) -> None:
+        self.folder, self.every, self.phase, self.phase_start = folder, every, phase, phase_start
+        self.wall_before, self.start, self.results, self.last = wall_before, start, results, now
+
+    def __call__(self, monitor: Any) -> None:
+        from rl.core.resume import save_partial
+
+        model = monitor.model
+        if model.num_timesteps - self.last < self.every:
+            return
+        self.last = model.num_timesteps
+        phase_wall = self.wall_before + time.perf_counter() - self.start
+        state = {
+            "phase": self.phase,
+            "phase_steps": int(model.num_timesteps - self.phase_start),
+            "phase_wall_s": phase_wall,
+            "wall_s": sum(r["wall_s"] for r in self.results) + phase_wall,
+            "results": self.results,
+            "updates": monitor.updates,
+            "reasons": monitor.reasons,
+            "lengths": monitor.lengths,
+        }
+        save_partial(model, state, self.folder)
+
+
 def _learn_phases(
     phases: Sequence[TrainPhase],
     ppo: PPOConfig,
@@ -451,33 +509,66 @@ def _learn_phases(
     info_keys: Sequence[str],
     init_from: Path | None = None,
     offset: int = 0,
-) -> tuple[MaskablePPO, list[dict[str, Any]], dict[str, float], float]:
+    partial_dir: Path | None = None,
+) -> tuple[MaskablePPO, list[dict[str, Any]], dict[str, float], float, dict[str, Any]]:
     """Run every phase on one model; each later phase keeps the weights and the optimizer state. With `init_from`,
     the model continues from that checkpoint; `offset` is the first phase's index in the whole curriculum (it
-    seeds each phase's env, so a curriculum split across checkpoints plays the same episodes)."""
+    seeds each phase's env, so a curriculum split across checkpoints plays the same episodes).
+
+    With `partial_dir`, the state is saved there every `ppo.save_every` steps, and a state found there on start is
+    resumed: its phase continues from its saved model for the steps it had left. The resumed env is reseeded as at
+    the phase's start, so a resumed training plays other episodes than an uninterrupted one would (the same in
+    distribution). Returns the model, each phase's results, the last update's statistics, the wall time and what
+    was resumed (empty when nothing was).
+    """
     from stable_baselines3.common.vec_env import VecMonitor
 
-    model = _start_model(phases[0], ppo, tensorboard_dir, init_from, offset)
-    results: list[dict[str, Any]] = []
+    from rl.core.resume import load_partial
+
+    state = load_partial(partial_dir) if ppo.save_every else None
+    first = int(state["phase"]) if state else 0
+    results: list[dict[str, Any]] = list(state["results"]) if state else []
+    total_wall = float(state["wall_s"]) if state else 0.0
+    resumed: dict[str, Any] = {}
+    if state:
+        from sb3_contrib import MaskablePPO
+
+        model = MaskablePPO.load(state["model_path"], device=ppo.device)
+        model.set_env(VecMonitor(phases[first].make_env(ppo.n_envs, ppo.seed + offset + first)))
+        model.tensorboard_log = None if tensorboard_dir is None else str(tensorboard_dir)
+        resumed = {"phase": phases[first].name, "from_steps": int(state["phase_steps"]), "saved_wall_s": total_wall}
+        if log is not None:
+            done, of = int(state["phase_steps"]), phases[first].timesteps
+            log(f"resumed phase {phases[first].name} at {done:,} of {of:,} steps from {Path(partial_dir).name}")
+    else:
+        model = _start_model(phases[0], ppo, tensorboard_dir, init_from, offset)
     values: dict[str, float] = {}
-    total_wall = 0.0
-    for k, phase in enumerate(phases):
-        if k:
+    for k in range(first, len(phases)):
+        phase = phases[k]
+        if k > first:
             model.get_env().close()
             model.set_env(VecMonitor(phase.make_env(ppo.n_envs, ppo.seed + offset + k)))
+        done_before = int(state["phase_steps"]) if state and k == first else 0
         label = phase.name if len(phases) == 1 else f"phase {phase.name} ({k + 1}/{len(phases)})"
-        callback = _training_monitor(label, phase.timesteps, info_keys, log)
-        before = model.num_timesteps
+        before = model.num_timesteps - done_before
+        wall_before = float(state["phase_wall_s"]) if state and k == first else 0.0
         start = time.perf_counter()
+        save = None
+        if partial_dir is not None and ppo.save_every:
+            save = _PartialSaver(
+                partial_dir, ppo.save_every, k, before, wall_before, start, results, model.num_timesteps
+            )
+        resumed_phase = state if k == first else None
+        callback = _training_monitor(label, phase.timesteps - done_before, info_keys, log, resumed_phase, save)
         model.learn(
-            total_timesteps=phase.timesteps,
+            total_timesteps=phase.timesteps - done_before,
             callback=callback,
             tb_log_name=run_id if len(phases) == 1 else f"{run_id}-{phase.name}",
             progress_bar=progress_bar,
-            reset_num_timesteps=k == 0 and init_from is None,
+            reset_num_timesteps=k == 0 and init_from is None and not state,
         )
-        wall = time.perf_counter() - start
-        total_wall += wall
+        wall = wall_before + time.perf_counter() - start
+        total_wall += time.perf_counter() - start
         steps = int(model.num_timesteps - before)
         values = callback.values
         results.append(
@@ -491,7 +582,7 @@ def _learn_phases(
                 "updates": callback.updates,
             }
         )
-    return model, results, values, total_wall
+    return model, results, values, total_wall, resumed
 
 
 def train_policy(
@@ -508,6 +599,7 @@ def train_policy(
     info_keys: Sequence[str] = ("net_pnl",),
     init_from: Path | None = None,
     phase_offset: int = 0,
+    partial_dir: Path | None = None,
 ) -> TrainResult:
     """Train MaskablePPO through `phases` and save an atomic checkpoint directory at `out_dir`.
 
@@ -516,6 +608,8 @@ def train_policy(
     `out_dir` must not exist yet (checkpoints are never overwritten). `run_meta` (JSON-serialisable) is stored
     verbatim in meta.json. `info_keys` are the finished-episode info values logged to TensorBoard. `init_from`
     continues an earlier checkpoint (a curriculum's later phases; `phase_offset` is their index in it).
+    `partial_dir` is where the training saves a partial state every `ppo.save_every` steps and resumes one from
+    (see `rl.core.resume`); it is deleted once the finished checkpoint is written.
     """
     from warehouse.runs import new_run_id
 
@@ -530,8 +624,17 @@ def train_policy(
     run_id = str(run_meta.get("run_id") or new_run_id("train"))
 
     with torch_threads(ppo.torch_threads):
-        model, phase_stats, values, wall = _learn_phases(
-            plan, ppo, run_id, tensorboard_dir, progress_bar, log, info_keys, init_from, phase_offset
+        model, phase_stats, values, wall, resumed = _learn_phases(
+            plan,
+            ppo,
+            run_id,
+            tensorboard_dir,
+            progress_bar,
+            log,
+            info_keys,
+            init_from,
+            phase_offset,
+            partial_dir,
         )
         stats = TrainStats(
             timesteps=int(model.num_timesteps),
@@ -551,8 +654,11 @@ def train_policy(
             "phases": jsonable(phase_stats),
             "run_meta": jsonable(run_meta),
         }
+        if resumed:
+            meta["resumed"] = resumed
         checkpoint = save_checkpoint(model, meta, out_dir)
         model.get_env().close()
+    drop_partial(partial_dir)
     return TrainResult(checkpoint_dir=checkpoint, stats=stats, meta=meta, phases=tuple(phase_stats))
 
 

@@ -74,6 +74,19 @@ class DatasetManifest:
         return walk_forward_slices(list(self.dates), cfg.walk_forward)
 
 
+def partial_dir(checkpoints_dir: Path, key: str, ident: tuple[Any, ...]) -> Path:
+    """Where a training of run `key` saves the partial state it resumes from after a kill (see `rl.core.resume`):
+    named by a hash of everything that made it (`ident`), so a retry of the same training resumes and a training
+    with any input changed starts afresh."""
+    import hashlib
+    import json
+
+    from rl.core.resume import PARTIAL_DIR
+
+    digest = hashlib.sha256(json.dumps(list(ident), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return checkpoints_dir / PARTIAL_DIR / f"{key.replace('/', '-')}-{digest}"
+
+
 def training_runs(cfg: FamilyConfig, slices: list[Slice]) -> list[tuple[str, Slice, int]]:
     """(run key, slice, seed) of every policy a training trains: one per slice and seed. The key is the slice's
     name with one seed (`slice_0`), and `<slice>/seed_<seed>` with several."""
@@ -302,12 +315,15 @@ def train_family(
         ]
         total = sum(p.timesteps for p in phases)
         log(f"training {cfg.name} {key} (seed {seed}): {len(dates)} days, {total:,} steps in {len(phases)} phase(s)")
+        parent = Path(start.checkpoints[key]).name if start is not None else None
+        ident = (cfg.name, stage, key, seed, audit.config_version, manifest.data_version, reward.sha256, code, parent)
         result = train_policy(
             train_days,
             cfg.env,
             reward,
             replace(cfg.ppo, seed=seed),
             out_dir=checkpoints_dir / run_id / key,
+            partial_dir=partial_dir(checkpoints_dir, key, ident),
             phases=phases,
             run_meta=meta,
             tensorboard_dir=tensorboard_dir / run_id / key if tensorboard_dir else None,
@@ -553,11 +569,11 @@ def _seed_comparison(
     seed: int,
 ) -> dict[str, Any]:
     """The agent's runs (one per seed) and each baseline's against it: IQM and intervals of each run's mean net
-    P&L per held-out session, slices as strata."""
-    sessions = {s.name: len(s.test_dates) for s in slices}
+    P&L per held-out day (every symbol and episode of the day), slices as strata."""
+    days = {s.name: len(s.test_dates) for s in slices}
 
     def score(slice_name: str, result: Any) -> float:
-        return family.metrics(result)["total_pnl"] / sessions[slice_name]
+        return family.metrics(result)["total_pnl"] / days[slice_name]
 
     mine = {name: [score(name, r) for r in per_seed] for name, per_seed in runs.items()}
     baselines = [p for p in next(iter(results.values())) if p != agent]

@@ -128,7 +128,7 @@ def test_importing_training_modules_does_not_import_torch():
 # ------------------------------------------------------------------------------------------ checkpoints
 def test_checkpoint_has_model_and_full_meta(tiny_run, days, reward):
     ckpt = tiny_run.checkpoint_dir
-    assert sorted(p.name for p in ckpt.iterdir()) == ["meta.json", "model.zip"]
+    assert sorted(p.name for p in ckpt.iterdir()) == ["FINISHED", "meta.json", "model.zip"]
     assert [p.name for p in ckpt.parent.iterdir()] == ["slice0"], "no temp dirs may be left next to it"
     meta = json.loads((ckpt / "meta.json").read_text())
     assert meta["run_id"] == "test-run"

@@ -117,6 +117,8 @@ def test_definitions_load_with_the_expected_names(tf_env) -> None:
     assert keys == EXPECTED_ASSETS
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == EXPECTED_CHECKS
+    for key in ("intraday_policy", "propfirm_entries_policy", "propfirm_policy"):  # a failed training resumes once
+        assert graph.get(dg.AssetKey(key)).assets_def.op.retry_policy.max_retries == 1
     market = defs.resolve_job_def("market_data_job")
     assert {k.to_user_string() for k in market.asset_layer.executable_asset_keys} == {
         "raw_ticks",
