@@ -57,8 +57,8 @@ def _sources(kind: str) -> dg.AssetsDefinition:
         "reward_config": f"The {kind} reward YAML; the sha256 of its values is the data version, so an edit "
         "retrains the models.",
         "data_config": f"The data section of {kind}.yaml (dates, symbols); an edit rebuilds the dataset first.",
-        "training_config": f"The env, ppo, seeds, phases, walk-forward and reward-path sections of {kind}.yaml; an "
-        "edit retrains the models.",
+        "training_config": f"The env, ppo, seeds, warm-start, phases, walk-forward and reward-path sections of "
+        f"{kind}.yaml; an edit retrains the models.",
         "evaluation_config": f"The evaluation section of {kind}.yaml; an edit re-runs the evaluation only.",
     }
 

@@ -24,6 +24,7 @@ from rl.core.health import HealthConfig
 from rl.core.registry import get_family
 from rl.core.train import PPOConfig
 from rl.core.walkforward import WalkForwardConfig
+from rl.core.warmstart import WarmStartConfig
 
 _TOP_KEYS = (
     "name",
@@ -37,11 +38,12 @@ _TOP_KEYS = (
     "reward",
     "evaluation",
     "health",
+    "warm_start",
 )
 ALL_SYMBOLS = "all"
 # Which sections each model-side stage reads: a change to one rebuilds that stage and what is downstream of it.
 DATA_SECTIONS = ("data",)
-TRAINING_SECTIONS = ("env", "ppo", "seeds", "phases", "walk_forward", "reward")
+TRAINING_SECTIONS = ("env", "ppo", "seeds", "warm_start", "phases", "walk_forward", "reward")
 EVALUATION_SECTIONS = ("evaluation",)
 # The `health` section is in none of these: its thresholds are read by checks on the policy, which re-run alone.
 
@@ -143,6 +145,7 @@ class FamilyConfig:
     phases: tuple[PhaseConfig, ...] = ()  # a training curriculum; empty = one phase of ppo.total_timesteps
     health: HealthConfig = HealthConfig()  # thresholds of the training-health checks on the policy
     seeds: tuple[int, ...] = ()  # one policy per seed and slice; empty = ppo.seed alone
+    warm_start: WarmStartConfig = WarmStartConfig()  # behaviour cloning of a baseline before PPO; off by default
 
     def __post_init__(self) -> None:
         family = get_family(self.kind)
@@ -231,6 +234,7 @@ class FamilyConfig:
         if self.evaluation is not None:
             out["evaluation"] = self.evaluation.to_dict()
         out["health"] = self.health.to_dict()
+        out["warm_start"] = self.warm_start.to_dict()
         return out
 
     def section_versions(self) -> dict[str, str]:
@@ -258,7 +262,7 @@ class FamilyConfig:
         eval_type = family.evaluation_config
         if eval_type is None and raw.get("evaluation") is not None:
             raise ValueError(f"a {raw['kind']} family takes no evaluation section")
-        for section in ("env", "ppo", "walk_forward", "evaluation", "health"):
+        for section in ("env", "ppo", "walk_forward", "evaluation", "health", "warm_start"):
             if raw.get(section) is not None and not isinstance(raw[section], Mapping):
                 raise ValueError(f"{section}: expected a mapping, got {type(raw[section]).__name__}")
         phases = raw.get("phases") or []
@@ -276,6 +280,7 @@ class FamilyConfig:
             phases=tuple(PhaseConfig.from_dict(p) for p in phases),
             health=HealthConfig.from_dict(raw.get("health") or {}),
             seeds=() if raw.get("seeds") is None else raw["seeds"],
+            warm_start=WarmStartConfig.from_dict(raw.get("warm_start") or {}),
         )
 
 

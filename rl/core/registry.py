@@ -58,6 +58,7 @@ class Family(Protocol):
     data_job: str  # the job that fills those assets' partitions
     # Optional `gated_phase: str`: a curriculum phase whose checkpoints must beat the flat baseline on validation
     # days before the later phases train (a blocking check between two assets); absent = no gate.
+    # Optional `teachers(days, cfg) -> {baseline name: (env -> Policy)}`: the baselines a warm start can clone.
 
     def data_partitions(self, cfg: FamilyConfig) -> list[date]: ...
     def load_data(self, con: duckdb.DuckDBPyConnection, cfg: FamilyConfig) -> Any: ...

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
     from rl.core.reward import RewardSpec
+    from rl.core.warmstart import TeacherFactory, WarmStartConfig
 
 _ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU"}  # config name -> torch.nn class name
 
@@ -474,9 +475,11 @@ class _PartialSaver:
         start: float,
         results: list[dict[str, Any]],
         now: int,
+        notes: dict[str, Any],
     ) -> None:
         self.folder, self.every, self.phase, self.phase_start = folder, every, phase, phase_start
         self.wall_before, self.start, self.results, self.last = wall_before, start, results, now
+        self.notes = notes
 
     def __call__(self, monitor: Any) -> None:
         from rl.core.resume import save_partial
@@ -495,6 +498,7 @@ class _PartialSaver:
             "updates": monitor.updates,
             "reasons": monitor.reasons,
             "lengths": monitor.lengths,
+            "notes": self.notes,
         }
         save_partial(model, state, self.folder)
 
@@ -510,6 +514,7 @@ def _learn_phases(
     init_from: Path | None = None,
     offset: int = 0,
     partial_dir: Path | None = None,
+    warm_start: tuple[WarmStartConfig, TeacherFactory] | None = None,
 ) -> tuple[MaskablePPO, list[dict[str, Any]], dict[str, float], float, dict[str, Any]]:
     """Run every phase on one model; each later phase keeps the weights and the optimizer state. With `init_from`,
     the model continues from that checkpoint; `offset` is the first phase's index in the whole curriculum (it
@@ -518,8 +523,9 @@ def _learn_phases(
     With `partial_dir`, the state is saved there every `ppo.save_every` steps, and a state found there on start is
     resumed: its phase continues from its saved model for the steps it had left. The resumed env is reseeded as at
     the phase's start, so a resumed training plays other episodes than an uninterrupted one would (the same in
-    distribution). Returns the model, each phase's results, the last update's statistics, the wall time and what
-    was resumed (empty when nothing was).
+    distribution). With `warm_start`, a fresh model is first fitted to the teacher's actions (`rl.core.warmstart`).
+    Returns the model, each phase's results, the last update's statistics, the wall time and notes for meta.json:
+    what was resumed and the warm start's statistics, where there were any.
     """
     from stable_baselines3.common.vec_env import VecMonitor
 
@@ -529,19 +535,25 @@ def _learn_phases(
     first = int(state["phase"]) if state else 0
     results: list[dict[str, Any]] = list(state["results"]) if state else []
     total_wall = float(state["wall_s"]) if state else 0.0
-    resumed: dict[str, Any] = {}
+    notes: dict[str, Any] = dict(state.get("notes", {})) if state else {}
     if state:
         from sb3_contrib import MaskablePPO
 
         model = MaskablePPO.load(state["model_path"], device=ppo.device)
         model.set_env(VecMonitor(phases[first].make_env(ppo.n_envs, ppo.seed + offset + first)))
         model.tensorboard_log = None if tensorboard_dir is None else str(tensorboard_dir)
-        resumed = {"phase": phases[first].name, "from_steps": int(state["phase_steps"]), "saved_wall_s": total_wall}
+        notes["resumed"] = {
+            "phase": phases[first].name,
+            "from_steps": int(state["phase_steps"]),
+            "saved_wall_s": total_wall,
+        }
         if log is not None:
             done, of = int(state["phase_steps"]), phases[first].timesteps
             log(f"resumed phase {phases[first].name} at {done:,} of {of:,} steps from {Path(partial_dir).name}")
     else:
         model = _start_model(phases[0], ppo, tensorboard_dir, init_from, offset)
+        if warm_start is not None and init_from is None:
+            notes["warm_start"] = _warm_start(model, phases[0], ppo, offset, *warm_start, log)
     values: dict[str, float] = {}
     for k in range(first, len(phases)):
         phase = phases[k]
@@ -556,7 +568,7 @@ def _learn_phases(
         save = None
         if partial_dir is not None and ppo.save_every:
             save = _PartialSaver(
-                partial_dir, ppo.save_every, k, before, wall_before, start, results, model.num_timesteps
+                partial_dir, ppo.save_every, k, before, wall_before, start, results, model.num_timesteps, notes
             )
         resumed_phase = state if k == first else None
         callback = _training_monitor(label, phase.timesteps - done_before, info_keys, log, resumed_phase, save)
@@ -582,7 +594,36 @@ def _learn_phases(
                 "updates": callback.updates,
             }
         )
-    return model, results, values, total_wall, resumed
+    return model, results, values, total_wall, notes
+
+
+def _warm_start(
+    model: MaskablePPO,
+    phase: TrainPhase,
+    ppo: PPOConfig,
+    offset: int,
+    cfg: WarmStartConfig,
+    teacher: TeacherFactory,
+    log: Log | None,
+) -> dict[str, Any]:
+    """Behaviour-clone the teacher on the first phase's env (its days, another seed) before PPO starts."""
+    from rl.core.warmstart import behaviour_clone, demonstrations
+
+    start = time.perf_counter()
+    env = phase.make_env(ppo.n_envs, ppo.seed + offset + 7919)  # not the seed of the envs PPO will play
+    try:
+        demos = demonstrations(env, teacher(env), cfg.steps)
+    finally:
+        env.close()
+    stats = behaviour_clone(model, demos, cfg, ppo.seed)
+    stats["wall_s"] = time.perf_counter() - start
+    if log is not None:
+        last = stats["epochs"][-1]
+        log(
+            f"warm start: {stats['samples']:,} steps of {cfg.teacher}, {cfg.epochs} epochs, loss {last['loss']:.3f}, "
+            f"agreement with the teacher {last['agreement']:.1%}"
+        )
+    return stats
 
 
 def train_policy(
@@ -600,6 +641,7 @@ def train_policy(
     init_from: Path | None = None,
     phase_offset: int = 0,
     partial_dir: Path | None = None,
+    warm_start: tuple[WarmStartConfig, TeacherFactory] | None = None,
 ) -> TrainResult:
     """Train MaskablePPO through `phases` and save an atomic checkpoint directory at `out_dir`.
 
@@ -609,7 +651,8 @@ def train_policy(
     verbatim in meta.json. `info_keys` are the finished-episode info values logged to TensorBoard. `init_from`
     continues an earlier checkpoint (a curriculum's later phases; `phase_offset` is their index in it).
     `partial_dir` is where the training saves a partial state every `ppo.save_every` steps and resumes one from
-    (see `rl.core.resume`); it is deleted once the finished checkpoint is written.
+    (see `rl.core.resume`); it is deleted once the finished checkpoint is written. `warm_start` (settings and
+    teacher) behaviour-clones the teacher into a fresh model before the first phase.
     """
     from warehouse.runs import new_run_id
 
@@ -624,18 +667,10 @@ def train_policy(
     run_id = str(run_meta.get("run_id") or new_run_id("train"))
 
     with torch_threads(ppo.torch_threads):
-        model, phase_stats, values, wall, resumed = _learn_phases(
-            plan,
-            ppo,
-            run_id,
-            tensorboard_dir,
-            progress_bar,
-            log,
-            info_keys,
-            init_from,
-            phase_offset,
-            partial_dir,
-        )
+        model, phase_stats, values, wall, notes = _learn_phases(
+            plan, ppo, run_id, tensorboard_dir, progress_bar, log, info_keys, init_from, phase_offset, partial_dir,
+            warm_start,
+        )  # fmt: skip
         stats = TrainStats(
             timesteps=int(model.num_timesteps),
             wall_s=wall,
@@ -654,8 +689,7 @@ def train_policy(
             "phases": jsonable(phase_stats),
             "run_meta": jsonable(run_meta),
         }
-        if resumed:
-            meta["resumed"] = resumed
+        meta.update(notes)
         checkpoint = save_checkpoint(model, meta, out_dir)
         model.get_env().close()
     drop_partial(partial_dir)

@@ -74,6 +74,18 @@ class DatasetManifest:
         return walk_forward_slices(list(self.dates), cfg.walk_forward)
 
 
+def _teacher(family: Any, days: Any, cfg: FamilyConfig) -> Any:
+    """The warm start's teacher (a baseline of the family, played on these training days), or None when off."""
+    name = cfg.warm_start.teacher
+    if name is None:
+        return None
+    teachers = family.teachers(days, cfg) if hasattr(family, "teachers") else {}
+    if name not in teachers:
+        raise ValueError(f"{cfg.name}.yaml: warm_start.teacher {name!r} is not a baseline of the {cfg.kind} family; "
+                         f"known: {sorted(teachers)}")  # fmt: skip
+    return teachers[name]
+
+
 def partial_dir(checkpoints_dir: Path, key: str, ident: tuple[Any, ...]) -> Path:
     """Where a training of run `key` saves the partial state it resumes from after a kill (see `rl.core.resume`):
     named by a hash of everything that made it (`ident`), so a retry of the same training resumes and a training
@@ -310,6 +322,7 @@ def train_family(
             meta["parent"] = {"run_id": start.run_id, "checkpoint": Path(start.checkpoints[key]).name}
             meta["gate"] = start.gate
         train_days = days.select_dates(dates)
+        teacher = _teacher(family, train_days, cfg) if start is None else None
         phases = [
             TrainPhase(name, steps, family.env_factory(train_days, env_cfg, reward)) for name, steps, env_cfg in plan
         ]
@@ -324,6 +337,7 @@ def train_family(
             replace(cfg.ppo, seed=seed),
             out_dir=checkpoints_dir / run_id / key,
             partial_dir=partial_dir(checkpoints_dir, key, ident),
+            warm_start=(cfg.warm_start, teacher) if teacher is not None else None,
             phases=phases,
             run_meta=meta,
             tensorboard_dir=tensorboard_dir / run_id / key if tensorboard_dir else None,

@@ -134,6 +134,15 @@ class FundingFamily:
 
         return funding_audit_target(days, cfg.env, reward)
 
+    def teachers(self, days: Any, cfg: FamilyConfig) -> dict[str, Any]:
+        from rl.families.funding.baselines import GreedyRule, funding_baselines
+
+        ev = cfg.evaluation
+        rule = GreedyRule(
+            min_apr=ev.greedy_min_apr, max_half_spreads_pct=ev.greedy_max_half_spreads_pct, exit_apr=ev.greedy_exit_apr
+        )
+        return {name: (lambda env, p=p: p) for name, p in funding_baselines(cfg.env, rule, cfg.ppo.seed).items()}
+
     def evaluate(
         self, agent: Policy, held_out: FundingDays, cfg: FamilyConfig, reward: RewardSpec, agent_name: str
     ) -> dict[str, Any]:

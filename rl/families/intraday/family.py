@@ -119,6 +119,11 @@ class IntradayFamily:
 
         return intraday_target(days, cfg.env, reward)
 
+    def teachers(self, days: MarketDays, cfg: FamilyConfig) -> dict[str, Any]:
+        from rl.families.intraday.baselines import baseline_policies
+
+        return {name: (lambda env, p=p: p) for name, p in baseline_policies(days.feature_names, cfg.ppo.seed).items()}
+
     def evaluate(
         self, agent: Policy, held_out: MarketDays, cfg: FamilyConfig, reward: RewardSpec, agent_name: str
     ) -> dict[str, Any]:

@@ -117,6 +117,11 @@ class PropFirmFamily:
 
         return propfirm_target(days, cfg.env, reward)
 
+    def teachers(self, days: Any, cfg: FamilyConfig) -> dict[str, Any]:
+        from rl.families.propfirm.baselines import baseline_factories
+
+        return dict(baseline_factories(cfg.evaluation, cfg.ppo.seed))
+
     def evaluate(
         self, agent: Policy, held_out: FuturesDays, cfg: FamilyConfig, reward: RewardSpec, agent_name: str
     ) -> dict[str, Any]:

@@ -139,6 +139,15 @@ class ZeroDteFamily:
 
         return zerodte_target(days, cfg.env, reward)
 
+    def teachers(self, days: Any, cfg: FamilyConfig) -> dict[str, Any]:
+        from rl.families.zerodte.baselines import baseline_policies
+
+        ev = cfg.evaluation
+        rules = baseline_policies(
+            days.feature_names, cfg.env.window, ev.breakout_feature, ev.breakout_level, cfg.ppo.seed
+        )
+        return {name: (lambda env, p=p: p) for name, p in rules.items()}
+
     def evaluate(
         self, agent: Policy, held_out: OptionDays, cfg: FamilyConfig, reward: RewardSpec, agent_name: str
     ) -> dict[str, Any]:
