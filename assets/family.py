@@ -10,6 +10,7 @@ the files itself and records an observation only when one changed, so polling ne
 """
 
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
@@ -22,6 +23,7 @@ from rl.core.mismatch import CHECK as MISMATCH_CHECK
 from rl.core.mismatch import DESCRIPTION as MISMATCH_DESCRIPTION
 from rl.core.registry import Family, get_family, kinds
 from rl.core.reward import RewardSpec, load_reward
+from rl.core.search import load_preset
 from rl.core.versioning import source_digest
 from warehouse.runs import get_training_slices, record_evaluation, record_training_run
 
@@ -79,7 +81,7 @@ def _sources(kind: str) -> dg.AssetsDefinition:
 
 
 def _keys(kind: str) -> dict[str, str]:
-    return {s: f"{kind}_{s}" for s in (*SOURCE_SUFFIXES, "dataset", *MODEL_STAGES)}
+    return {s: f"{kind}_{s}" for s in (*SOURCE_SUFFIXES, "dataset", "hpo", *MODEL_STAGES)}
 
 
 def _dataset(family: Family) -> dg.AssetsDefinition:
@@ -150,6 +152,7 @@ def _train(
     audit: workflow.AuditOutcome,
     stage: str,
     start: workflow.PolicyArtifact | None,
+    preset: dict | None = None,
 ) -> workflow.PolicyArtifact:
     """One training stage of a family into the artifact store, logging to the run."""
     return workflow.train_family(
@@ -162,7 +165,25 @@ def _train(
         log=context.log.info,
         stage=stage,
         start=start,
+        preset=preset,
     )
+
+
+_PRESET = ", with the PPO settings of the latest hyperparameter search (hpo.use)"
+
+
+def _preset(context: dg.AssetExecutionContext, cfg: FamilyConfig, hpo_key: str, uses_hpo: bool) -> dict | None:
+    """The latest search's best ppo settings when the config uses them (read from its preset file, checked against
+    the sha256 its materialization recorded); None otherwise."""
+    if cfg.hpo.use != uses_hpo:
+        raise ValueError(f"{cfg.name}.yaml's hpo.use changed since the definitions loaded; reload the code location")
+    if not uses_hpo:
+        return None
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(hpo_key))
+    if event is None or event.asset_materialization is None:
+        raise ValueError(f"hpo.use is on but {hpo_key} was never materialized: run the search first")
+    meta = event.asset_materialization.metadata
+    return load_preset(Path(str(meta["preset"].value)), str(meta["preset_sha256"].value))
 
 
 def gated_key(family: Family) -> str | None:
@@ -171,7 +192,7 @@ def gated_key(family: Family) -> str | None:
     return f"{family.kind}_{phase}_policy" if phase else None
 
 
-def _gated_policy(family: Family, code: str) -> dg.AssetsDefinition:
+def _gated_policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinition:
     kind, key, phase = family.kind, _keys(family.kind), family.gated_phase
     name = gated_key(family)
 
@@ -179,6 +200,7 @@ def _gated_policy(family: Family, code: str) -> dg.AssetsDefinition:
         name=name,
         group_name=kind,
         ins={"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])},
+        deps=[key["hpo"]] if uses_hpo else None,
         kinds={"pytorch"},
         code_version=code,
         retry_policy=TRAINING_RETRY,
@@ -193,8 +215,11 @@ def _gated_policy(family: Family, code: str) -> dg.AssetsDefinition:
             )
         ],
         description=f"The {kind} curriculum up to its {phase} phase: a checkpoint per walk-forward slice, each "
-        "with its own provenance, trained without the validation days its gate judges it on.",
-        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(key["reward_audit"])),
+        "with its own provenance, trained without the validation days its gate judges it on"
+        f"{_PRESET if uses_hpo else ''}.",
+        automation_condition=dg.AutomationCondition.eager().allow(
+            dg.AssetSelection.assets(key["reward_audit"], *([key["hpo"]] if uses_hpo else []))
+        ),
     )
     def gated_policy(
         context: dg.AssetExecutionContext,
@@ -204,7 +229,8 @@ def _gated_policy(family: Family, code: str) -> dg.AssetsDefinition:
         audit: workflow.AuditOutcome,
     ):
         cfg, reward = load(configs, kind)
-        artifact = _train(context, artifacts, kind, manifest, cfg, reward, audit, "gated", None)
+        preset = _preset(context, cfg, key["hpo"], uses_hpo)
+        artifact = _train(context, artifacts, kind, manifest, cfg, reward, audit, "gated", None, preset)
         gate = workflow.gate_family(manifest, artifact, cfg, reward)
         context.log.info(f"{phase} gate: {'passed' if gate['passed'] else 'FAILED'}: {gate['detail']}")
         artifact = artifact.with_gate(gate)
@@ -214,31 +240,62 @@ def _gated_policy(family: Family, code: str) -> dg.AssetsDefinition:
     return gated_policy
 
 
-def _policy(family: Family, code: str) -> dg.AssetsDefinition:
+def _hpo(family: Family) -> dg.AssetsDefinition:
+    kind, key = family.kind, _keys(family.kind)
+
+    @dg.asset(
+        name=key["hpo"],
+        group_name=kind,
+        ins={"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])},
+        kinds={"optuna"},
+        description=f"Optuna search (TPE, median pruning) of the {kind} config's hpo.space on validation days carved "
+        "from each slice's training window, never its test days; the best settings become a versioned preset.",
+    )
+    def hpo(
+        context: dg.AssetExecutionContext,
+        configs: ConfigStore,
+        artifacts: ArtifactStore,
+        manifest: workflow.DatasetManifest,
+        audit: workflow.AuditOutcome,
+    ) -> dg.Output:
+        cfg, reward = load(configs, kind)
+        result = workflow.search_family(
+            manifest, cfg, reward, audit, Path(artifacts.home), artifacts.dir("presets", kind), context.log.info
+        )
+        return dg.Output(result, metadata=metadata(result.summary()), data_version=dg.DataVersion(result.preset_sha256))
+
+    return hpo
+
+
+def _policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinition:
     kind, key = family.kind, _keys(family.kind)
     gated = gated_key(family)
+    uses_hpo = uses_hpo and not gated  # a curriculum's preset is its gated stage's, which this stage continues
     ins = {"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])}
     if gated:
         ins["start"] = dg.AssetIn(key=gated)
     after = f", continuing the {family.gated_phase} stage's checkpoints once they passed their gate" if gated else ""
+    upstream = [gated or key["reward_audit"], *([key["hpo"]] if uses_hpo else [])]
 
     asset = dg.asset(
         name=key["policy"],
         group_name=kind,
         ins=ins,
+        deps=[key["hpo"]] if uses_hpo else None,
         kinds={"pytorch"},
         code_version=code,
         retry_policy=TRAINING_RETRY,
         description=f"{kind} MaskablePPO checkpoints, one per walk-forward slice, with config, data, reward and "
-        f"code versions{after}.",
-        automation_condition=dg.AutomationCondition.eager().allow(
-            dg.AssetSelection.assets(gated or key["reward_audit"])
-        ),
+        f"code versions{after}{_PRESET if uses_hpo else ''}.",
+        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(*upstream)),
     )
 
     def train(context, configs, artifacts, manifest, audit, start) -> dg.Output:
         cfg, reward = load(configs, kind)
-        artifact = _train(context, artifacts, kind, manifest, cfg, reward, audit, "rest" if gated else "all", start)
+        preset = _preset(context, cfg, key["hpo"], uses_hpo or (cfg.hpo.use and bool(gated)))
+        artifact = _train(
+            context, artifacts, kind, manifest, cfg, reward, audit, "rest" if gated else "all", start, preset
+        )
         return dg.Output(artifact, metadata=metadata(artifact.summary()))
 
     if gated:
@@ -345,17 +402,19 @@ def _evaluation(family: Family, code: str) -> dg.AssetsDefinition:
     return evaluation
 
 
-def family_assets(family: Family) -> list:
-    """The config sources, dataset, audit, policy and evaluation assets of one registered family."""
+def family_assets(family: Family, uses_hpo: bool = False) -> list:
+    """The config sources, dataset, audit, search, policy and evaluation assets of one registered family; with
+    `uses_hpo` (the config's hpo.use) the first training stage depends on the search."""
     # Training code only: a commit elsewhere (README, warehouse) must not mark the models stale.
     code = f"rl-{source_digest(packages=('rl',))[:16]}"
-    gated = [_gated_policy(family, code)] if gated_key(family) else []
+    gated = [_gated_policy(family, code, uses_hpo)] if gated_key(family) else []
     return [
         _sources(family.kind),
         _dataset(family),
         _reward_audit(family),
+        _hpo(family),
         *gated,
-        _policy(family, code),
+        _policy(family, code, uses_hpo),
         _evaluation(family, code),
     ]
 
@@ -398,9 +457,9 @@ def check_data_range(name: str, family: Family, cfg: FamilyConfig, first: date |
         )
 
 
-def model_assets() -> list:
-    """Every registered family's assets."""
-    return [a for kind in kinds() for a in family_assets(get_family(kind))]
+def model_assets(configs: ConfigStore) -> list:
+    """Every registered family's assets, shaped by its config's hpo.use."""
+    return [a for kind in kinds() for a in family_assets(get_family(kind), load(configs, kind)[0].hpo.use)]
 
 
 def model_checks() -> list[dg.AssetChecksDefinition]:

@@ -21,7 +21,15 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
     resources["market"].declare()  # the declared instruments, for every asset, check and sensor of this process
     validate_configs(resources["configs"])
     return dg.Definitions(
-        assets=[raw_ticks, bars_1m, features_1m, options_chain_1m, raw_funding, funding_opportunities, *model_assets()],
+        assets=[
+            raw_ticks,
+            bars_1m,
+            features_1m,
+            options_chain_1m,
+            raw_funding,
+            funding_opportunities,
+            *model_assets(resources["configs"]),
+        ],
         asset_checks=model_checks(),
         jobs=all_jobs(),
         schedules=[market_data_nightly_schedule, funding_data_nightly_schedule],

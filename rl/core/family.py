@@ -22,6 +22,7 @@ from typing import Any
 from rl.core.config import as_date, config_dir, is_int, known_keys, read_yaml
 from rl.core.health import HealthConfig
 from rl.core.registry import get_family
+from rl.core.search import HpoConfig
 from rl.core.train import PPOConfig
 from rl.core.walkforward import WalkForwardConfig
 from rl.core.warmstart import WarmStartConfig
@@ -39,6 +40,7 @@ _TOP_KEYS = (
     "evaluation",
     "health",
     "warm_start",
+    "hpo",
 )
 ALL_SYMBOLS = "all"
 # Which sections each model-side stage reads: a change to one rebuilds that stage and what is downstream of it.
@@ -46,6 +48,7 @@ DATA_SECTIONS = ("data",)
 TRAINING_SECTIONS = ("env", "ppo", "seeds", "warm_start", "phases", "walk_forward", "reward")
 EVALUATION_SECTIONS = ("evaluation",)
 # The `health` section is in none of these: its thresholds are read by checks on the policy, which re-run alone.
+# Nor is `hpo`: a search's result reaches the policy as an input (when `hpo.use`), so a new result retrains.
 
 
 def _sha256(value: Any) -> str:
@@ -146,6 +149,7 @@ class FamilyConfig:
     health: HealthConfig = HealthConfig()  # thresholds of the training-health checks on the policy
     seeds: tuple[int, ...] = ()  # one policy per seed and slice; empty = ppo.seed alone
     warm_start: WarmStartConfig = WarmStartConfig()  # behaviour cloning of a baseline before PPO; off by default
+    hpo: HpoConfig = HpoConfig()  # the hyperparameter search's budgets and space, and whether the policy uses it
 
     def __post_init__(self) -> None:
         family = get_family(self.kind)
@@ -235,6 +239,7 @@ class FamilyConfig:
             out["evaluation"] = self.evaluation.to_dict()
         out["health"] = self.health.to_dict()
         out["warm_start"] = self.warm_start.to_dict()
+        out["hpo"] = self.hpo.to_dict()
         return out
 
     def section_versions(self) -> dict[str, str]:
@@ -262,7 +267,7 @@ class FamilyConfig:
         eval_type = family.evaluation_config
         if eval_type is None and raw.get("evaluation") is not None:
             raise ValueError(f"a {raw['kind']} family takes no evaluation section")
-        for section in ("env", "ppo", "walk_forward", "evaluation", "health", "warm_start"):
+        for section in ("env", "ppo", "walk_forward", "evaluation", "health", "warm_start", "hpo"):
             if raw.get(section) is not None and not isinstance(raw[section], Mapping):
                 raise ValueError(f"{section}: expected a mapping, got {type(raw[section]).__name__}")
         phases = raw.get("phases") or []
@@ -281,6 +286,7 @@ class FamilyConfig:
             health=HealthConfig.from_dict(raw.get("health") or {}),
             seeds=() if raw.get("seeds") is None else raw["seeds"],
             warm_start=WarmStartConfig.from_dict(raw.get("warm_start") or {}),
+            hpo=HpoConfig.from_dict(raw.get("hpo") or {}),
         )
 
 

@@ -264,12 +264,15 @@ def train_family(
     log: Callable[[str], None] = print,
     stage: str = "all",
     start: PolicyArtifact | None = None,
+    preset: Mapping[str, Any] | None = None,
 ) -> PolicyArtifact:
     """Train one MaskablePPO per walk-forward slice on its training days only, through the config's phases.
 
     `stage` splits a curriculum at the family's gated phase: "gated" trains the phases up to it on each training
     window without its last `validation_days` (where `gate_family` judges the checkpoints); "rest" continues the
     `start` artifact's checkpoints through the phases after it, on the whole window; "all" runs every phase.
+    `preset` (a search's best ppo settings, see `rl.core.search`) replaces those ppo values in every training and
+    is recorded with every checkpoint.
     """
     from rl.core.train import TrainPhase, train_policy
     from rl.core.versioning import code_version
@@ -315,6 +318,8 @@ def train_family(
             "code_version": code,
             "stage": stage,
         }
+        if preset:
+            meta["hpo_preset"] = dict(preset)
         dates = s.train_dates[: len(s.train_dates) - holdout]
         if holdout:
             meta["validation_dates"] = [d.isoformat() for d in s.train_dates[-holdout:]]
@@ -334,7 +339,7 @@ def train_family(
             train_days,
             cfg.env,
             reward,
-            replace(cfg.ppo, seed=seed),
+            replace(cfg.ppo, **{**dict(preset or {}), "seed": seed}),
             out_dir=checkpoints_dir / run_id / key,
             partial_dir=partial_dir(checkpoints_dir, key, ident),
             warm_start=(cfg.warm_start, teacher) if teacher is not None else None,
@@ -362,13 +367,31 @@ def train_family(
         checkpoints,
         stats,
         config_version=audit.config_version,
-        config=cfg.to_dict(),
+        config={**cfg.to_dict(), **({"hpo_preset": dict(preset)} if preset else {})},
         slices=slices_summary(slices),
         episodes=episodes,
         parents={k: str(v) for k, v in start.checkpoints.items()} if start is not None else {},
         gate=start.gate if start is not None else {},
         updates=updates,
     )
+
+
+def search_family(
+    manifest: DatasetManifest,
+    cfg: FamilyConfig,
+    reward: RewardSpec,
+    audit: AuditOutcome,
+    home: Path,
+    presets_dir: Path,
+    log: Callable[[str], None] = print,
+) -> Any:
+    """The family's hyperparameter search (`rl.core.search`) on its slices' validation days, after a passed audit."""
+    from rl.core.search import run_search
+
+    if not audit.passed or audit.reward_sha256 != reward.sha256:
+        raise ValueError(f"reward '{reward.name}' has no passed audit of its current file; materialize the audit again")
+    _check_version("reward audit", audit.config_version, cfg, TRAINING_SECTIONS)
+    return run_search(family_of(cfg), manifest.load(), cfg, reward, manifest.slices(cfg), home, presets_dir, log)
 
 
 def gate_family(manifest: DatasetManifest, artifact: PolicyArtifact, cfg: FamilyConfig, reward: RewardSpec) -> dict:

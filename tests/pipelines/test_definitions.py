@@ -54,6 +54,10 @@ EXPECTED_ASSETS = {
     "zerodte_reward_audit",
     "zerodte_policy",
     "zerodte_evaluation",
+    "intraday_hpo",
+    "funding_hpo",
+    "propfirm_hpo",
+    "zerodte_hpo",
 }
 EXPECTED_CHECKS = {
     ("raw_ticks", "quarantine_report"),

@@ -1,0 +1,41 @@
+"""The search through the real asset graph: `<family>_hpo` writes a preset, and with `hpo.use` the policy trains
+with it and records it, and depends on the search so that a new result retrains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.definitions import build_definitions
+from rl.core.registry import registered
+from tests.families import toy
+from tests.pipelines.test_registry import RANGE, _write_toy_config
+
+
+def test_the_policy_trains_with_the_latest_searchs_preset(tf_env) -> None:
+    _write_toy_config(tf_env.configs)
+    space = {"learning_rate": {"low": 1e-4, "high": 1e-3, "log": True}}
+    hpo = {"trials": 2, "steps_per_trial": 256, "evals_per_trial": 1, "validation_days": 1, "space": space, "use": True}
+    tf_env.edit_yaml(tf_env.configs / "toy.yaml", lambda f: f.update(hpo=hpo))
+    with registered(toy.FAMILY):
+        defs = build_definitions()
+        graph = defs.resolve_asset_graph()
+        assert dg.AssetKey("toy_hpo") in graph.get(dg.AssetKey("toy_policy")).parent_keys
+        instance = dg.DagsterInstance.ephemeral()
+        assert defs.resolve_job_def("market_data_job").execute_in_process(instance=instance, tags=RANGE).success
+        search = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey(k) for k in ("toy_dataset", "toy_reward_audit", "toy_hpo")]
+        )
+        assert search.success
+        result = search.output_for_node("toy_hpo")
+        assert (tf_env.home / "optuna.db").is_file() and Path(result.preset_path).is_file()
+        trained = defs.resolve_job_def("toy_training_job").execute_in_process(instance=instance)
+        assert trained.success
+        artifact = trained.output_for_node("toy_policy")
+    for path in artifact.checkpoints.values():
+        meta = json.loads((Path(path) / "meta.json").read_text())
+        assert meta["run_meta"]["hpo_preset"] == result.best_params
+        assert meta["config"]["ppo"]["learning_rate"] == result.best_params["learning_rate"]
+    assert artifact.config["hpo_preset"] == result.best_params
