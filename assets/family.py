@@ -340,14 +340,17 @@ def _health_checks(family: Family, policy_key: str) -> dg.AssetChecksDefinition:
             dg.AssetCheckSpec(name, asset=policy_key, description=health.DESCRIPTIONS[name]) for name in health.CHECKS
         ],
         ins={"artifact": dg.AssetIn(key=policy_key)},
+        can_subset=True,
         description=f"Training health of {policy_key}: entropy, approx KL, clip fraction, value loss and explained "
         "variance of every PPO update, against the config's health thresholds.",
     )
-    def policy_health(configs: ConfigStore, artifact: workflow.PolicyArtifact):
+    def policy_health(context: dg.AssetCheckExecutionContext, configs: ConfigStore, artifact: workflow.PolicyArtifact):
         cfg, _ = load(configs, kind)
+        chosen = {key.name for key in context.selected_asset_check_keys}
         for name, verdict in artifact.health(cfg).items():
-            severity = _SEVERITY[verdict["severity"] or health.SEVERITY[name]]
-            yield check_result(name, verdict, severity, asset_key=policy_key)
+            if name in chosen:  # one check can be executed alone from the UI
+                severity = _SEVERITY[verdict["severity"] or health.SEVERITY[name]]
+                yield check_result(name, verdict, severity, asset_key=policy_key)
 
     return policy_health
 

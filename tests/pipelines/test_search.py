@@ -39,3 +39,25 @@ def test_the_policy_trains_with_the_latest_searchs_preset(tf_env) -> None:
         assert meta["run_meta"]["hpo_preset"] == result.best_params
         assert meta["config"]["ppo"]["learning_rate"] == result.best_params["learning_rate"]
     assert artifact.config["hpo_preset"] == result.best_params
+
+
+def test_one_health_check_is_judged_again_alone_after_a_threshold_edit(tf_env) -> None:
+    """The checks are apart from the asset: an edited threshold is judged from the stored updates, no retraining."""
+    _write_toy_config(tf_env.configs)
+    with registered(toy.FAMILY):
+        defs = build_definitions()
+        instance = dg.DagsterInstance.ephemeral()
+        assert defs.resolve_job_def("market_data_job").execute_in_process(instance=instance, tags=RANGE).success
+        assert defs.resolve_job_def("toy_training_job").execute_in_process(instance=instance).success
+        tf_env.edit_yaml(tf_env.configs / "toy.yaml", lambda f: f.update(health={"max_value_loss": 1e-9}))
+        key = dg.AssetCheckKey(dg.AssetKey("toy_policy"), "value_loss_stable")
+        job = dg.define_asset_job("recheck", selection=dg.AssetSelection.checks(key))
+        again = dg.Definitions(
+            assets=defs.assets, asset_checks=defs.asset_checks, jobs=[job], resources=defs.resources
+        ).resolve_job_def("recheck")
+        result = again.execute_in_process(instance=instance)
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "value_loss_stable" and not evaluation.passed
+    assert "exceeds 1e-09" in str(evaluation.metadata["detail"].value)
+    assert not result.get_asset_materialization_events()  # nothing was retrained
