@@ -37,6 +37,11 @@ REPS = 2000  # bootstrap resamples; the interval's Monte Carlo error is about 1%
 Runs = Mapping[str, Sequence[float]]  # slice (task) -> one score per run (seed)
 
 
+def day_score(metrics: Mapping[str, float], n_days: int) -> float:
+    """A run's score: its net P&L per day played (every symbol and episode of the day), from a family's metrics."""
+    return float(metrics["total_pnl"]) / n_days
+
+
 def iqm(scores: Sequence[float] | np.ndarray) -> float:
     """The interquartile mean of every score (the flattened runs x slices)."""
     flat = np.asarray(scores, dtype=np.float64).reshape(-1)

@@ -249,6 +249,7 @@ def _trial(
     evaluation step, and let the pruner stop the trial."""
     import optuna
 
+    from rl.core.intervals import day_score
     from rl.core.policies import agent
     from rl.core.train import build_model, torch_threads
 
@@ -264,7 +265,7 @@ def _trial(
                 model.learn(target - model.num_timesteps, reset_num_timesteps=False)
                 validation = days.select_dates(validation_dates)
                 played = family.evaluate(agent(model), validation, cfg, reward, "agent")
-                per_day.append(family.metrics(played["agent"])["total_pnl"] / len(validation_dates))
+                per_day.append(day_score(family.metrics(played["agent"]), len(validation_dates)))
             value = float(sum(per_day) / len(per_day))
             trial.report(value, step)
             if trial.should_prune():

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rl.core.config import is_int, is_number, known_keys
+from rl.core.health import action_stats
 
 if TYPE_CHECKING:
     from sb3_contrib import MaskablePPO
@@ -114,15 +115,11 @@ def behaviour_clone(model: MaskablePPO, demos: Demonstrations, cfg: WarmStartCon
             losses.append(float(loss.detach()))
         epochs.append({"loss": float(np.mean(losses)), "agreement": agreement(model, demos)})
     policy.set_training_mode(False)
-    return {"teacher": cfg.teacher, "samples": len(actions), "epochs": epochs, "teacher_action_share": _share(demos)}
+    share = action_stats(demos.actions, None, demos.masks.shape[1])["action_share"]
+    return {"teacher": cfg.teacher, "samples": len(actions), "epochs": epochs, "teacher_action_share": share}
 
 
 def agreement(model: MaskablePPO, demos: Demonstrations) -> float:
     """Share of demonstration steps where the policy's most likely valid action is the teacher's."""
     chosen, _ = model.predict(demos.obs, action_masks=demos.masks, deterministic=True)
     return float(np.mean(np.asarray(chosen).reshape(-1) == demos.actions))
-
-
-def _share(demos: Demonstrations) -> list[float]:
-    counts = np.bincount(demos.actions, minlength=demos.masks.shape[1])
-    return (counts / max(int(counts.sum()), 1)).tolist()

@@ -498,9 +498,7 @@ class EvaluationOutcome:
                     out[f"{policy}/{key}"] = float(value)
         if self.intervals:
             mine = self.intervals["agent"]
-            out.update(
-                {"agent/iqm_session_pnl": mine["iqm"], "agent/iqm_low": mine["low"], "agent/iqm_high": mine["high"]}
-            )
+            out.update({"agent/iqm_day_pnl": mine["iqm"], "agent/iqm_low": mine["low"], "agent/iqm_high": mine["high"]})
         out["checks"] = {k: bool(v["passed"]) for k, v in self.checks.items()}
         return out
 
@@ -610,7 +608,7 @@ def _seed_comparison(
     days = {s.name: len(s.test_dates) for s in slices}
 
     def score(slice_name: str, result: Any) -> float:
-        return family.metrics(result)["total_pnl"] / days[slice_name]
+        return intervals.day_score(family.metrics(result), days[slice_name])
 
     mine = {name: [score(name, r) for r in per_seed] for name, per_seed in runs.items()}
     baselines = [p for p in next(iter(results.values())) if p != agent]

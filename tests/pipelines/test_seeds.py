@@ -46,7 +46,7 @@ def test_seeds_train_one_policy_per_seed_and_slice_and_the_check_judges_the_inte
     comparison = checks["beats_baselines"].metadata["comparison"].value
     assert comparison["runs_per_slice"] == dict.fromkeys(slices, 2)
     assert set(comparison["versus"]) == {"flat", "random_valid"}
-    assert summary["agent/iqm_low"] <= summary["agent/iqm_session_pnl"] <= summary["agent/iqm_high"]
+    assert summary["agent/iqm_low"] <= summary["agent/iqm_day_pnl"] <= summary["agent/iqm_high"]
     report = Path(summary["report_path"]).read_text()
     assert "## Seeds and intervals" in report and "agent runs per slice: " in report
 
