@@ -9,6 +9,7 @@ retrains, an evaluation edit re-evaluates. The sources are observed by `config_o
 the files itself and records an observation only when one changed, so polling never shows up as runs.
 """
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -292,7 +293,7 @@ def _policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinition:
 
     def train(context, configs, artifacts, manifest, audit, start) -> dg.Output:
         cfg, reward = load(configs, kind)
-        preset = _preset(context, cfg, key["hpo"], uses_hpo or (cfg.hpo.use and bool(gated)))
+        preset = None if gated else _preset(context, cfg, key["hpo"], uses_hpo)  # "rest" keeps the gated stage's
         artifact = _train(
             context, artifacts, kind, manifest, cfg, reward, audit, "rest" if gated else "all", start, preset
         )
@@ -435,14 +436,17 @@ def model_stage_keys(family: Family) -> list[str]:
     return [keys["reward_audit"], *([gated] if gated else []), keys["policy"], keys["evaluation"]]
 
 
-def validate_configs(configs: ConfigStore) -> None:
+def validate_configs(configs: ConfigStore) -> dict[str, FamilyConfig]:
     """Every registered family's config and reward file, checked when the definitions load: a bad value (a
     negative learning rate, gamma 1.5, a reward weight "abc") fails there, naming its file and key, not after the
-    data work of a run."""
+    data work of a run. Returns the configs by kind."""
+    out = {}
     for kind in kinds():
         cfg, _ = load(configs, kind)
         family = get_family(kind)
         check_data_range(configs.family_path(kind).name, family, cfg, FIRST_PARTITION.get(family.data_job))
+        out[kind] = cfg
+    return out
 
 
 def check_data_range(name: str, family: Family, cfg: FamilyConfig, first: date | None) -> None:
@@ -460,9 +464,9 @@ def check_data_range(name: str, family: Family, cfg: FamilyConfig, first: date |
         )
 
 
-def model_assets(configs: ConfigStore) -> list:
-    """Every registered family's assets, shaped by its config's hpo.use."""
-    return [a for kind in kinds() for a in family_assets(get_family(kind), load(configs, kind)[0].hpo.use)]
+def model_assets(configs: Mapping[str, FamilyConfig]) -> list:
+    """Every registered family's assets, shaped by its config's hpo.use (`configs` by kind, as validated)."""
+    return [a for kind in kinds() for a in family_assets(get_family(kind), configs[kind].hpo.use)]
 
 
 def model_checks() -> list[dg.AssetChecksDefinition]:

@@ -19,7 +19,7 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
     """
     resources = {**default_resources(), **resource_overrides}
     resources["market"].declare()  # the declared instruments, for every asset, check and sensor of this process
-    validate_configs(resources["configs"])
+    configs = validate_configs(resources["configs"])
     return dg.Definitions(
         assets=[
             raw_ticks,
@@ -28,7 +28,7 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
             options_chain_1m,
             raw_funding,
             funding_opportunities,
-            *model_assets(resources["configs"]),
+            *model_assets(configs),
         ],
         asset_checks=model_checks(),
         jobs=all_jobs(),

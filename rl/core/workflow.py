@@ -272,7 +272,7 @@ def train_family(
     window without its last `validation_days` (where `gate_family` judges the checkpoints); "rest" continues the
     `start` artifact's checkpoints through the phases after it, on the whole window; "all" runs every phase.
     `preset` (a search's best ppo settings, see `rl.core.search`) replaces those ppo values in every training and
-    is recorded with every checkpoint.
+    is recorded with every checkpoint; "rest" keeps the one its `start` was trained with.
     """
     from rl.core.train import TrainPhase, train_policy
     from rl.core.versioning import code_version
@@ -295,6 +295,9 @@ def train_family(
         if start is None or not start.gate.get("passed"):
             raise ValueError("the later phases continue a gated stage whose checkpoints passed their gate")
         _check_version("gated stage", start.config_version, cfg, TRAINING_SECTIONS)
+        if preset is not None:
+            raise ValueError("the later phases keep the gated stage's hyperparameter preset; pass none")
+        preset = start.config.get("hpo_preset")
         first = cfg.gate_index() + 1
         plan = plan[first:]
     elif stage != "all":

@@ -78,3 +78,31 @@ def test_once_the_gate_passes_phase_two_continues_phase_one_and_accounts_are_rec
         assert json.loads(details)["min_room"] == 2500.0
     finally:
         con.close()
+
+
+def test_with_hpo_the_gated_stage_trains_with_the_preset_and_phase_two_keeps_it(
+    tf_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_gate = workflow.gate_family
+    monkeypatch.setattr(workflow, "gate_family", lambda *a: {**real_gate(*a), "passed": True})
+    space = {"learning_rate": {"low": 1e-4, "high": 1e-3, "log": True}}
+    hpo = {"trials": 1, "steps_per_trial": 256, "evals_per_trial": 1, "validation_days": 1, "space": space, "use": True}
+    tf_env.edit_yaml(tf_env.configs / "propfirm.yaml", lambda f: f.update(hpo=hpo))
+    defs, instance = _prepared(tf_env)
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("propfirm_hpo") in graph.get(dg.AssetKey("propfirm_entries_policy")).parent_keys
+    assert dg.AssetKey("propfirm_hpo") not in graph.get(dg.AssetKey("propfirm_policy")).parent_keys
+    everything = defs.resolve_implicit_global_asset_job_def()
+    search = ["propfirm_dataset", "propfirm_reward_audit", "propfirm_hpo"]
+    first = everything.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(k) for k in search])
+    preset = first.output_for_node("propfirm_hpo").best_params
+    result = defs.resolve_job_def("propfirm_training_job").execute_in_process(instance=instance)
+    gated = result.output_for_node("propfirm_entries_policy")
+    assert gated.config["hpo_preset"] == result.output_for_node("propfirm_policy").config["hpo_preset"] == preset
+
+    # A newer search does not change what phase 2 records when it continues the stored phase 1 again.
+    tf_env.edit_yaml(tf_env.configs / "propfirm.yaml", lambda f: f["hpo"].update(seed=7))
+    newer = everything.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("propfirm_hpo")])
+    assert newer.output_for_node("propfirm_hpo").best_params != preset
+    again = everything.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("propfirm_policy")])
+    assert again.output_for_node("propfirm_policy").config["hpo_preset"] == preset
