@@ -20,6 +20,8 @@ import polars as pl
 from warehouse.db import registered
 
 _TABLE = re.compile(r"^(raw|core)\.[a-z_][a-z0-9_]*$")
+# The ml schema is insert-only (warehouse.runs) except the shadow signals, which are replaced per partition.
+ML_PARTITIONED = frozenset({"ml.signals"})
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 SESSION_DATE = "session_date"
 
@@ -50,8 +52,8 @@ def _check_ident(name: str) -> str:
 
 
 def _check_table(table: str) -> None:
-    if not _TABLE.match(table):
-        raise ValueError(f"not a partitioned warehouse table: {table!r} (expected raw.<name> or core.<name>)")
+    if not _TABLE.match(table) and table not in ML_PARTITIONED:
+        raise ValueError(f"not a partitioned warehouse table: {table!r} (expected raw.<name>, core.<name>, ml.signals)")
 
 
 def _allowed(value: Any) -> list[Any]:

@@ -23,7 +23,9 @@ import polars as pl
 
 from warehouse.db import query_polars, registered, utc_now
 
-RUN_TABLES = ("datasets", "training_runs", "evaluation_runs", "evaluation_episodes", "evaluation_metrics")
+RUN_TABLES = (
+    "datasets", "training_runs", "evaluation_runs", "evaluation_episodes", "evaluation_metrics", "promotions",
+)  # fmt: skip
 _POLARS_TYPES: dict[str, pl.DataType] = {
     "VARCHAR": pl.Utf8(),
     "DATE": pl.Date(),
@@ -219,6 +221,11 @@ def record_evaluation(con: duckdb.DuckDBPyConnection, record: EvaluationRecord |
     if any(r["run_id"] != run_id for r in episodes + metrics):
         raise ValueError("episode and metric rows must belong to the evaluation run")
     return _write(con, [("evaluation_runs", [run]), ("evaluation_episodes", episodes), ("evaluation_metrics", metrics)])
+
+
+def record_promotion(con: duckdb.DuckDBPyConnection, row: Mapping[str, Any]) -> None:
+    """Record one promotion gate decision (ml.promotions); like every run, its run_id must be new."""
+    _write(con, [("promotions", [row])])
 
 
 def metric_rows(slice_name: str, policy: str, metrics: Mapping[str, float]) -> list[dict[str, Any]]:

@@ -125,6 +125,7 @@ class Ledger:
         self.realized_net = z(n)  # sum over closed round trips of gross minus their costs
         self.round_trips = z(n, dtype=np.int64)
         self.wins = z(n, dtype=np.int64)
+        self.last_fill = np.full(n, np.nan)  # price the last step's trade filled at (NaN: no trade), for shadows
 
     _EPISODE = (
         "pos",
@@ -211,7 +212,9 @@ class Ledger:
         unit = self.exposure(sel)
         q0, q1 = pos0 * unit, target * unit
         half = 0.5 * spread_next
-        comm, sc = self._costs(sel, target - pos0, half)
+        dpos = target - pos0
+        self.last_fill[sel] = np.where(dpos != 0, open_next + np.sign(dpos) * half, np.nan)
+        comm, sc = self._costs(sel, dpos, half)
         pnl = q0 * (open_next - self.mark[sel]) + q1 * (close_next - open_next)
         trip = self._trade(sel, pos0, target, q0, q1, open_next, comm + sc)
 

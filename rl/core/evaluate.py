@@ -61,8 +61,8 @@ class EpisodeSet:
         return np.sum([ep.action_counts for ep in self.episodes], axis=0).astype(np.int64)
 
 
-def load_agent(checkpoint_dir: Path, held_out_dates: np.ndarray) -> tuple[Policy, int]:
-    """A checkpoint as a deterministic Policy and its torch thread count, refusing look-ahead.
+def load_model(checkpoint_dir: Path, held_out_dates: np.ndarray) -> tuple[Any, int]:
+    """A checkpoint's MaskablePPO and its torch thread count, refusing look-ahead.
 
     Every held-out date must be later than the last date the checkpoint was trained on (its meta.json).
     """
@@ -78,4 +78,10 @@ def load_agent(checkpoint_dir: Path, held_out_dates: np.ndarray) -> tuple[Policy
                 f"training data up to {last_train}: evaluation days must be strictly later"
             )
     threads = int(((meta.get("config") or {}).get("ppo") or {}).get("torch_threads", 1))
+    return model, threads
+
+
+def load_agent(checkpoint_dir: Path, held_out_dates: np.ndarray) -> tuple[Policy, int]:
+    """A checkpoint as a deterministic Policy and its torch thread count, refusing look-ahead (`load_model`)."""
+    model, threads = load_model(checkpoint_dir, held_out_dates)
     return agent(model), threads

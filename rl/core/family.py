@@ -1,5 +1,5 @@
 """An agent family's config: env rules, PPO hyperparameters, training phases, walk-forward slicing, data range,
-reward file, evaluation settings and training-health thresholds.
+reward file, evaluation settings, training-health thresholds and the promotion gate's threshold.
 
 One YAML (e.g. `configs/intraday.yaml`) per family, loaded into frozen, validated dataclasses so that a typo
 fails at load time and the exact resolved values can be saved with every checkpoint (`to_dict`). `kind` names
@@ -21,6 +21,7 @@ from typing import Any
 
 from rl.core.config import as_date, config_dir, is_int, known_keys, read_yaml
 from rl.core.health import HealthConfig
+from rl.core.promotion import PromotionConfig
 from rl.core.registry import get_family
 from rl.core.search import HpoConfig
 from rl.core.train import PPOConfig
@@ -41,12 +42,13 @@ _TOP_KEYS = (
     "health",
     "warm_start",
     "hpo",
+    "promotion",
 )
 ALL_SYMBOLS = "all"
 # Which sections each model-side stage reads: a change to one rebuilds that stage and what is downstream of it.
 DATA_SECTIONS = ("data",)
 TRAINING_SECTIONS = ("env", "ppo", "seeds", "warm_start", "phases", "walk_forward", "reward")
-EVALUATION_SECTIONS = ("evaluation",)
+EVALUATION_SECTIONS = ("evaluation", "promotion")  # the promotion gate judges the evaluation, so it re-runs too
 # The `health` section is in none of these: its thresholds are read by checks on the policy, which re-run alone.
 # Nor is `hpo`: a search's result reaches the policy as an input (when `hpo.use`), so a new result retrains.
 
@@ -150,6 +152,7 @@ class FamilyConfig:
     seeds: tuple[int, ...] = ()  # one policy per seed and slice; empty = ppo.seed alone
     warm_start: WarmStartConfig = WarmStartConfig()  # behaviour cloning of a baseline before PPO; off by default
     hpo: HpoConfig = HpoConfig()  # the hyperparameter search's budgets and space, and whether the policy uses it
+    promotion: PromotionConfig = PromotionConfig()  # what a new policy needs to replace the promoted one
 
     def __post_init__(self) -> None:
         family = get_family(self.kind)
@@ -240,6 +243,7 @@ class FamilyConfig:
         out["health"] = self.health.to_dict()
         out["warm_start"] = self.warm_start.to_dict()
         out["hpo"] = self.hpo.to_dict()
+        out["promotion"] = self.promotion.to_dict()
         return out
 
     def section_versions(self) -> dict[str, str]:
@@ -267,7 +271,7 @@ class FamilyConfig:
         eval_type = family.evaluation_config
         if eval_type is None and raw.get("evaluation") is not None:
             raise ValueError(f"a {raw['kind']} family takes no evaluation section")
-        for section in ("env", "ppo", "walk_forward", "evaluation", "health", "warm_start", "hpo"):
+        for section in ("env", "ppo", "walk_forward", "evaluation", "health", "warm_start", "hpo", "promotion"):
             if raw.get(section) is not None and not isinstance(raw[section], Mapping):
                 raise ValueError(f"{section}: expected a mapping, got {type(raw[section]).__name__}")
         phases = raw.get("phases") or []
@@ -287,6 +291,7 @@ class FamilyConfig:
             seeds=() if raw.get("seeds") is None else raw["seeds"],
             warm_start=WarmStartConfig.from_dict(raw.get("warm_start") or {}),
             hpo=HpoConfig.from_dict(raw.get("hpo") or {}),
+            promotion=PromotionConfig.from_dict(raw.get("promotion") or {}),
         )
 
 

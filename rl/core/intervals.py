@@ -127,6 +127,7 @@ def seed_comparison(
     """The agent's IQM and interval, each baseline's, and the agent against each baseline (`compare`)."""
     return {
         "runs_per_slice": {task: len(v) for task, v in agent.items()},
+        "agent_runs": {task: [float(x) for x in v] for task, v in agent.items()},
         "confidence": confidence,
         "agent": iqm_interval(agent, confidence, reps, seed),
         "baselines": {name: iqm_interval(r, confidence, reps, seed) for name, r in baselines.items()},

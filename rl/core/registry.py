@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rl.core.policies import Policy
     from rl.core.report import ReportContext
     from rl.core.reward import RewardSpec
+    from rl.core.shadow import ShadowPlay
     from rl.core.train import EnvFactory
     from rl.core.walkforward import Slice
 
@@ -59,6 +60,8 @@ class Family(Protocol):
     # Optional `gated_phase: str`: a curriculum phase whose checkpoints must beat the flat baseline on validation
     # days before the later phases train (a blocking check between two assets); absent = no gate.
     # Optional `teachers(days, cfg) -> {baseline name: (env -> Policy)}`: the baselines a warm start can clone.
+    # Optional `shadow_warmup_days(cfg) -> int`: days before a partition its shadow account trades through first
+    # (default 0: a partition's accounts start flat on it, as a session's do).
 
     def data_partitions(self, cfg: FamilyConfig) -> list[date]: ...
     def load_data(self, con: duckdb.DuckDBPyConnection, cfg: FamilyConfig) -> Any: ...
@@ -70,6 +73,7 @@ class Family(Protocol):
     def synthetic_days(self, seed: int) -> Any: ...
     def perturb_after(self, days: Any, t: int) -> Any: ...
     def audit_target(self, days: Any, cfg: FamilyConfig, reward: RewardSpec) -> AuditTarget: ...
+    def shadow(self, days: Any, cfg: FamilyConfig, reward: RewardSpec) -> ShadowPlay: ...
     def evaluate(
         self, agent: Policy, held_out: Any, cfg: FamilyConfig, reward: RewardSpec, agent_name: str
     ) -> dict[str, Any]: ...

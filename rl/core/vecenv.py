@@ -182,6 +182,11 @@ class BatchedVecEnv(VecEnv):
         """Valid actions of every env: a fresh bool [N, A] array (a copy: safe to keep across steps)."""
         return self._core.masks()
 
+    def decision_state(self) -> dict[str, np.ndarray]:
+        """What a shadow play records of every env after a step (`rl.core.shadow`): `position` [N] float (units
+        held) and `fill_price` [N] float (the price the step's trade filled at, NaN where it traded nothing)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report its decision state")
+
     def close(self) -> None:
         """Nothing to release (no subprocesses, no files)."""
 
@@ -289,6 +294,11 @@ class DayEpisodesVecEnv(BatchedVecEnv):
 
     def _net_pnl(self, comps: dict[str, np.ndarray]) -> np.ndarray:
         return comps["daily_pnl_level"]
+
+    def decision_state(self) -> dict[str, np.ndarray]:
+        """The shared ledger's position and last fill (the next bar's open plus or minus half its spread)."""
+        led = self._core.ledger
+        return {"position": led.pos.astype(np.float64), "fill_price": led.last_fill.copy()}
 
     def _restart(self, idx: np.ndarray) -> None:
         days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)

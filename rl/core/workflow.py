@@ -502,6 +502,7 @@ class EvaluationOutcome:
         if self.intervals:
             mine = self.intervals["agent"]
             out.update({"agent/iqm_day_pnl": mine["iqm"], "agent/iqm_low": mine["low"], "agent/iqm_high": mine["high"]})
+            out["agent_run_scores"] = self.intervals["agent_runs"]  # per slice, one per seed: what promotion compares
         out["checks"] = {k: bool(v["passed"]) for k, v in self.checks.items()}
         return out
 
@@ -617,3 +618,106 @@ def _seed_comparison(
     baselines = [p for p in next(iter(results.values())) if p != agent]
     theirs = {p: {name: [score(name, per[p])] for name, per in results.items()} for p in baselines}
     return intervals.seed_comparison(mine, theirs, seed=seed)
+
+
+def promotion_candidate(artifact: PolicyArtifact, evaluation: Mapping[str, Any]) -> Any:
+    from rl.core.promotion import PromotedPolicy
+
+    figures = {"evaluation_run_id": evaluation["run_id"], "runs": evaluation["agent_run_scores"]}
+    figures |= {k: evaluation.get(f"agent/iqm_{s}") for k, s in (("iqm", "day_pnl"), ("low", "low"), ("high", "high"))}
+    return PromotedPolicy(artifact.run_id, dict(artifact.checkpoints), dict(artifact.config), dict(artifact.slices),
+                          figures)  # fmt: skip
+
+
+def incumbent_scores(
+    incumbent: Any, manifest: DatasetManifest, cfg: FamilyConfig, reward: RewardSpec
+) -> tuple[dict[str, list[float]] | None, str]:
+    """The promoted policy's runs played on this dataset's held-out days under `cfg` (one score per checkpoint,
+    as the evaluation scores the candidate's), or None and why it cannot be judged there."""
+    from rl.core.evaluate import load_agent
+    from rl.core.train import torch_threads
+
+    family = family_of(cfg)
+    days = manifest.load()
+    out: dict[str, list[float]] = {}
+    for s in manifest.slices(cfg):
+        keys = [k for k in incumbent.checkpoints if k.split("/")[0] == s.name]
+        if not keys:
+            return None, f"the promoted policy {incumbent.run_id} has no checkpoint for {s.name}"
+        held_out = days.select_dates(s.test_dates)
+        for key in keys:
+            try:
+                policy, threads = load_agent(Path(incumbent.checkpoints[key]), held_out.dates)
+                with torch_threads(threads):
+                    played = family.evaluate(policy, held_out, cfg, reward, "agent")
+            except (ValueError, RuntimeError, FileNotFoundError) as exc:
+                return None, f"the promoted policy {incumbent.run_id} cannot play {s.name}'s held-out days ({exc})"
+            out.setdefault(s.name, []).append(intervals.day_score(family.metrics(played["agent"]), len(s.test_dates)))
+    return out, ""
+
+
+def promote_family(
+    manifest: DatasetManifest,
+    artifact: PolicyArtifact,
+    evaluation: Mapping[str, Any],
+    cfg: FamilyConfig,
+    reward: RewardSpec,
+    current: Any | None,
+) -> Any:
+    """The promotion gate (`rl.core.promotion`): the candidate's held-out runs against the promoted policy's
+    (`current`, a Promotion's policy, or None), replayed on the same days under the same config."""
+    from rl.core.promotion import NOT_TRADING, Promotion, decide
+
+    if evaluation.get("policy_run_id") != artifact.run_id:
+        raise ValueError("the evaluation judged another policy than this one; materialize the evaluation again")
+    candidate = promotion_candidate(artifact, evaluation)
+    runs = {k: list(v) for k, v in evaluation["agent_run_scores"].items()}
+    incumbent, note = None, ""
+    if current is not None and current.run_id == artifact.run_id:
+        evidence = decide(runs, None, cfg.promotion, NOT_TRADING, "re-judged: this policy is already the promoted one")
+        evidence |= {"promoted": True, "detail": f"already promoted; {evidence['detail']}"}
+    else:
+        if current is not None:
+            incumbent, note = incumbent_scores(current, manifest, cfg, reward)
+        name = f"promoted {current.run_id}" if incumbent is not None else NOT_TRADING
+        evidence = decide(runs, incumbent, cfg.promotion, name, note)
+    promoted = bool(evidence["promoted"])
+    return Promotion(
+        run_id=new_run_id(f"{cfg.name}-promotion"),
+        family=cfg.name,
+        candidate_run_id=artifact.run_id,
+        evaluation_run_id=evaluation.get("run_id"),
+        incumbent_run_id=current.run_id if current is not None else None,
+        promoted=promoted,
+        policy=candidate if promoted else current,
+        evidence=evidence,
+    )
+
+
+def shadow_config(policy: Any, day: date) -> FamilyConfig:
+    """The promoted policy's own config over the data window its shadow of partition `day` plays (the family's
+    `shadow_warmup_days` before it, and the day)."""
+    from datetime import timedelta
+
+    raw = {k: v for k, v in policy.config.items() if k != "hpo_preset"}
+    cfg = FamilyConfig.from_dict(raw)
+    family = family_of(cfg)
+    warmup = int(family.shadow_warmup_days(cfg)) if hasattr(family, "shadow_warmup_days") else 0
+    return replace(cfg, data=replace(cfg.data, start=day - timedelta(days=warmup), end=day))
+
+
+def shadow_family(policy: Any, data: Any, cfg: FamilyConfig, reward: RewardSpec, day: date) -> pl.DataFrame:
+    """Every decision the promoted policy's latest-slice checkpoints (each seed) take on partition `day`, from
+    warehouse `data` loaded for `cfg` (a `shadow_config`); refuses days a checkpoint trained on."""
+    from rl.core import shadow
+    from rl.core.evaluate import load_model
+    from rl.core.train import torch_threads
+
+    family = family_of(cfg)
+    days = family.build_days(data, cfg, family.expected_dates(cfg))
+    frames = []
+    for key in policy.latest_keys():
+        model, threads = load_model(Path(policy.checkpoints[key]), np.asarray(days.dates))
+        with torch_threads(threads):
+            frames.append(shadow.play(model, family.shadow(days, cfg, reward), key))
+    return pl.concat(frames, how="vertical")

@@ -207,3 +207,36 @@ def test_evaluation_rows_and_report(case: Case, tmp_path) -> None:
     ctx = ReportContext("f", "eval-1", "train-1", {"slice0": "ckpt"}, case.reward.name, case.reward.sha256, "d", "c")
     text = case.family.report(ctx, {"slice0": results}, checks, tmp_path / "report", "agent", (), case.cfg)
     assert (tmp_path / "report" / "report.md").read_text() == text and "eval-1" in text
+
+
+def test_shadow_play_records_every_decision_with_its_distribution(case: Case) -> None:
+    """The family's shadow env through the core's recorder: probabilities over the valid actions only, the most
+    probable one played, positions chained step to step, and the step P&L adding up to the account's."""
+    from sb3_contrib import MaskablePPO
+
+    from market.calendar import is_session
+    from rl.core import shadow
+
+    days = case.days
+    if case.family.data_job == "market_data_job":  # bars are timed by the sessions' minutes: real sessions only
+        days = days.select_dates([d for d in np.asarray(days.dates).astype("datetime64[D]").tolist() if is_session(d)])
+    train_env = case.family.env_factory(days, case.cfg.env, case.reward)(2, 0)
+    model = MaskablePPO("MlpPolicy", train_env, n_steps=8, batch_size=8, seed=0, device="cpu")
+    play = case.family.shadow(days, case.cfg, case.reward)
+    frame = shadow.play(model, play, "slice_0")
+    assert frame.height > 0 and set(frame.get_column("checkpoint")) == {"slice_0"}
+    for probs, mask, action in frame.select("probabilities", "mask", "action").iter_rows():
+        assert sum(probs) == pytest.approx(1.0) and mask[action] and probs[action] == max(probs)
+        assert all(p == 0 for p, valid in zip(probs, mask, strict=True) if not valid)
+        assert len(probs) == len(play.action_names)
+    for (_,), rows in frame.sort("episode", "step").group_by(["episode"], maintain_order=True):
+        assert rows.get_column("step").diff().drop_nulls().to_list() == [1] * (rows.height - 1)
+        assert (np.diff(rows.get_column("bar_ts").to_numpy()) > np.timedelta64(0)).all()
+        before, after = rows.get_column("position_before"), rows.get_column("position_after")
+        assert before.slice(1).to_list() == after.slice(0, rows.height - 1).to_list()
+        net = rows.get_column("net_pnl").to_numpy()
+        step = rows.get_column("step_pnl").to_numpy()
+        np.testing.assert_allclose(step[1:], np.diff(net), atol=1e-6)
+    fills = frame.get_column("fill_price").drop_nulls()
+    assert fills.is_finite().all() and (fills > 0).all()
+    assert shadow.summary(frame)["decisions"] == frame.height

@@ -419,6 +419,17 @@ class FundingVecEnv(BatchedVecEnv):
             **_end_info(led, i, code),
         }
 
+    def decision_state(self) -> dict[str, np.ndarray]:
+        """Open two-leg positions per env, and for an entry the mean of its two legs' entry marks (NaN otherwise:
+        an exit's legs close at marks of different exchanges, shown in its P&L)."""
+        led = self._core.ledger
+        fill = np.full(self.num_envs, np.nan)
+        entered = np.flatnonzero(led.entered_sym >= 0)
+        if entered.size:
+            slot = np.argmax(np.where(led.active[entered], led.opened[entered], -1), axis=1)
+            fill[entered] = 0.5 * (led.entry_l[entered, slot] + led.entry_s[entered, slot])
+        return {"position": led.active.sum(axis=1).astype(np.float64), "fill_price": fill}
+
     def _restart(self, idx: np.ndarray) -> None:
         configs, starts = self._draw(idx.tolist())
         self._core.reset(idx, configs, starts)

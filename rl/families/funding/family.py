@@ -134,6 +134,25 @@ class FundingFamily:
 
         return funding_audit_target(days, cfg.env, reward)
 
+    def shadow_warmup_days(self, cfg: FamilyConfig) -> int:
+        """Days before a partition its shadow account trades through first: one whole episode, as a continuously
+        running account would have."""
+        return -(-(cfg.env.episode_hours + 1) // 24)
+
+    def shadow(self, days: FundingDays, cfg: FamilyConfig, reward: RewardSpec) -> Any:
+        """One account under the user's trading config, its episode ending with the window's last hour; only the
+        decisions on the last UTC day (the partition) are kept."""
+        from rl.core.shadow import ShadowPlay
+        from rl.families.funding.env import FundingVecEnv
+
+        start = days.n_hours - 1 - cfg.env.episode_hours
+        env = FundingVecEnv(days, cfg.env, reward, n_envs=1, seed=cfg.ppo.seed, fixed_starts=[start], auto_reset=False)
+        env.set_options([{"trading": cfg.env.trading}])
+        hours = np.asarray(days.timeline, dtype="datetime64[ns]").astype(np.int64)
+        names = ("HOLD", *(f"ENTER_{k}" for k in range(cfg.env.top_k)), *(f"EXIT_{j}" for j in range(cfg.env.slots)))
+        day_start = np.datetime64(np.datetime64(days.timeline[-1], "D"), "ns").astype(np.int64)
+        return ShadowPlay(env, np.array(["default"]), lambda idx: hours[env._core.t[idx]], names, int(day_start))
+
     def teachers(self, days: Any, cfg: FamilyConfig) -> dict[str, Any]:
         from rl.families.funding.baselines import GreedyRule, funding_baselines
 

@@ -119,6 +119,17 @@ class IntradayFamily:
 
         return intraday_target(days, cfg.env, reward)
 
+    def shadow(self, days: MarketDays, cfg: FamilyConfig, reward: RewardSpec) -> Any:
+        """Each (symbol, session) of the partition as one account, under the evaluation's rules."""
+        from rl.core.shadow import day_play
+        from rl.families.intraday.env import ACTION_NAMES, IntradayVecEnv
+
+        n = days.n_days
+        env = IntradayVecEnv(
+            days, cfg.env, reward, n_envs=n, seed=cfg.ppo.seed, fixed_days=np.arange(n), auto_reset=False
+        )
+        return day_play(env, days, ACTION_NAMES)
+
     def teachers(self, days: MarketDays, cfg: FamilyConfig) -> dict[str, Any]:
         from rl.families.intraday.baselines import baseline_policies
 

@@ -117,6 +117,19 @@ class PropFirmFamily:
 
         return propfirm_target(days, cfg.env, reward)
 
+    def shadow(self, days: Any, cfg: FamilyConfig, reward: RewardSpec) -> Any:
+        """A fresh account per root opening on the partition's trading day, under the evaluation's rule book."""
+        from rl.core.shadow import day_play
+        from rl.families.propfirm.env import PropFirmVecEnv
+
+        n = days.n_days
+        env = PropFirmVecEnv(
+            days, cfg.env, reward, n_envs=n, seed=cfg.ppo.seed, fixed_days=np.arange(n), auto_reset=False
+        )
+        top = env.core.max_pos
+        names = [f"target_{k - top:+d}" if k != top else "target_0" for k in range(2 * top + 1)]
+        return day_play(env, days, names, days.minute_ns)
+
     def teachers(self, days: Any, cfg: FamilyConfig) -> dict[str, Any]:
         from rl.families.propfirm.baselines import baseline_factories
 

@@ -139,6 +139,17 @@ class ZeroDteFamily:
 
         return zerodte_target(days, cfg.env, reward)
 
+    def shadow(self, days: Any, cfg: FamilyConfig, reward: RewardSpec) -> Any:
+        """Each underlying's session of the partition as one account, under the evaluation's rules."""
+        from rl.core.shadow import day_play, session_minute_ns
+        from rl.families.zerodte.env import ACTION_NAMES, ZeroDteVecEnv
+
+        n = days.n_days
+        env = ZeroDteVecEnv(
+            days, cfg.env, reward, n_envs=n, seed=cfg.ppo.seed, fixed_days=np.arange(n), auto_reset=False
+        )
+        return day_play(env, days, ACTION_NAMES, session_minute_ns(days.symbols, days.dates, days.bars.max_minutes))
+
     def teachers(self, days: Any, cfg: FamilyConfig) -> dict[str, Any]:
         from rl.families.zerodte.baselines import baseline_policies
 

@@ -62,6 +62,7 @@ class _Batch:
         self.t = np.zeros(n, dtype=np.int64)
         self.pos = np.zeros(n, dtype=np.int64)
         self.equity = np.zeros(n)
+        self.fill = np.full(n, np.nan)  # the last step's fill price (NaN: no trade)
         self.finished = np.zeros(n, dtype=bool)
 
     def reset(self, sel: Any, day: np.ndarray) -> None:
@@ -80,6 +81,7 @@ class _Batch:
 
     def step(self, sel: Any, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         day, t = self.day[sel], self.t[sel]
+        self.fill[sel] = np.where(actions != self.pos[sel], self.days.close[day, t], np.nan)
         self.pos[sel] = actions
         pnl = actions * self.cfg.units * (self.days.close[day, t + 1] - self.days.close[day, t])
         self.equity[sel] += pnl
@@ -144,8 +146,15 @@ class ToyVecEnv(BatchedVecEnv):
         self._obs = self._core.observe()
         return self._obs
 
+    @property
+    def core(self) -> _Batch:
+        return self._core
+
     def _net_pnl(self, comps):
         return self._core.equity.copy()
+
+    def decision_state(self) -> dict[str, np.ndarray]:
+        return {"position": self._core.pos.astype(np.float64), "fill_price": self._core.fill.copy()}
 
     def _finish(self, idx, obs, comps, code, infos) -> None:
         for i in idx.tolist():
@@ -262,6 +271,12 @@ class ToyFamily:
             cost_components=(),
             net_pnl=lambda env: env._core.equity,
         )
+
+    def shadow(self, days, cfg, reward) -> Any:
+        from rl.core.shadow import day_play
+
+        env = ToyVecEnv(days, cfg.env, reward, days.n_days, fixed_days=np.arange(days.n_days), auto_reset=False)
+        return day_play(env, days, ACTIONS)
 
     def evaluate(self, agent, held_out, cfg, reward, agent_name) -> dict[str, ToyResult]:
         policies = {agent_name: agent, "flat": lambda obs, masks: np.zeros(len(masks), dtype=np.int64)}
