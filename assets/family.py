@@ -1,5 +1,5 @@
 """One asset machinery for every registered family: config sources -> dataset -> reward audit -> policy ->
-evaluation.
+evaluation -> promoted policy -> shadow signals (per data partition).
 
 Each family gets four observable sources, one per thing a person edits: the reward YAML, and its config's data
 range, training sections (env, ppo, phases, walk-forward, reward path) and evaluation section. Each source's data
@@ -16,9 +16,9 @@ from pathlib import Path
 import dagster as dg
 
 from assets.common import WAREHOUSE_POOL, check_result, metadata
-from assets.partitions import FIRST_PARTITION
+from assets.partitions import DATA_PARTITIONS, FIRST_PARTITION
 from assets.resources import ArtifactStore, ConfigStore, WarehouseResource
-from rl.core import intervals, workflow
+from rl.core import intervals, promotion, shadow, workflow
 from rl.core.family import DATA_SECTIONS, EVALUATION_SECTIONS, TRAINING_SECTIONS, FamilyConfig
 from rl.core.mismatch import CHECK as MISMATCH_CHECK
 from rl.core.mismatch import DESCRIPTION as MISMATCH_DESCRIPTION
@@ -26,13 +26,14 @@ from rl.core.registry import Family, get_family, kinds
 from rl.core.reward import RewardSpec, load_reward
 from rl.core.search import load_preset
 from rl.core.versioning import source_digest
-from warehouse.runs import get_training_slices, record_evaluation, record_training_run
+from warehouse.runs import get_training_slices, record_evaluation, record_promotion, record_training_run
+from warehouse.signals import latest_promotion, replace_signals, shadow_days
 
 _SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 SOURCE_SUFFIXES = ("reward_config", "data_config", "training_config", "evaluation_config")
 # A training step that fails is retried once in the same run; it resumes from its last partial save.
 TRAINING_RETRY = dg.RetryPolicy(max_retries=1)
-MODEL_STAGES = ("reward_audit", "policy", "evaluation")
+MODEL_STAGES = ("reward_audit", "policy", "evaluation", "promoted_policy")
 
 
 def load(configs: ConfigStore, kind: str) -> tuple[FamilyConfig, RewardSpec]:
@@ -82,7 +83,7 @@ def _sources(kind: str) -> dg.AssetsDefinition:
 
 
 def _keys(kind: str) -> dict[str, str]:
-    return {s: f"{kind}_{s}" for s in (*SOURCE_SUFFIXES, "dataset", "hpo", *MODEL_STAGES)}
+    return {s: f"{kind}_{s}" for s in (*SOURCE_SUFFIXES, "dataset", "hpo", "signals", *MODEL_STAGES)}
 
 
 def _dataset(family: Family) -> dg.AssetsDefinition:
@@ -406,8 +407,110 @@ def _evaluation(family: Family, code: str) -> dg.AssetsDefinition:
     return evaluation
 
 
+def _write_promoted_report(artifacts: ArtifactStore, kind: str, decision: promotion.Promotion, history) -> str:
+    """The promoted policy's page (held-out figures beside shadow P&L), rewritten from the warehouse each time."""
+    text = promotion.promoted_report(decision, history)
+    (artifacts.dir("reports", kind) / promotion.REPORT_FILE).write_text(text)
+    return text
+
+
+def _promoted_policy(family: Family) -> dg.AssetsDefinition:
+    kind, key = family.kind, _keys(family.kind)
+    name = key["promoted_policy"]
+
+    @dg.asset(
+        name=name,
+        group_name=kind,
+        ins={
+            "manifest": dg.AssetIn(key=key["dataset"]),
+            "artifact": dg.AssetIn(key=key["policy"]),
+            "evaluation": dg.AssetIn(key=key["evaluation"]),
+        },
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb"},
+        check_specs=[dg.AssetCheckSpec(promotion.CHECK, asset=name, description=promotion.DESCRIPTION)],
+        description=f"The {kind} policy the shadow signals play: a newly evaluated policy replaces it only when its "
+        "held-out IQM beats the promoted one's on the same days with P(improvement) above promotion.min_probability.",
+        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(key["evaluation"])),
+    )
+    def promoted_policy(
+        context: dg.AssetExecutionContext,
+        configs: ConfigStore,
+        artifacts: ArtifactStore,
+        warehouse: WarehouseResource,
+        manifest: workflow.DatasetManifest,
+        artifact: workflow.PolicyArtifact,
+        evaluation: dict,
+    ):
+        cfg, reward = load(configs, kind)
+        with warehouse.connect() as con:
+            last = latest_promotion(con, cfg.name)
+        current = promotion.PromotedPolicy.from_dict(last["policy"]) if last and last["policy"] else None
+        decision = workflow.promote_family(manifest, artifact, evaluation, cfg, reward, current)
+        with warehouse.connect() as con:
+            record_promotion(con, decision.record())
+            history = shadow_days(con, cfg.name, decision.policy.run_id if decision.policy else "")
+        report = _write_promoted_report(artifacts, kind, decision, history)
+        with Path(evaluation["report_path"]).open("a") as out:  # the gate's verdict in the evaluation's report
+            out.write("\n" + "\n".join(promotion.report_lines(decision)))
+        context.log.info(f"promotion gate: {decision.evidence['detail']}")
+        yield dg.Output(decision, metadata={**metadata(decision.summary()), "report": dg.MetadataValue.md(report)})
+        yield check_result(promotion.CHECK, decision.check(), dg.AssetCheckSeverity.WARN)
+
+    return promoted_policy
+
+
+def _signals(family: Family) -> dg.AssetsDefinition:
+    kind, key = family.kind, _keys(family.kind)
+    partitions = DATA_PARTITIONS[family.data_job]
+    unit = "UTC day" if family.data_job == "funding_data_job" else "session"
+
+    @dg.asset(
+        name=key["signals"],
+        group_name=kind,
+        partitions_def=partitions,
+        deps=[dg.AssetKey(k) for k in family.data_assets],
+        ins={"promoted": dg.AssetIn(key=key["promoted_policy"])},
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb"},
+        description=f"Shadow signals, per {unit}: every decision the promoted {kind} policy would take on the "
+        "partition (action, probabilities, mask, position, hypothetical fill and P&L) in ml.signals; no orders.",
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+    def signals(
+        context: dg.AssetExecutionContext,
+        configs: ConfigStore,
+        artifacts: ArtifactStore,
+        warehouse: WarehouseResource,
+        promoted: promotion.Promotion,
+    ) -> dg.Output:
+        day = date.fromisoformat(context.partition_key)
+        _, reward = load(configs, kind)
+        if promoted.policy is None:
+            note = f"no {kind} policy is promoted yet ({promoted.evidence['detail']}): nothing to play"
+            context.log.warning(note)
+            return dg.Output({"decisions": 0, "note": note}, metadata={"decisions": 0, "note": note})
+        cfg = workflow.shadow_config(promoted.policy, day)
+        if day not in family.expected_dates(cfg):
+            note = f"{day} is not a trading day of the {kind} family's instruments: nothing to play"
+            return dg.Output({"decisions": 0, "note": note}, metadata={"decisions": 0, "note": note})
+        with warehouse.connect() as con:
+            data = family.load_data(con, cfg)
+        frame = workflow.shadow_family(promoted.policy, data, cfg, reward, day)
+        with warehouse.connect() as con:
+            replace_signals(con, cfg.name, day, promoted.policy.run_id, frame)
+            history = shadow_days(con, cfg.name, promoted.policy.run_id)
+        report = _write_promoted_report(artifacts, kind, promoted, history)
+        summary = {"policy_run_id": promoted.policy.run_id, **shadow.summary(frame)}
+        context.log.info(f"{kind} shadow {day}: {summary['decisions']} decisions, net P&L {summary['net_pnl']:+,.2f}")
+        return dg.Output(summary, metadata={**metadata(summary), "report": dg.MetadataValue.md(report)})
+
+    return signals
+
+
 def family_assets(family: Family, uses_hpo: bool = False) -> list:
-    """The config sources, dataset, audit, search, policy and evaluation assets of one registered family; with
+    """The config sources, dataset, audit, search, policy, evaluation, promoted policy and shadow signals assets of one
+    registered family; with
     `uses_hpo` (the config's hpo.use) the first training stage depends on the search."""
     # Training code only: a commit elsewhere (README, warehouse) must not mark the models stale.
     code = f"rl-{source_digest(packages=('rl',))[:16]}"
@@ -420,6 +523,8 @@ def family_assets(family: Family, uses_hpo: bool = False) -> list:
         *gated,
         _policy(family, code, uses_hpo),
         _evaluation(family, code),
+        _promoted_policy(family),
+        _signals(family),
     ]
 
 
@@ -430,10 +535,16 @@ def family_checks(family: Family) -> list[dg.AssetChecksDefinition]:
 
 
 def model_stage_keys(family: Family) -> list[str]:
-    """The family's model assets in order: audit, the gated stage (if any), policy, evaluation."""
+    """The family's model assets in order: audit, the gated stage (if any), policy, evaluation, promoted policy."""
     gated = gated_key(family)
     keys = _keys(family.kind)
-    return [keys["reward_audit"], *([gated] if gated else []), keys["policy"], keys["evaluation"]]
+    return [
+        keys["reward_audit"],
+        *([gated] if gated else []),
+        keys["policy"],
+        keys["evaluation"],
+        keys["promoted_policy"],
+    ]
 
 
 def validate_configs(configs: ConfigStore) -> dict[str, FamilyConfig]:

@@ -89,6 +89,8 @@ FUNDING_DAYS = dg.DailyPartitionsDefinition(start_date=FUNDING_START.isoformat()
 
 # The first partition of each data job's assets, by job name (a family names its data job).
 FIRST_PARTITION = {"market_data_job": SESSIONS_START, "funding_data_job": FUNDING_START}
+# The partitions of each data job's assets: a family's shadow signals follow its data job's.
+DATA_PARTITIONS: dict[str, dg.PartitionsDefinition] = {"market_data_job": SESSIONS, "funding_data_job": FUNDING_DAYS}
 
 
 def partition_dates(keys: list[str]) -> list[date]:

@@ -18,7 +18,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def run_demo(families: tuple[str, ...] | None = None) -> dict[str, Path]:
-    """Fill each family's declared days with market data, then observe, audit, train and evaluate."""
+    """Fill each family's declared days with market data, then observe, audit, train, evaluate and promote, and play
+    the promoted policies over the next partition (shadow signals)."""
     from assets.family import SOURCE_SUFFIXES
     from assets.settings import ensure_dagster_home, tradeflow_home
 
@@ -65,7 +66,39 @@ def run_demo(families: tuple[str, ...] | None = None) -> dict[str, Path]:
         summary = result.output_for_node(f"{family}_evaluation")
         _step(f"{family}: dataset, audit, training and evaluation done in {time.perf_counter() - t1:.1f}s")
         reports[family] = Path(summary["report_path"])
+    shadow_partitions(defs, instance, chosen)
     return reports
+
+
+def shadow_partitions(defs, instance, families: list[str]) -> None:
+    """The nightly cycle once: each family's data for the partition after its data range, then its shadow signals
+    there (the promoted policy's decisions on a day no checkpoint or evaluation has seen)."""
+    import dagster as dg
+
+    from assets.partitions import DATA_PARTITIONS
+    from rl.core.registry import get_family
+
+    configs = defs.resources["configs"]
+    wanted: dict[str, dict[str, list[str]]] = {}  # data job -> partition -> families
+    for family in families:
+        cfg = configs.family(family)
+        data_job = get_family(cfg.kind).data_job
+        day = DATA_PARTITIONS[data_job].get_next_partition_key(cfg.data.end.isoformat())
+        if day is not None:
+            wanted.setdefault(data_job, {}).setdefault(day, []).append(family)
+    for data_job, days in wanted.items():
+        for day, names in days.items():
+            t0 = time.perf_counter()
+            defs.resolve_job_def(data_job).execute_in_process(run_config=QUIET, instance=instance, partition_key=day)
+            keys = [dg.AssetKey(f"{name}_signals") for name in names]
+            result = defs.resolve_job_def(data_job.replace("_data_job", "_signals_job")).execute_in_process(
+                run_config=QUIET, instance=instance, partition_key=day, asset_selection=keys
+            )
+            for name in names:
+                out = result.output_for_node(f"{name}_signals")
+                pnl = f"net P&L {out['net_pnl']:+,.2f}" if "net_pnl" in out else out.get("note", "")
+                _step(f"{name}: shadow signals for {day}: {out['decisions']} decisions, {pnl}")
+            _step(f"{data_job} and shadow signals for {day} done in {time.perf_counter() - t0:.1f}s")
 
 
 def _step(message: str) -> None:

@@ -1,4 +1,4 @@
-"""Jobs: the partitioned data refreshes, and the model side of each registered family."""
+"""Jobs: the partitioned data refreshes, the model side of each registered family, and the shadow signals."""
 
 import dagster as dg
 
@@ -34,6 +34,23 @@ def training_job(kind: str):
     )
 
 
+def signals_jobs() -> list:
+    """`<source>_signals_job` per data job (`market`, `funding`): the shadow signals of every family on its
+    partitions, for a partition or a backfill."""
+    jobs = []
+    for data_job in ("market_data_job", "funding_data_job"):
+        keys = [f"{kind}_signals" for kind in kinds() if get_family(kind).data_job == data_job]
+        if keys:
+            jobs.append(
+                dg.define_asset_job(
+                    data_job.replace("_data_job", "_signals_job"),
+                    selection=dg.AssetSelection.assets(*keys),
+                    description="Play the promoted policies over the selected partitions: shadow signals, no orders.",
+                )
+            )
+    return jobs
+
+
 def all_jobs() -> list:
-    """The data jobs and one training job per registered family."""
-    return [market_data_job, funding_data_job, *(training_job(kind) for kind in kinds())]
+    """The data jobs, one training job per registered family, and the shadow signals jobs."""
+    return [market_data_job, funding_data_job, *(training_job(kind) for kind in kinds()), *signals_jobs()]

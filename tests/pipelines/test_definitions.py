@@ -58,6 +58,11 @@ EXPECTED_ASSETS = {
     "funding_hpo",
     "propfirm_hpo",
     "zerodte_hpo",
+    *(
+        f"{kind}_{suffix}"
+        for kind in ("intraday", "funding", "propfirm", "zerodte")
+        for suffix in ("promoted_policy", "signals")
+    ),
 }
 EXPECTED_CHECKS = {
     ("raw_ticks", "quarantine_report"),
@@ -93,6 +98,7 @@ EXPECTED_CHECKS = {
     ("zerodte_evaluation", "stop_reliability"),
     ("zerodte_evaluation", "train_eval_mismatch"),
     *((f"{kind}_evaluation", "beats_baselines") for kind in ("intraday", "funding", "propfirm", "zerodte")),
+    *((f"{kind}_promoted_policy", "promoted") for kind in ("intraday", "funding", "propfirm", "zerodte")),
     *(
         (policy, check)
         for policy in (

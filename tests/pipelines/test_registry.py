@@ -53,8 +53,8 @@ def test_a_registered_family_gets_assets_jobs_checks_and_sensor_entries(tf_env) 
         defs = build_definitions()
         graph = defs.resolve_asset_graph()
         keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-        stages = ("dataset", "reward_audit", "policy", "evaluation")
-        assert {f"toy_{s}" for s in (*SOURCE_SUFFIXES, *stages)} <= keys
+        stages = ("dataset", "reward_audit", "policy", "evaluation", "promoted_policy")
+        assert {f"toy_{s}" for s in (*SOURCE_SUFFIXES, *stages, "signals")} <= keys
         checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
         assert {("toy_reward_audit", "reward_scale_sane"), ("toy_evaluation", "toy_trades")} <= checks
         job = defs.resolve_job_def("toy_training_job")
@@ -82,6 +82,7 @@ def test_a_registered_family_gets_assets_jobs_checks_and_sensor_entries(tf_env) 
             "toy_trades",
             "train_eval_mismatch",
             "beats_baselines",
+            "promoted",
             *health.CHECKS,
         }
         con = duckdb.connect(str(tf_env.home / "warehouse.duckdb"), read_only=True)
