@@ -263,7 +263,7 @@ def load_chain_frame(
     frame = query_polars(
         con,
         f"""SELECT underlying, session_date, minute, "right", strike, minutes_to_expiry, bid, ask, iv, delta,
-                   gamma, theta, vega
+                   gamma, theta, vega, volume
             FROM core.{TABLE} WHERE underlying IN ({marks}) AND session_date BETWEEN ? AND ?
             ORDER BY underlying, session_date, minute, "right", strike""",
         [*names, start, end],

@@ -30,6 +30,7 @@ class OptionDays(OnBars):
     is_call: np.ndarray  # [D, K] bool
     to_close: np.ndarray  # [D, T] float32: calendar minutes from each bar's close to the expiry
     quotes: Mapping[str, np.ndarray]  # QUOTE_FIELDS -> [D, T, K] float32, NaN where not quoted
+    volume: np.ndarray | None = None  # [D, T, K] float32 contracts traded in the minute; NaN where not reported
 
     def __post_init__(self) -> None:
         d, t = self.bars.open.shape
@@ -43,6 +44,10 @@ class OptionDays(OnBars):
         for name, values in self.quotes.items():
             if values.shape != (d, t, k):
                 raise ValueError(f"quotes[{name}] must be [D={d}, T={t}, K={k}], got {values.shape}")
+        if self.volume is None:  # the embedded chain, and an older dataset file, report no volume
+            object.__setattr__(self, "volume", np.full((d, t, k), np.nan, dtype=np.float32))
+        if self.volume.shape != (d, t, k) or np.any(self.volume < 0):
+            raise ValueError(f"volume must be [D={d}, T={t}, K={k}] and >= 0 where reported")
         bid, ask = self.quotes["bid"], self.quotes["ask"]
         both = np.isfinite(bid) & np.isfinite(ask)
         if np.any(both & ((bid < 0) | (bid > ask))):
@@ -71,25 +76,27 @@ class OptionDays(OnBars):
             self.is_call[idx],
             self.to_close[idx],
             {k: v[idx] for k, v in self.quotes.items()},
+            self.volume[idx],
         )
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {f"bars_{k}": v for k, v in self.bars._arrays().items()}
         out |= {"strike": self.strike, "is_call": self.is_call, "to_close": self.to_close}
         out |= {f"q_{k}": self.quotes[k] for k in QUOTE_FIELDS}
+        out["volume"] = self.volume
         return out
 
     @classmethod
     def _from_arrays(cls, z: Mapping[str, np.ndarray]) -> OptionDays:
         bars = MarketDays._from_arrays({k[5:]: z[k] for k in z if k.startswith("bars_")})
         quotes = {k: z[f"q_{k}"] for k in QUOTE_FIELDS}
-        return cls(bars, z["strike"], z["is_call"].astype(bool), z["to_close"], quotes)
+        return cls(bars, z["strike"], z["is_call"].astype(bool), z["to_close"], quotes, z.get("volume"))
 
     @classmethod
     def from_frames(cls, bars: pl.DataFrame, chain: pl.DataFrame, feature_names: Sequence[str]) -> OptionDays:
         """From the underlyings' feature frame (`warehouse.datasets.load_training_frame`) and their chains
-        (core.options_chain_1m rows). Every chain row must fall on one of its underlying's bars; a bar without
-        chain rows is kept, with every contract unquoted that minute."""
+        (core.options_chain_1m rows, with their `volume` where the source reports it). Every chain row must fall on
+        one of its underlying's bars; a bar without chain rows is kept, with every contract unquoted that minute."""
         missing = [c for c in CHAIN_COLUMNS if c not in chain.columns]
         if missing:
             raise ValueError(f"chain frame is missing column(s) {missing}")
@@ -131,8 +138,11 @@ class OptionDays(OnBars):
             dense = np.full((n_days, t_max, n_k), np.nan, dtype=np.float32)
             dense[d, t, k] = rows[name].to_numpy()
             quotes[name] = dense
+        volume = np.full((n_days, t_max, n_k), np.nan, dtype=np.float32)
+        if "volume" in rows.columns:  # a vendor's minute volume; NULL (not reported) stays NaN
+            volume[d, t, k] = rows["volume"].cast(pl.Float32).fill_null(np.nan).to_numpy()
         to_close = _minutes_to_close(market, rows, d, t)
-        return cls(market, strike, is_call, to_close, quotes)
+        return cls(market, strike, is_call, to_close, quotes, volume)
 
 
 def _minutes_to_close(market: MarketDays, rows: pl.DataFrame, d: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -173,9 +173,17 @@ class _Batch:
         self._strike = np.nan_to_num(days.strike).reshape(-1)
         self._is_call = days.is_call.reshape(-1)
         quoted_ask = np.where(self._quoted.reshape(bid.shape), ask, np.nan)
+        volume = None
+        if self.cfg.contract.min_volume > 0:  # a contract must have traded that much in the decision minute
+            if not np.isfinite(days.volume).any():
+                raise ValueError(
+                    f"contract.min_volume is {self.cfg.contract.min_volume:g} but the chain reports no volume (the "
+                    "embedded chain carries none): set min_volume to 0 or load a chain with volumes"
+                )
+            volume = days.volume  # NaN (not reported) never qualifies
         self._call_pick, self._put_pick = (
             choose_contract(
-                days.quotes["delta"], quoted_ask, None, days.is_call[:, None, :], want, self.cfg.contract
+                days.quotes["delta"], quoted_ask, volume, days.is_call[:, None, :], want, self.cfg.contract
             ).reshape(-1)
             for want in (True, False)
         )

@@ -56,3 +56,22 @@ def test_npz_round_trip_keeps_every_array_and_the_data_version(tmp_path) -> None
     back = OptionDays.load_npz(tmp_path / "d.npz")
     assert back.content_hash() == days.content_hash()
     assert back.subset([1]).dates.tolist() == days.dates[1:].tolist()
+
+
+def test_a_vendors_minute_volume_lands_in_its_cell_and_an_unreported_one_stays_nan(tmp_path) -> None:
+    bars, chain = frames()
+    assert "volume" not in chain.columns  # the embedded chain reports none
+    no_volume = OptionDays.from_frames(bars, chain, ("ret_1m",))
+    assert np.isnan(no_volume.volume).all()
+    reported = chain.with_columns(
+        pl.when(pl.col("right") == "C").then(pl.int_range(pl.len()).cast(pl.Float64)).otherwise(None).alias("volume")
+    )
+    days = OptionDays.from_frames(bars, reported, ("ret_1m",))
+    calls = reported.filter(pl.col("right") == "C")
+    row = calls.filter(pl.col("strike") == calls["strike"].min()).sort("minute")
+    np.testing.assert_array_equal(days.volume[0, :, 0], row["volume"].to_numpy())
+    assert np.isnan(days.volume[0, :, ~days.is_call[0]]).all()
+    days.save_npz(tmp_path / "v.npz")
+    again = OptionDays.load_npz(tmp_path / "v.npz")
+    np.testing.assert_array_equal(again.volume, days.volume)
+    assert again.content_hash() == days.content_hash() != no_volume.content_hash()

@@ -143,6 +143,30 @@ def test_a_contract_without_a_quote_next_minute_cannot_be_traded_until_it_has_on
     assert days.missing_quotes() == 1
 
 
+def test_min_volume_lets_a_buy_take_only_a_contract_that_traded_enough_in_the_decision_minute() -> None:
+    days = hand_days([1.0] * T)
+    days.volume[0, :, 0] = np.where(np.arange(T) >= 3, 30.0, 5.0)  # the call trades 5 a minute, then 30 from t=3
+    days.volume[0, :, 1] = np.nan  # the put's volume is not reported: it never qualifies
+    rules = {"contract": {"min_volume": 20}}
+    env = ZeroDteEnv(days, EnvConfig.from_dict({**cfg().to_dict(), **rules}), NET)
+    env.reset(seed=0)
+    seen = []
+    for _ in range(4):
+        mask = env.action_masks()
+        seen.append((int(env._core.t[0]), bool(mask[BUY_CALL]), bool(mask[BUY_PUT])))
+        env.step(HOLD)
+    assert [(t, call) for t, call, _ in seen] == [(t, t >= 3) for t, _, _ in seen] and seen[0][0] < 3 <= seen[-1][0]
+    assert not any(put for _, _, put in seen)
+    plain = ZeroDteEnv(days, cfg(), NET)  # min_volume 0: volume is not consulted
+    plain.reset(seed=0)
+    assert plain.action_masks()[BUY_CALL] and plain.action_masks()[BUY_PUT]
+
+
+def test_min_volume_on_a_chain_without_volumes_is_refused() -> None:
+    with pytest.raises(ValueError, match="contract.min_volume is 20 but the chain reports no volume"):
+        ZeroDteEnv(hand_days([1.0] * T), EnvConfig.from_dict({**cfg().to_dict(), "contract": {"min_volume": 20}}), NET)
+
+
 def test_cash_settlement_pays_intrinsic_value_at_the_last_close() -> None:
     days = hand_days([1.0] * T)
     days.bars.close[0, -1] = 101.5  # the underlying's closing print: the 100 call is worth 1.50
