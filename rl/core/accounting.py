@@ -125,7 +125,7 @@ class Ledger:
         self.realized_net = z(n)  # sum over closed round trips of gross minus their costs
         self.round_trips = z(n, dtype=np.int64)
         self.wins = z(n, dtype=np.int64)
-        self.last_fill = np.full(n, np.nan)  # price the last step's trade filled at (NaN: no trade), for shadows
+        self._last_trade: tuple[Index, np.ndarray, np.ndarray, np.ndarray] | None = None  # (sel, dpos, open, half)
 
     _EPISODE = (
         "pos",
@@ -165,6 +165,16 @@ class Ledger:
         self.point_value[sel] = point_value
         self.unit_commission[sel] = commission
         self.min_commission[sel] = min_commission
+
+    @property
+    def last_fill(self) -> np.ndarray:
+        """[N] the price the last step's trade of each account filled at: the next bar's open plus or minus half
+        its spread (NaN where it traded nothing or was not in that step)."""
+        fill = np.full(self.n, np.nan)
+        if self._last_trade is not None:
+            sel, dpos, price, half = self._last_trade
+            fill[sel] = np.where(dpos != 0, price + np.sign(dpos) * half, np.nan)
+        return fill
 
     def exposure(self, sel: Index = slice(None)) -> np.ndarray:
         """$ per 1.0 of price of one unit of position in each selected account."""
@@ -213,7 +223,7 @@ class Ledger:
         q0, q1 = pos0 * unit, target * unit
         half = 0.5 * spread_next
         dpos = target - pos0
-        self.last_fill[sel] = np.where(dpos != 0, open_next + np.sign(dpos) * half, np.nan)
+        self._last_trade = (sel, dpos, open_next, half)  # kept, not computed: only a shadow play reads the fill
         comm, sc = self._costs(sel, dpos, half)
         pnl = q0 * (open_next - self.mark[sel]) + q1 * (close_next - open_next)
         trip = self._trade(sel, pos0, target, q0, q1, open_next, comm + sc)

@@ -298,7 +298,7 @@ class DayEpisodesVecEnv(BatchedVecEnv):
     def decision_state(self) -> dict[str, np.ndarray]:
         """The shared ledger's position and last fill (the next bar's open plus or minus half its spread)."""
         led = self._core.ledger
-        return {"position": led.pos.astype(np.float64), "fill_price": led.last_fill.copy()}
+        return {"position": led.pos.astype(np.float64), "fill_price": led.last_fill}
 
     def _restart(self, idx: np.ndarray) -> None:
         days = np.array([self._pick_day(i) for i in idx.tolist()], dtype=np.int64)
