@@ -60,10 +60,13 @@ class PromotedPolicy:
     slices: dict[str, Any]  # slice -> train and test date ranges
     evaluation: dict[str, Any] = field(default_factory=dict)  # evaluation run id, IQM and interval, run scores
 
+    def slice_keys(self, slice_name: str) -> list[str]:
+        """The run keys of one slice, one per seed (`slice` or `slice/seed_<k>`, as `training_runs` names them)."""
+        return [k for k in self.checkpoints if k.split("/")[0] == slice_name]
+
     def latest_keys(self) -> list[str]:
         """The run keys of the slice trained on the latest days (one per seed): what a shadow plays."""
-        latest = max(self.slices, key=lambda name: self.slices[name]["test"][1])
-        return [k for k in self.checkpoints if k.split("/")[0] == latest]
+        return self.slice_keys(max(self.slices, key=lambda name: self.slices[name]["test"][1]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,14 +147,15 @@ def decide(
     against = incumbent if incumbent is not None else {task: [0.0] for task in candidate}
     comparison = intervals.compare(candidate, against)
     promoted = comparison["iqm_diff"] > 0 and comparison["poi"] > cfg.min_probability
-    detail = (
-        f"{'promoted' if promoted else 'kept the incumbent'}: candidate vs {incumbent_name} IQM difference "
+    measured = (
+        f"candidate vs {incumbent_name} IQM difference "
         f"{comparison['iqm_diff']:+,.2f} a day [{comparison['iqm_diff_low']:+,.2f}, "
         f"{comparison['iqm_diff_high']:+,.2f}], P(candidate > {incumbent_name}) {comparison['poi']:.2f} "
         f"(needs > {cfg.min_probability:.2f})"
     )
     if all(len(v) == 1 for v in candidate.values()):
         note = "; ".join(filter(None, [note, "one seed per slice: the interval shows no seed-to-seed variation"]))
+    measured += f"; {note}" if note else ""
     return {
         "promoted": bool(promoted),
         "against": incumbent_name,
@@ -160,7 +164,8 @@ def decide(
         "candidate_runs": {k: list(v) for k, v in candidate.items()},
         "incumbent_runs": {k: list(v) for k, v in against.items()},
         "note": note,
-        "detail": detail + (f"; {note}" if note else ""),
+        "measured": measured,  # the comparison without the verdict
+        "detail": f"{'promoted' if promoted else 'kept the incumbent'}: {measured}",
     }
 
 

@@ -621,6 +621,8 @@ def _seed_comparison(
 
 
 def promotion_candidate(artifact: PolicyArtifact, evaluation: Mapping[str, Any]) -> Any:
+    """A trained and evaluated policy as the gate and the shadow see it (a `PromotedPolicy`), with its held-out IQM,
+    interval and run scores."""
     from rl.core.promotion import PromotedPolicy
 
     figures = {"evaluation_run_id": evaluation["run_id"], "runs": evaluation["agent_run_scores"]}
@@ -641,7 +643,7 @@ def incumbent_scores(
     days = manifest.load()
     out: dict[str, list[float]] = {}
     for s in manifest.slices(cfg):
-        keys = [k for k in incumbent.checkpoints if k.split("/")[0] == s.name]
+        keys = incumbent.slice_keys(s.name)
         if not keys:
             return None, f"the promoted policy {incumbent.run_id} has no checkpoint for {s.name}"
         held_out = days.select_dates(s.test_dates)
@@ -675,7 +677,7 @@ def promote_family(
     incumbent, note = None, ""
     if current is not None and current.run_id == artifact.run_id:
         evidence = decide(runs, None, cfg.promotion, NOT_TRADING, "re-judged: this policy is already the promoted one")
-        evidence |= {"promoted": True, "detail": f"already promoted; {evidence['detail']}"}
+        evidence |= {"promoted": True, "detail": f"already the promoted policy; {evidence['measured']}"}
     else:
         if current is not None:
             incumbent, note = incumbent_scores(current, manifest, cfg, reward)

@@ -22,6 +22,7 @@ from rl.core.reward import load_reward
 from tests.families import toy
 from tests.pipelines.test_registry import RANGE, _write_toy_config
 from warehouse.runs import record_promotion
+from warehouse.signals import get_signals
 
 NEW_DAY = "2024-01-11"  # the session after the toy config's last day
 
@@ -88,10 +89,9 @@ def test_gate_replays_the_promoted_policy_and_signals_play_a_new_partition_once(
         assert not refused.success
         assert "strictly later" in refused.get_step_failure_events()[0].event_specific_data.error.to_string()
     with _con(tf_env.home) as con:
-        rows = con.execute(
-            "SELECT policy_run_id, checkpoint, step, bar_ts, probabilities, mask, action, step_pnl, fill_price "
-            "FROM ml.signals WHERE family = 'toy' ORDER BY step"
-        ).fetchall()
+        stored = get_signals(con, "toy")
+    columns = ("policy_run_id", "checkpoint", "step", "bar_ts", "probabilities", "mask", "action", "step_pnl")
+    rows = stored.select(*columns, "fill_price").rows()
     latest = max(d2.policy.slices, key=lambda s: d2.policy.slices[s]["test"][1])
     assert {(r[0], r[1]) for r in rows} == {(d2.policy.run_id, latest)}
     steps = [r[2] for r in rows]
@@ -129,6 +129,9 @@ def test_gate_both_ways_between_two_trained_policies(tf_env) -> None:
         pol_a, pol_b = workflow.promotion_candidate(a, eval_a), workflow.promotion_candidate(b, eval_b)
         b_over_a = workflow.promote_family(manifest, b, eval_b, cfg, reward, pol_a)
         a_over_b = workflow.promote_family(manifest, a, eval_a, cfg, reward, pol_b)
+        again = workflow.promote_family(manifest, a, eval_a, cfg, reward, pol_a)  # re-judged after a re-evaluation
+    assert again.promoted and again.policy.run_id == a.run_id
+    assert again.evidence["detail"].startswith("already the promoted policy; candidate vs not trading")
     assert b_over_a.evidence["incumbent_runs"] == eval_a["agent_run_scores"], b_over_a.evidence["note"]
     assert a_over_b.evidence["incumbent_runs"] == eval_b["agent_run_scores"]
     assert b_over_a.evidence["iqm_diff"] == pytest.approx(-a_over_b.evidence["iqm_diff"])
