@@ -88,7 +88,7 @@ class EvaluationConfig:
     breakout_level: float = 0.95  # minute is >= level, a put when it is <= -level (the same stop and tiers)
     max_hold_share: float = 0.87  # HOLD above this share of decisions, while a baseline trades profitably ...
     collapse_trade_share: float = 0.5  # ... and the agent trades under this share of its trades: collapse
-    stop_slippage: float = 0.10  # a stopped trade may fill this share of premium beyond the stop, no more
+    stop_slippage: float = 0.10  # a stopped trade may sell this share of premium below its triggering mark
     confidence: float = 0.9  # of the intervals on mean session P&L
     mismatch_share: float = 0.5  # the train/eval mismatch check (rl.core.mismatch)
     rare_share: float = 0.05

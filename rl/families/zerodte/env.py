@@ -34,8 +34,8 @@ from rl.families.zerodte.rules import (
     exit_share,
     must_flatten,
     settlement_value,
+    stop_gap_and_slippage,
     stop_hit,
-    stop_loss_beyond,
     tiers_reached,
 )
 
@@ -139,6 +139,8 @@ class _Batch:
         self.tier_hits = z((n, n_tiers), dtype=np.int64)
         self.stops, self.entries_call, self.entries_put = (z(n, dtype=np.int64) for _ in range(3))
         self.worst_beyond_stop = z(n)  # largest stop fill beyond the stop, share of premium
+        self.worst_stop_gap = z(n)  # largest part of that beyond the stop at the triggering mark (the gap)
+        self.worst_stop_slippage = z(n)  # largest part of that below the triggering mark (the fill's half spread)
         self.trade_return_sum = z(n)  # closed trades' net P&L as a share of the premium paid, summed
 
     def _window_rows(self, features: np.ndarray, window: int) -> np.ndarray:
@@ -226,8 +228,9 @@ class _Batch:
         self._last[sel] = self.days.bars.length[day] - 2
         self.finished[sel] = False
         self._mask_cache = None
-        for name in ("side", "paid", "best", "entry_t", "size", "hit", "pending_share", "tier_hits",
-                     "stops", "entries_call", "entries_put", "worst_beyond_stop", "trade_return_sum"):  # fmt: skip
+        for name in ("side", "paid", "best", "entry_t", "size", "hit", "pending_share", "tier_hits", "stops",
+                     "entries_call", "entries_put", "worst_beyond_stop", "worst_stop_gap", "worst_stop_slippage",
+                     "trade_return_sum"):  # fmt: skip
             getattr(self, name)[sel] = 0
         self.k[sel] = -1
         self.last_exit[sel] = -1
@@ -356,9 +359,13 @@ class _Batch:
         self.last_exit[sel] = np.where(f.closed, f.t + 1, self.last_exit[sel])
         stopped = f.stop_now & f.closed
         self.stops[sel] += stopped
-        beyond = stop_loss_beyond(np.where(stopped, f.paid0, 1.0), f.mid1 - f.spread1 / 2, self.rules)
-        beyond = np.where(stopped, beyond, 0.0)
-        self.worst_beyond_stop[sel] = np.maximum(self.worst_beyond_stop[sel], beyond)
+        if stopped.any():  # rare: the stop's bookkeeping runs only on the steps that stop something
+            entry = np.where(stopped, f.paid0, 1.0)
+            gap, slip = stop_gap_and_slippage(entry, f.mid1, f.mid1 - f.spread1 / 2, self.rules)
+            gap, slip = np.where(stopped, gap, 0.0), np.where(stopped, slip, 0.0)
+            self.worst_stop_gap[sel] = np.maximum(self.worst_stop_gap[sel], gap)
+            self.worst_stop_slippage[sel] = np.maximum(self.worst_stop_slippage[sel], slip)
+            self.worst_beyond_stop[sel] = np.maximum(self.worst_beyond_stop[sel], gap + slip)
         held = self.ledger.pos[sel] > 0
         best = np.where(f.opened, f.mid1, np.where(held, np.maximum(self.best[sel], f.mid1), 0.0))
         self.best[sel] = best

@@ -43,6 +43,8 @@ class SessionEpisode:
     wins: int
     stops: int
     worst_beyond_stop: float  # largest fill beyond the stop, share of the premium paid
+    worst_stop_gap: float  # largest part of it already past the stop at the triggering mark
+    worst_stop_slippage: float  # largest part of it below the triggering mark (the half spread)
     trade_return_sum: float  # closed trades' net P&L as shares of their premium, summed
     tier_hits: np.ndarray  # [n_tiers] trades that reached each tier
     calls: int
@@ -58,6 +60,8 @@ class SessionEpisode:
         return {
             "stops": self.stops,
             "worst_beyond_stop": self.worst_beyond_stop,
+            "worst_stop_gap": self.worst_stop_gap,
+            "worst_stop_slippage": self.worst_stop_slippage,
             "tier_hits": self.tier_hits.tolist(),
             "calls": self.calls,
             "puts": self.puts,
@@ -130,6 +134,8 @@ def play_sessions(policy: Policy, days: OptionDays, env_cfg: EnvConfig, reward: 
             wins=int(led.wins[i]),
             stops=int(core.stops[i]),
             worst_beyond_stop=float(core.worst_beyond_stop[i]),
+            worst_stop_gap=float(core.worst_stop_gap[i]),
+            worst_stop_slippage=float(core.worst_stop_slippage[i]),
             trade_return_sum=float(core.trade_return_sum[i]),
             tier_hits=core.tier_hits[i].copy(),
             calls=int(core.entries_call[i]),

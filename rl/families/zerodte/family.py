@@ -58,8 +58,8 @@ class ZeroDteFamily:
         "under half as often as a baseline that profits more: seed 003's collapse, named in the report.",
         "reward_pnl_alignment": "Fails when Spearman(session reward, session net P&L) is below 0; the detail shows "
         "what the P&L terms and each shaping term paid.",
-        "stop_reliability": "Fails when a stopped trade filled further beyond the hard stop than the allowed "
-        "slippage (a share of the premium paid).",
+        "stop_reliability": "Fails when a stopped trade sold further below the mark that triggered the hard stop "
+        "than the allowed slippage (a share of the premium paid); the gap past the stop at that mark is reported.",
     }
     summary_keys = ("mean_session_pnl", "mean_session_pnl_low", "mean_session_pnl_high", "trades_per_day",
                     "win_rate", "mix_hold")  # fmt: skip

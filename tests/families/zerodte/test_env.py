@@ -101,6 +101,9 @@ def test_the_stop_sells_everything_at_the_bid_of_the_first_mark_that_reaches_it(
     assert not done and core.ledger.pos[0] == 0 and core.stops[0] == 1
     assert info["stop_loss"] == -1.0
     assert core.worst_beyond_stop[0] == pytest.approx((1.10 * 0.85 - 0.80) / 1.10)
+    # of which the mark 0.85 already lay 0.085 past the stop (the gap) and the bid 0.05 below the mark (slippage)
+    assert core.worst_stop_gap[0] == pytest.approx((1.10 * 0.85 - 0.85) / 1.10)
+    assert core.worst_stop_slippage[0] == pytest.approx(0.05 / 1.10)
     assert core.trade_return_sum[0] == pytest.approx((0.80 - 1.10) * 400 / (1.10 * 400) - 4.0 / 440)
     assert not env.action_masks()[BUY_CALL]  # the cooldown: 3 minutes after the exit at minute 4
 

@@ -12,6 +12,7 @@ from rl.families.zerodte.rules import (
     exit_share,
     must_flatten,
     settlement_value,
+    stop_gap_and_slippage,
     stop_hit,
     stop_loss_beyond,
     tier_names,
@@ -42,6 +43,10 @@ def test_partial_exits_compound_on_what_is_still_held() -> None:
 def test_the_hard_stop_touches_at_minus_fifteen_percent_and_reports_slippage() -> None:
     assert stop_hit(2.0, np.array([1.71, 1.70, 1.50]), RULES).tolist() == [False, True, True]
     assert stop_loss_beyond(2.0, np.array([1.70, 1.65, 1.80]), RULES) == pytest.approx([0.0, 0.025, 0.0])
+    # marks 1.70 and 1.50 (stop 1.70), sold at 1.66 and 1.40: gaps 0 and 0.10, slippage 0.02 and 0.05 of entry
+    gap, slip = stop_gap_and_slippage(2.0, np.array([1.70, 1.50]), np.array([1.66, 1.40]), RULES)
+    assert gap == pytest.approx([0.0, 0.10]) and slip == pytest.approx([0.02, 0.05])
+    assert gap + slip == pytest.approx(stop_loss_beyond(2.0, np.array([1.66, 1.40]), RULES))
 
 
 def test_rotation_cooldown_flat_before_close_and_cash_settlement() -> None:
