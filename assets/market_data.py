@@ -1,7 +1,10 @@
 """Market-data assets: raw ticks -> 1-minute bars -> features and same-day option chains, one partition per trading
 day of the symbols' exchanges (each symbol on its own calendar's minutes)."""
 
+from contextlib import closing
+
 import dagster as dg
+import duckdb
 
 from assets.common import WAREHOUSE_POOL, check_result, partition_metadata
 from assets.partitions import SESSIONS, partition_dates
@@ -11,6 +14,7 @@ from warehouse.bars import build_bars
 from warehouse.features import FEATURES, WARMUP_MINUTES, build_features
 from warehouse.ingest import ingest_day
 from warehouse.options import build_chain, fetch_vendor_chain
+from warehouse.staging import load_staged, preview, stage_day
 
 GROUP = "market_data"
 # One partition per NYSE session; a range backfill is one run, and every step holds the DuckDB writer slot.
@@ -22,64 +26,98 @@ PARTITIONED = {
 }
 
 
-@dg.asset(
-    **PARTITIONED,
-    kinds={"duckdb"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            "quarantine_report",
-            asset="raw_ticks",
-            blocking=True,
-            description="Counts quarantined rows by reason, table and symbol; blocks bars when a partition sets "
-            "aside more than checks.max_quarantine_share of its rows.",
-        ),
-        dg.AssetCheckSpec(
-            "session_coverage",
-            asset="raw_ticks",
-            description="Warns on any (symbol, session) without stored ticks, with a vendor gap over kept ticks, or "
-            "partial: trades in too few minutes, or ticks ending early.",
-        ),
-    ],
-)
-def raw_ticks(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, market: MarketDataResource
-) -> dg.MaterializeResult:
-    """Raw trades, quotes and vendor minute bars per session from the configured source (embedded, polygon, ibkr
-    or file); bad rows are quarantined with a reason, and sessions a source had nothing for are reported as gaps."""
-    dates = partition_dates(context.partition_keys)
-    with market.open() as source, warehouse.connect() as con:
-        stats = [ingest_day(con, source, market.symbols, d, extended_hours=market.extended_hours) for d in dates]
-        quarantined = checks.quarantine_counts(con, dates, market.thresholds())
-        coverage = checks.session_coverage(con, dates, market.symbols, market.thresholds())
-        report = source.report(dates) if callable(getattr(source, "report", None)) else None
-    partition_metadata(
-        context,
-        {
-            s.session_date.isoformat(): {
-                "source": market.source,
-                "ticks": s.ticks,
-                "quotes": s.quotes,
-                "vendor_bars": s.bars,
-                "quarantined": s.quarantined,
-                "quarantine_reasons": s.reasons,
-                "extended_hours_dropped": s.extended_dropped,
-                "gaps": s.gaps,
-                "closed": list(s.closed),
-            }
-            for s in stats
-        },
+RAW_CHECKS = [
+    dg.AssetCheckSpec(
+        "quarantine_report",
+        asset="raw_ticks",
+        blocking=True,
+        description="Counts quarantined rows by reason, table and symbol; blocks bars when a partition sets "
+        "aside more than checks.max_quarantine_share of its rows.",
+    ),
+    dg.AssetCheckSpec(
+        "session_coverage",
+        asset="raw_ticks",
+        description="Warns on any (symbol, session) without stored ticks, with a vendor gap over kept ticks, or "
+        "partial: trades in too few minutes, or ticks ending early.",
+    ),
+]
+
+
+def raw_ticks_asset(staged: bool = False) -> dg.AssetsDefinition:
+    """The raw_ticks asset. `staged` (market.yaml `staging`) drops the DuckDB writer pool and runs one partition
+    per backfill run, so a backfill's ingests run at once, each staging its partition for bars_1m to load."""
+    settings = dict(PARTITIONED)
+    if staged:
+        settings.update(pool=None, backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1))
+
+    @dg.asset(
+        **settings, name="raw_ticks", kinds={"duckdb", "parquet"} if staged else {"duckdb"}, check_specs=RAW_CHECKS
     )
-    return dg.MaterializeResult(
-        metadata={
-            **({"run_import_report": dg.MetadataValue.md(report)} if report else {}),
-            "run_sessions": len(dates),
-            "run_ticks": sum(s.ticks for s in stats),
-        },
-        check_results=[
-            check_result("quarantine_report", quarantined, dg.AssetCheckSeverity.ERROR),
-            check_result("session_coverage", coverage, dg.AssetCheckSeverity.WARN),
-        ],
+    def raw_ticks(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, market: MarketDataResource
+    ) -> dg.MaterializeResult:
+        """Raw trades, quotes and vendor minute bars per session from the configured source (embedded, polygon, ibkr
+        or file); bad rows are quarantined with a reason, and sessions a source had nothing for are reported as gaps."""
+        dates = partition_dates(context.partition_keys)
+        store = warehouse.staging_store()
+        committed_as: list[str | None] = [None] * len(dates)
+        with market.open() as source:
+            report = source.report if callable(getattr(source, "report", None)) else None
+            if store is None:
+                with warehouse.connect() as con:
+                    stats = [
+                        ingest_day(con, source, market.symbols, d, extended_hours=market.extended_hours) for d in dates
+                    ]
+                    quarantined, coverage = _raw_checks(con, dates, market)
+            else:  # staged: the warehouse file is not opened; the checks read what was staged
+                commits = [
+                    stage_day(store, source, market.symbols, d, extended_hours=market.extended_hours) for d in dates
+                ]
+                stats, committed_as = [c.stats for c in commits], [c.commit_id for c in commits]
+                with closing(preview(commits)) as con:
+                    quarantined, coverage = _raw_checks(con, dates, market)
+            report = report(dates) if report else None
+        partition_metadata(
+            context,
+            {
+                s.session_date.isoformat(): {
+                    "source": market.source,
+                    "ticks": s.ticks,
+                    "quotes": s.quotes,
+                    "vendor_bars": s.bars,
+                    "quarantined": s.quarantined,
+                    "quarantine_reasons": s.reasons,
+                    "extended_hours_dropped": s.extended_dropped,
+                    "gaps": s.gaps,
+                    "closed": list(s.closed),
+                    **({"staged_commit": commit_id} if commit_id else {}),
+                }
+                for s, commit_id in zip(stats, committed_as, strict=True)
+            },
+        )
+        return dg.MaterializeResult(
+            metadata={
+                **({"run_import_report": dg.MetadataValue.md(report)} if report else {}),
+                "run_sessions": len(dates),
+                "run_ticks": sum(s.ticks for s in stats),
+            },
+            check_results=[
+                check_result("quarantine_report", quarantined, dg.AssetCheckSeverity.ERROR),
+                check_result("session_coverage", coverage, dg.AssetCheckSeverity.WARN),
+            ],
+        )
+
+    return raw_ticks
+
+
+def _raw_checks(con: duckdb.DuckDBPyConnection, dates: list, market: MarketDataResource) -> tuple[dict, dict]:
+    thresholds = market.thresholds()
+    return checks.quarantine_counts(con, dates, thresholds), checks.session_coverage(
+        con, dates, market.symbols, thresholds
     )
+
+
+raw_ticks = raw_ticks_asset()
 
 
 @dg.asset(
@@ -117,9 +155,11 @@ def bars_1m(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, market: MarketDataResource
 ) -> dg.MaterializeResult:
     """Session-aware 1-minute OHLCV bars with VWAP, trade count, signed volume and mean spread, built in DuckDB SQL
-    on each symbol's own calendar minutes."""
+    on each symbol's own calendar minutes; with staging on, it first loads the staged raw partitions."""
     dates = partition_dates(context.partition_keys)
+    store = warehouse.staging_store()
     with warehouse.connect() as con:
+        loaded = load_staged(con, store, dates) if store is not None else None
         stats = [build_bars(con, d) for d in dates]
         integrity = checks.bar_integrity(con, dates, market.thresholds())
         agreement = checks.vendor_bar_agreement(con, dates)
@@ -138,7 +178,11 @@ def bars_1m(
         },
     )
     return dg.MaterializeResult(
-        metadata={"run_sessions": len(dates), "run_bars": sum(s.bars for s in stats)},
+        metadata={
+            "run_sessions": len(dates),
+            "run_bars": sum(s.bars for s in stats),
+            **({"staged_commits_loaded": len(loaded.loaded), "staged_load_s": loaded.load_s} if loaded else {}),
+        },
         check_results=[
             check_result("bar_integrity", integrity, dg.AssetCheckSeverity.ERROR),
             check_result("vendor_bar_agreement", agreement, dg.AssetCheckSeverity.WARN),

@@ -35,9 +35,16 @@ EMBEDDED_KEYS = (
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file; every connection applies pending schema migrations first."""
+    """The DuckDB warehouse file; every connection applies pending schema migrations first. With `staging` (a
+    folder), raw_ticks steps stage their partitions there as committed Parquet and never open the file, so many
+    run at once; bars_1m's step, the single writer, loads them first (warehouse.staging)."""
 
     path: str
+    staging: str | None = None
+
+    def staging_store(self) -> Path | None:
+        """The staging folder, or None when raw_ticks writes the DuckDB file itself (the embedded default)."""
+        return Path(self.staging) if self.staging else None
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -244,6 +251,7 @@ def market_from_yaml(path: Path) -> MarketDataResource:
     when the code location loads, not halfway through a backfill."""
     raw = yaml.safe_load(path.read_text()) or {}
     keys = {"source", "symbols", "instruments", "history_start", "checks", "extended_hours", "embedded", "options"}
+    keys |= {"staging"}
     unknown = set(raw) - keys - {"polygon", "ibkr", "file", "funding"}
     if unknown:
         raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
@@ -354,12 +362,25 @@ def funding_market_from_yaml(path: Path) -> FundingMarketResource:
     return FundingMarketResource(source=raw.get("source", "embedded"), embedded=embedded, **ccxt)
 
 
+def staging_from_yaml(path: Path, home: Path) -> str | None:
+    """market.yaml `staging`: false (raw_ticks writes DuckDB), true (`<home>/staging`) or a folder of its own."""
+    value = (yaml.safe_load(path.read_text()) or {}).get("staging", False) if path.exists() else False
+    if value is False or value is None:
+        return None
+    if value is True:
+        return str(home / "staging")
+    if isinstance(value, str) and value.strip():
+        return str(Path(value).expanduser())
+    raise ValueError(f"{path.name}: staging must be true, false or a folder, got {value!r}")
+
+
 def default_resources(home: Path | None = None, configs: Path | None = None) -> dict:
     """Resources rooted at the tradeflow home, with the market source chosen by `configs/market.yaml`."""
     home = home or tradeflow_home()
     configs = configs or config_dir()
+    staging = staging_from_yaml(configs / "market.yaml", home)
     return {
-        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
+        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb"), staging=staging),
         "market": market_from_yaml(configs / "market.yaml"),
         "funding_market": funding_market_from_yaml(configs / "market.yaml"),
         "artifacts": ArtifactStore(home=str(home)),

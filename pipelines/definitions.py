@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.family import model_assets, model_checks, validate_configs
 from assets.funding_data import funding_opportunities, raw_funding
-from assets.market_data import bars_1m, features_1m, options_chain_1m, raw_ticks
+from assets.market_data import bars_1m, features_1m, options_chain_1m, raw_ticks_asset
 from assets.resources import default_resources
 from pipelines.jobs import all_jobs
 from pipelines.recovery import dead_runs_sensor
@@ -22,7 +22,7 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
     configs = validate_configs(resources["configs"])
     return dg.Definitions(
         assets=[
-            raw_ticks,
+            raw_ticks_asset(staged=resources["warehouse"].staging_store() is not None),
             bars_1m,
             features_1m,
             options_chain_1m,

@@ -104,22 +104,59 @@ def _symbol_writes(
     return _SymbolWrites(parts, bad_all, dropped, ticks)
 
 
-def ingest_day(
-    con: duckdb.DuckDBPyConnection,
+@dataclass(frozen=True)
+class PreparedDay:
+    """A session fetched and validated, before anything is stored: what `ingest_day` writes to DuckDB and
+    `warehouse.staging.stage_day` commits to a staging store instead."""
+
+    session_date: date
+    source: str
+    symbols: tuple[str, ...]
+    parts: list[PartitionWrite]
+    gaps: dict[str, str]
+    closed: tuple[str, ...]
+    reasons: dict[str, int]
+    ticks_by_symbol: dict[str, int]
+    extended_dropped: int
+    fetch_s: float
+    validate_s: float
+
+    def stats(self, counts: dict[str, int], write_s: float) -> IngestStats:
+        """The ingest's statistics, given the rows written per table."""
+        return IngestStats(
+            session_date=self.session_date,
+            source=self.source,
+            symbols=self.symbols,
+            ticks=counts.get("raw.ticks", 0),
+            quotes=counts.get("raw.quotes", 0),
+            quarantined=counts.get("raw.quarantine", 0),
+            bars=counts.get("raw.minute_bars", 0),
+            extended_dropped=self.extended_dropped,
+            gaps=self.gaps,
+            closed=self.closed,
+            reasons=self.reasons,
+            ticks_by_symbol=self.ticks_by_symbol,
+            fetch_s=self.fetch_s,
+            validate_s=self.validate_s,
+            write_s=write_s,
+        )
+
+
+def prepare_day(
     source: MarketSource,
     symbols: Sequence[str],
     session_date: date,
     *,
     extended_hours: bool = False,
-) -> IngestStats:
-    """Fetch + validate all `symbols` for `session_date`, then replace their raw partitions (one transaction).
+) -> PreparedDay:
+    """Fetch + validate all `symbols` for `session_date` into the partition writes that replace their raw rows.
 
     A futures root (ES) stands for its two nearest listed contracts that day, each stored under its own symbol.
     Each symbol follows its own instrument's calendar: a symbol whose exchange is closed that day is skipped and
     listed in `closed` (its stored rows stay); ValueError when none of them trades that day.
     Per symbol and stream: a stream the source did not fetch (None) keeps its stored rows and quarantine; a symbol
     the source has nothing for (MissingDataError) keeps all of them and is recorded as a gap. ValueError for an
-    unknown symbol or a non-session date (before anything is fetched or written).
+    unknown symbol or a non-session date (before anything is fetched).
     """
     if isinstance(symbols, str):
         symbols = [symbols]
@@ -168,24 +205,32 @@ def ingest_day(
     # Gaps are replaced for every symbol asked for: a symbol fetched now is no longer a gap.
     traded = [n for n in names if n not in closed]
     parts.append(PartitionWrite("raw.ingest_gaps", frame=gap_rows, extra_where={"symbol": traded}))
-    t0 = time.perf_counter()
-    counts = replace_partitions(con, session_date, parts)
-    write_s = time.perf_counter() - t0
     reasons = Counter(r for bad in quarantine for r in bad["reason"].to_list())
-    return IngestStats(
+    return PreparedDay(
         session_date=session_date,
         source=source_name,
         symbols=tuple(names),
-        ticks=counts.get("raw.ticks", 0),
-        quotes=counts.get("raw.quotes", 0),
-        quarantined=counts.get("raw.quarantine", 0),
-        bars=counts.get("raw.minute_bars", 0),
-        extended_dropped=dropped,
+        parts=parts,
         gaps=gaps,
         closed=tuple(closed),
         reasons=dict(sorted(reasons.items())),
         ticks_by_symbol=ticks_by_symbol,
+        extended_dropped=dropped,
         fetch_s=fetch_s,
         validate_s=validate_s,
-        write_s=write_s,
     )
+
+
+def ingest_day(
+    con: duckdb.DuckDBPyConnection,
+    source: MarketSource,
+    symbols: Sequence[str],
+    session_date: date,
+    *,
+    extended_hours: bool = False,
+) -> IngestStats:
+    """`prepare_day`, then replace the raw partitions it names in ONE transaction (nothing written on failure)."""
+    prepared = prepare_day(source, symbols, session_date, extended_hours=extended_hours)
+    t0 = time.perf_counter()
+    counts = replace_partitions(con, session_date, prepared.parts)
+    return prepared.stats(counts, time.perf_counter() - t0)

@@ -158,6 +158,47 @@ def test_four_partitions_in_parallel_runs_share_duckdb_through_the_pool(tf_env) 
         assert _differing_rows(tf_env.home, expected, "raw.quotes", day) == 0
 
 
+def test_with_staging_four_parallel_ingests_never_open_duckdb_and_bars_load_exactly_their_rows(tf_env) -> None:
+    from warehouse.db import connect
+    from warehouse.ingest import ingest_day
+
+    tf_env.edit_yaml(tf_env.configs / "market.yaml", lambda m: m.update(staging=True))
+    defs = build_definitions()
+    assert defs.get_assets_def("raw_ticks").op.pool is None  # no writer slot: the ingests run at once
+    assert defs.get_assets_def("bars_1m").op.pool == "duckdb"
+    env = _cli_env(tf_env.home)
+    days = ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"]
+    procs = [_materialize(env, "raw_ticks", "--partition", d) for d in days]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for day, proc, out in zip(days, procs, outputs, strict=True):
+        assert proc.returncode == 0, f"{day}:\n{out[-3000:]}"
+    assert not (tf_env.home / "warehouse.duckdb").exists()  # the ingests staged; none opened the warehouse
+    staged = sorted(p.parent.parent.name for p in (tf_env.home / "staging").glob("session_date=*/*/manifest.json"))
+    assert staged == [f"session_date={d}" for d in days]
+
+    proc = _materialize(env, "bars_1m", "--partition-range", f"{days[0]}...{days[-1]}")
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert list((tf_env.home / "staging").glob("session_date=*/*")) == []  # loaded, then removed
+    expected = tf_env.home.parent / "expected.duckdb"
+    market = market_from_yaml(tf_env.configs / "market.yaml")
+    con = connect(expected)
+    for day in days:
+        ingest_day(con, market.build(), market.symbols, date.fromisoformat(day))
+    con.close()
+    for day in days:
+        counts = _counts(tf_env.home, day)
+        assert counts["raw.ticks"] > 0 and counts["core.bars_1m"] == MINUTES * SYMBOLS + FUTURES_MINUTES
+        for table in ("raw.ticks", "raw.quotes", "raw.minute_bars"):
+            assert _differing_rows(tf_env.home, expected, table, day) == 0, (table, day)
+    con = duckdb.connect(str(tf_env.home / "warehouse.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT session_date) FROM raw.staged_loads").fetchone() == (4, 4)
+    con.close()
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    record = instance.fetch_materializations(dg.AssetKey("bars_1m"), limit=1).records[0]
+    assert record.asset_materialization.metadata["staged_commits_loaded"].value == 4
+
+
 def test_cli_backfill_of_three_partitions_in_one_run(tf_env) -> None:
     env = _cli_env(tf_env.home)
     proc = _materialize(env, "raw_ticks,bars_1m,features_1m", "--partition-range", "2024-01-03...2024-01-05")
