@@ -2,9 +2,9 @@
 day of the symbols' exchanges (each symbol on its own calendar's minutes)."""
 
 from contextlib import closing
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import duckdb
 
 from assets.common import WAREHOUSE_POOL, check_result, partition_metadata
 from assets.partitions import SESSIONS, partition_dates
@@ -15,6 +15,9 @@ from warehouse.features import FEATURES, WARMUP_MINUTES, build_features
 from warehouse.ingest import ingest_day
 from warehouse.options import build_chain, fetch_vendor_chain
 from warehouse.staging import load_staged, preview, stage_day
+
+if TYPE_CHECKING:  # no module-level DuckDB here: dagster keeps asset modules' namespaces past exit (test_exit_noise)
+    import duckdb
 
 GROUP = "market_data"
 # One partition per NYSE session; a range backfill is one run, and every step holds the DuckDB writer slot.
@@ -110,7 +113,7 @@ def raw_ticks_asset(staged: bool = False) -> dg.AssetsDefinition:
     return raw_ticks
 
 
-def _raw_checks(con: duckdb.DuckDBPyConnection, dates: list, market: MarketDataResource) -> tuple[dict, dict]:
+def _raw_checks(con: "duckdb.DuckDBPyConnection", dates: list, market: MarketDataResource) -> tuple[dict, dict]:
     thresholds = market.thresholds()
     return checks.quarantine_counts(con, dates, thresholds), checks.session_coverage(
         con, dates, market.symbols, thresholds
