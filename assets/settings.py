@@ -7,6 +7,7 @@ from pathlib import Path
 
 HOME_ENV = "TRADEFLOW_HOME"
 CONFIG_ENV = "TRADEFLOW_CONFIG_DIR"
+INSTANCE_ENV = "TRADEFLOW_DAGSTER_YAML"  # e.g. deploy/dagster.yaml: the Postgres instance instead of SQLite
 DEFAULT_HOME = ".tradeflow"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,11 +38,25 @@ def config_dir() -> Path:
     return Path(os.environ.get(CONFIG_ENV, REPO_ROOT / "configs")).expanduser().resolve()
 
 
+def instance_yaml() -> str:
+    """The Dagster instance config: the embedded SQLite one, or the file TRADEFLOW_DAGSTER_YAML names."""
+    chosen = os.environ.get(INSTANCE_ENV)
+    if not chosen:
+        return DAGSTER_YAML
+    path = Path(chosen).expanduser()
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.is_file():
+        raise FileNotFoundError(f"{INSTANCE_ENV}={chosen}: no such instance config file")
+    return path.read_text()
+
+
 def ensure_dagster_home(home: Path | None = None) -> Path:
-    """Create `<home>/dagster` with the pool settings, so runs launched from it serialize DuckDB writes."""
+    """Create `<home>/dagster` with the instance config (pools included), so runs launched from it serialize
+    DuckDB writes."""
     dagster_home = (home or tradeflow_home()) / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     cfg = dagster_home / "dagster.yaml"
-    if not cfg.exists() or cfg.read_text() != DAGSTER_YAML:
-        cfg.write_text(DAGSTER_YAML)
+    wanted = instance_yaml()
+    if not cfg.exists() or cfg.read_text() != wanted:
+        cfg.write_text(wanted)
     return dagster_home

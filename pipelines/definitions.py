@@ -6,6 +6,7 @@ from assets.family import model_assets, model_checks, validate_configs
 from assets.funding_data import funding_opportunities, raw_funding
 from assets.market_data import bars_1m, features_1m, options_chain_1m, raw_ticks_asset
 from assets.resources import default_resources
+from pipelines.executors import executor_from_env
 from pipelines.jobs import all_jobs
 from pipelines.recovery import dead_runs_sensor
 from pipelines.schedules import funding_data_nightly_schedule, market_data_nightly_schedule
@@ -35,6 +36,7 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
         schedules=[market_data_nightly_schedule, funding_data_nightly_schedule],
         sensors=[automation_sensor, config_observation_sensor, stale_models_sensor, dead_runs_sensor],
         resources=resources,
+        executor=executor_from_env(),
     )
 
 

@@ -1,0 +1,230 @@
+"""The production deployment for real: a Postgres instance, the daemon's queue, and steps on two Celery workers.
+
+A real Postgres and a real Redis start on 127.0.0.1 (installed first if missing; see deploy/local_services.py).
+Runs are launched the way the UI launches them (queued, dequeued by the daemon, run worker, Celery steps), and
+a worker's process is killed in the middle of the raw_ticks step: the step goes back on the queue, runs again,
+and the warehouse ends up row for row equal to an in-process run of the same job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.scheduler.instigation import TickData, TickStatus
+from dagster._serdes import deserialize_value
+
+from assets.family import SOURCE_SUFFIXES
+from assets.settings import ensure_dagster_home
+from deploy import local_services
+from pipelines.definitions import build_definitions
+from tests import ROOT
+from tests.pipelines.test_market_data import _differing_rows
+
+BIN = Path(sys.executable).parent
+DAYS = ("2024-01-02", "2024-01-10")
+RANGE_TAGS = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[1]}
+CELERY_STEP = "[CeleryExecutor] Executing steps"
+TABLES = ("raw.ticks", "raw.quotes", "core.bars_1m", "core.features_1m", "core.options_chain_1m")
+
+
+@pytest.fixture(scope="module")
+def services():
+    """A Postgres and a Redis of this module's own, stopped (data left for inspection) at the end."""
+    root = Path(tempfile.mkdtemp(prefix="tradeflow-services-"))
+    started = local_services.start(root)
+    yield started
+    local_services.stop(root)
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _dagster(*args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([str(BIN / "dagster"), *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def _launch(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None = None) -> str:
+    """Launch as the UI does (queued, then the daemon's run launcher); the new run's id."""
+    before = {r.run_id for r in instance.get_runs()}
+    args = ["job", "launch", "-w", "workspace.yaml", "-j", job]
+    _dagster(*args, *(["--tags", json.dumps(tags)] if tags else []))
+    (run,) = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name=job)) if r.run_id not in before]
+    return run.run_id
+
+
+def _wait(instance: dg.DagsterInstance, run_id: str, timeout: float, on_event=None) -> dg.DagsterRunStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = instance.get_run_by_id(run_id)
+        if on_event is not None:
+            on_event(instance.all_logs(run_id))
+        if run.is_finished:
+            return run.status
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} still {instance.get_run_by_id(run_id).status} after {timeout:.0f}s")
+
+
+def _celery_steps(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str]]:
+    """(step key, worker hostname) of every Celery execution of the run's steps, retries included."""
+    out = []
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        if (record.message or "").startswith(CELERY_STEP):
+            metadata = record.dagster_event.engine_event_data.metadata
+            out.append((record.step_key, str(metadata["Celery worker"].value)))
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()  # the embedded default
+    return [int(p) for p in text.split()]
+
+
+def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_worker(
+    tf_env, services, monkeypatch, tmp_path
+) -> None:
+    # The reference: the same job in process, on the embedded SQLite instance, into a home of its own.
+    monkeypatch.setenv("TRADEFLOW_HOME", str(tmp_path / "reference"))
+    reference = build_definitions().resolve_job_def("market_data_job")
+    assert reference.execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=RANGE_TAGS).success
+
+    monkeypatch.setenv("TRADEFLOW_HOME", str(tf_env.home))
+    for key, value in {**services.env(), "TRADEFLOW_DAGSTER_YAML": "deploy/dagster.yaml"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TRADEFLOW_EXECUTOR", "celery")
+    monkeypatch.setenv("DAGSTER_HOME", str(ensure_dagster_home(tf_env.home)))
+    instance = dg.DagsterInstance.get()
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    assert services.pg_password not in (tf_env.home / "dagster" / "dagster.yaml").read_text()  # the embedded default
+    # Model automation stays off here, so the only runs are the ones this test launches (state kept in Postgres).
+    _dagster("sensor", "stop", "-w", "workspace.yaml", "model_automation_sensor")
+    _dagster("sensor", "stop", "-w", "workspace.yaml", "stale_models_sensor")
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    worker_cmd = [str(BIN / "celery"), "-A", "pipelines.celery_app", "worker", "--concurrency", "1", "-Q", "dagster"]
+    worker_cmd += ["--without-gossip", "--without-mingle", "-l", "INFO"]
+    workers = {f"w{n}": _spawn([*worker_cmd, "-n", f"w{n}@%h"], logs / f"w{n}.log") for n in (1, 2)}
+    daemon = _spawn([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], logs / "daemon.log")
+    killed: list[tuple[str, int]] = []
+
+    def kill_the_raw_ticks_worker(records) -> None:
+        """SIGKILL the process running raw_ticks the first time a worker starts it (the step's first attempt)."""
+        if killed:
+            return
+        for record in records:
+            if record.step_key == "raw_ticks" and (record.message or "").startswith(CELERY_STEP):
+                host = str(record.dagster_event.engine_event_data.metadata["Celery worker"].value)
+                (child,) = _children(workers[host.split("@")[0]].pid)
+                os.kill(child, signal.SIGKILL)
+                killed.append((host, child))
+                return
+
+    try:
+        data_run = _launch(instance, "market_data_job", RANGE_TAGS)
+        status = _wait(instance, data_run, timeout=420, on_event=kill_the_raw_ticks_worker)
+        assert status == dg.DagsterRunStatus.SUCCESS, (logs / "w1.log").read_text()[-3000:]
+        assert killed, "the raw_ticks step was never seen starting on a worker"
+        steps = _celery_steps(instance, data_run)
+        attempts = [host for step, host in steps if step == "raw_ticks"]
+        assert len(attempts) == 2  # the killed attempt, then the redelivered one
+        assert {step for step, _ in steps} == {"raw_ticks", "bars_1m", "features_1m", "options_chain_1m"}
+        for table in TABLES:
+            for day in ("2024-01-02", "2024-01-05", "2024-01-10"):
+                assert _differing_rows(tf_env.home, tmp_path / "reference" / "warehouse.duckdb", table, day) == 0
+
+        sources = [dg.AssetKey(f"intraday_{suffix}") for suffix in SOURCE_SUFFIXES]
+        _wait_for(lambda: all(instance.get_latest_data_version_record(k, is_source=True) for k in sources))
+        train_run = _launch(instance, "intraday_training_job")  # on the config versions the sensor observed
+        status = _wait(instance, train_run, timeout=600)
+        assert status == dg.DagsterRunStatus.SUCCESS, (logs / "daemon.log").read_text()[-3000:]
+        trained = _celery_steps(instance, train_run)
+        assert {s for s, _ in trained} >= {"intraday_dataset", "intraday_policy", "intraday_evaluation"}
+        assert {host.split("@")[0] for _, host in steps + trained} == {"w1", "w2"}  # both workers ran steps
+
+        # The daemon's sensors tick against Postgres; the schedules' state lives there too.
+        ticks = _ticks(services)
+        assert {"config_observation_sensor", "dead_runs_sensor"} <= {name for name, _ in ticks}
+        assert not [t for t in ticks if t[1] == TickStatus.FAILURE]
+        assert {h.daemon_type for h in instance.get_daemon_heartbeats().values()} >= {
+            "SENSOR",
+            "SCHEDULER",
+            "QUEUED_RUN_COORDINATOR",
+        }
+    finally:
+        for proc in (daemon, *workers.values()):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (daemon, *workers.values()):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _ticks(services: local_services.Services) -> list[tuple[str, TickStatus]]:
+    """(sensor or schedule name, status) of every tick the daemon stored, read straight from Postgres."""
+    import psycopg2
+
+    con = psycopg2.connect(
+        host=local_services.HOST,
+        port=services.pg_port,
+        user=services.pg_user,
+        password=services.pg_password,
+        dbname=services.pg_db,
+    )
+    try:
+        with con.cursor() as cur:
+            cur.execute("select tick_body from job_ticks")
+            bodies = [deserialize_value(row[0], TickData) for row in cur.fetchall()]
+    finally:
+        con.close()
+    return [(b.instigator_name, b.status) for b in bodies]
+
+
+def _wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(1)
+
+
+def test_a_wrong_postgres_password_fails_without_printing_it(services, tmp_path, monkeypatch, caplog) -> None:
+    wrong = "not-the-password-" + services.pg_password[:6]
+    for key, value in {**services.env(), "TRADEFLOW_PG_PASSWORD": wrong}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TRADEFLOW_DAGSTER_YAML", "deploy/dagster.yaml")
+    with pytest.raises(Exception) as caught:
+        dg.DagsterInstance.from_config(str(ensure_dagster_home(tmp_path / "home"))).get_runs(limit=1)
+    said = caplog.text + repr(caught.value) + str(caught.value.__cause__ or "")
+    assert 'password authentication failed for user "tradeflow"' in said  # the cause is named in the log
+    assert wrong not in said and services.pg_password not in said
+
+
+def test_the_executor_and_instance_settings_refuse_bad_values(monkeypatch, tmp_path) -> None:
+    from pipelines.executors import executor_from_env
+
+    monkeypatch.delenv("TRADEFLOW_EXECUTOR", raising=False)
+    assert executor_from_env() is None
+    monkeypatch.setenv("TRADEFLOW_EXECUTOR", "celery")
+    assert executor_from_env().name == "celery"
+    monkeypatch.setenv("TRADEFLOW_EXECUTOR", "k8s")
+    with pytest.raises(ValueError, match="TRADEFLOW_EXECUTOR must be 'default' or 'celery', got 'k8s'"):
+        executor_from_env()
+    monkeypatch.setenv("TRADEFLOW_DAGSTER_YAML", "deploy/nope.yaml")
+    with pytest.raises(FileNotFoundError, match="TRADEFLOW_DAGSTER_YAML=deploy/nope.yaml: no such instance config"):
+        ensure_dagster_home(tmp_path)
+    monkeypatch.delenv("TRADEFLOW_DAGSTER_YAML")
+    assert "postgres" not in (ensure_dagster_home(tmp_path) / "dagster.yaml").read_text()  # the embedded default
