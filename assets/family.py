@@ -9,6 +9,7 @@ retrains, an evaluation edit re-evaluates. The sources are observed by `config_o
 the files itself and records an observation only when one changed, so polling never shows up as runs.
 """
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -326,6 +327,66 @@ def _policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinition:
     return asset(policy)
 
 
+def _fanned_policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinition:
+    """The policy asset as three kinds of step: plan the runs, train each (slice, seed) run as a step of its own
+    (dynamic outputs, so an executor spreads them over workers), then assemble one artifact, exactly as one step
+    would have made it. Only for a family without a gated curriculum (its stage's gate is one check over all runs)."""
+    kind, key = family.kind, _keys(family.kind)
+
+    @dg.op(
+        name=f"{kind}_training_plan",
+        ins={"manifest": dg.In(), "audit": dg.In(), "searched": dg.In(dg.Nothing)},
+        out={"plan": dg.Out(), "runs": dg.DynamicOut()},
+        description=f"Names the {kind} training's runs (one per slice and seed) after checking its audit.",
+    )
+    def training_plan(context: dg.OpExecutionContext, configs: ConfigStore, manifest, audit):
+        cfg, reward = load(configs, kind)
+        preset = _preset(context, cfg, key["hpo"], uses_hpo)
+        plan = workflow.plan_training(manifest, cfg, reward, audit, "all", None, preset)
+        yield dg.Output(plan, "plan")
+        for run_key in plan.keys:
+            yield dg.DynamicOutput(run_key, output_name="runs", mapping_key=re.sub(r"\W", "_", run_key))
+
+    @dg.op(
+        name=f"{kind}_train_run",
+        retry_policy=TRAINING_RETRY,
+        description=f"Trains one {kind} run (a slice and seed) of the plan into the checkpoint store.",
+    )
+    def train_one(
+        context: dg.OpExecutionContext, configs: ConfigStore, artifacts: ArtifactStore, plan, run_key, manifest, audit
+    ) -> workflow.RunOutcome:
+        cfg, reward = load(configs, kind)
+        stores = artifacts.dir("checkpoints", kind), artifacts.dir("tensorboard", kind)
+        return workflow.train_run(plan, run_key, manifest, cfg, reward, audit, *stores, context.log.info)
+
+    @dg.op(name=f"{kind}_assemble_policy", description=f"Gathers every {kind} run into the policy artifact.")
+    def assemble(configs: ConfigStore, plan, outcomes: list, manifest, audit) -> dg.Output:
+        cfg, reward = load(configs, kind)
+        artifact = workflow.assemble_policy(plan, outcomes, manifest, cfg, reward, audit)
+        return dg.Output(artifact, metadata=metadata(artifact.summary()))
+
+    ins = {"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])}
+    if uses_hpo:
+        ins["searched"] = dg.AssetIn(key=key["hpo"], dagster_type=dg.Nothing)
+
+    def compose(manifest, audit, searched=None):
+        plan, runs = training_plan(manifest, audit, searched) if uses_hpo else training_plan(manifest, audit)
+        outcomes = runs.map(lambda run_key: train_one(plan, run_key, manifest, audit))
+        return assemble(plan, outcomes.collect(), manifest, audit)
+
+    upstream = [key["reward_audit"], *([key["hpo"]] if uses_hpo else [])]
+    return dg.graph_asset(
+        name=key["policy"],
+        group_name=kind,
+        ins=ins,
+        kinds={"pytorch"},
+        code_version=code,
+        description=f"{kind} MaskablePPO checkpoints, one per walk-forward slice and seed, each trained in a step "
+        f"of its own, with config, data, reward and code versions{_PRESET if uses_hpo else ''}.",
+        automation_condition=dg.AutomationCondition.eager().allow(dg.AssetSelection.assets(*upstream)),
+    )(compose if uses_hpo else lambda manifest, audit: compose(manifest, audit))
+
+
 def _health_checks(family: Family, policy_key: str) -> dg.AssetChecksDefinition:
     """The training-health checks of one policy asset, judged from its recorded PPO updates.
 
@@ -508,10 +569,10 @@ def _signals(family: Family) -> dg.AssetsDefinition:
     return signals
 
 
-def family_assets(family: Family, uses_hpo: bool = False) -> list:
+def family_assets(family: Family, uses_hpo: bool = False, fan_out: bool = False) -> list:
     """The config sources, dataset, audit, search, policy, evaluation, promoted policy and shadow signals assets of one
-    registered family; with
-    `uses_hpo` (the config's hpo.use) the first training stage depends on the search."""
+    registered family; with `uses_hpo` (the config's hpo.use) the first training stage depends on the search, and
+    with `fan_out` each (slice, seed) run of a family without a gated curriculum trains in a step of its own."""
     # Training code only: a commit elsewhere (README, warehouse) must not mark the models stale.
     code = f"rl-{source_digest(packages=('rl',))[:16]}"
     gated = [_gated_policy(family, code, uses_hpo)] if gated_key(family) else []
@@ -521,7 +582,7 @@ def family_assets(family: Family, uses_hpo: bool = False) -> list:
         _reward_audit(family),
         _hpo(family),
         *gated,
-        _policy(family, code, uses_hpo),
+        _fanned_policy(family, code, uses_hpo) if fan_out and not gated else _policy(family, code, uses_hpo),
         _evaluation(family, code),
         _promoted_policy(family),
         _signals(family),
@@ -575,9 +636,9 @@ def check_data_range(name: str, family: Family, cfg: FamilyConfig, first: date |
         )
 
 
-def model_assets(configs: Mapping[str, FamilyConfig]) -> list:
+def model_assets(configs: Mapping[str, FamilyConfig], fan_out: bool = False) -> list:
     """Every registered family's assets, shaped by its config's hpo.use (`configs` by kind, as validated)."""
-    return [a for kind in kinds() for a in family_assets(get_family(kind), configs[kind].hpo.use)]
+    return [a for kind in kinds() for a in family_assets(get_family(kind), configs[kind].hpo.use, fan_out)]
 
 
 def model_checks() -> list[dg.AssetChecksDefinition]:

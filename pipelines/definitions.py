@@ -6,7 +6,7 @@ from assets.family import model_assets, model_checks, validate_configs
 from assets.funding_data import funding_opportunities, raw_funding
 from assets.market_data import bars_1m, features_1m, options_chain_1m, raw_ticks_asset
 from assets.resources import default_resources
-from pipelines.executors import executor_from_env
+from pipelines.executors import executor_from_env, fan_out_from_env
 from pipelines.jobs import all_jobs
 from pipelines.recovery import dead_runs_sensor
 from pipelines.schedules import funding_data_nightly_schedule, market_data_nightly_schedule
@@ -29,7 +29,7 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
             options_chain_1m,
             raw_funding,
             funding_opportunities,
-            *model_assets(configs),
+            *model_assets(configs, fan_out=fan_out_from_env()),
         ],
         asset_checks=model_checks(),
         jobs=all_jobs(),

@@ -254,6 +254,194 @@ class PolicyArtifact:
         ]
 
 
+@dataclass(frozen=True)
+class TrainingPlan:
+    """One training stage before any run trains: its id, what it continues, and the run keys it will train.
+
+    Everything a run needs beyond this is read again from the dataset, config and reward it names, so each run can
+    train in a process (or on a machine) of its own and the results still assemble into one artifact.
+    """
+
+    run_id: str
+    stage: str
+    code_version: str
+    keys: tuple[str, ...]
+    preset: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one (slice, seed) run left: its checkpoint folder, statistics, last episodes and PPO updates."""
+
+    key: str
+    checkpoint: str
+    stats: dict[str, float]
+    episodes: dict[str, Any]
+    updates: list[dict[str, Any]]
+
+
+def _stage_phases(cfg: FamilyConfig, stage: str) -> tuple[list, int, int]:
+    """The stage's (phase plan, index of its first phase, validation days held out of training)."""
+    plan = cfg.training_phases()
+    if stage == "gated":
+        k = cfg.gate_index()
+        return plan[: k + 1], 0, cfg.phases[k].validation_days
+    if stage == "rest":
+        first = cfg.gate_index() + 1
+        return plan[first:], first, 0
+    if stage != "all":
+        raise ValueError(f"stage must be all, gated or rest, got {stage!r}")
+    return plan, 0, 0
+
+
+def plan_training(
+    manifest: DatasetManifest,
+    cfg: FamilyConfig,
+    reward: RewardSpec,
+    audit: AuditOutcome,
+    stage: str = "all",
+    start: PolicyArtifact | None = None,
+    preset: Mapping[str, Any] | None = None,
+) -> TrainingPlan:
+    """Refuse a failed or stale audit and a gate not passed, then name the runs: one per slice and seed."""
+    from rl.core.versioning import code_version
+
+    if not audit.passed:
+        raise ValueError(f"reward '{reward.name}' failed its scale audit: {'; '.join(audit.problems)}")
+    if audit.reward_sha256 != reward.sha256:
+        raise ValueError("the reward file changed after its audit; materialize the reward audit again")
+    _check_version("reward audit", audit.config_version, cfg, TRAINING_SECTIONS)
+    _stage_phases(cfg, stage)
+    if stage == "rest":
+        if start is None or not start.gate.get("passed"):
+            raise ValueError("the later phases continue a gated stage whose checkpoints passed their gate")
+        _check_version("gated stage", start.config_version, cfg, TRAINING_SECTIONS)
+        if preset is not None:
+            raise ValueError("the later phases keep the gated stage's hyperparameter preset; pass none")
+        preset = start.config.get("hpo_preset")
+    keys = tuple(key for key, _, _ in training_runs(cfg, manifest.slices(cfg)))
+    run_id = new_run_id(cfg.name if stage == "all" else f"{cfg.name}-{stage}")
+    return TrainingPlan(run_id, stage, code_version(), keys, dict(preset) if preset else None)
+
+
+def train_run(
+    plan: TrainingPlan,
+    key: str,
+    manifest: DatasetManifest,
+    cfg: FamilyConfig,
+    reward: RewardSpec,
+    audit: AuditOutcome,
+    checkpoints_dir: Path,
+    tensorboard_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    start: PolicyArtifact | None = None,
+    days: Any = None,
+) -> RunOutcome:
+    """Train the plan's run `key` (one slice and seed) through the stage's phases on its training days only;
+    `days` is the loaded dataset when the caller has it already."""
+    from rl.core.train import TrainPhase, train_policy
+
+    if audit.reward_sha256 != reward.sha256:  # each run reads the files again: refuse an edit since the plan
+        raise ValueError("the reward file changed after its audit; materialize the reward audit again")
+    _check_version("reward audit", audit.config_version, cfg, TRAINING_SECTIONS)
+    family = family_of(cfg)
+    runs = {k: (s, seed) for k, s, seed in training_runs(cfg, manifest.slices(cfg))}
+    if key not in runs or key not in plan.keys:
+        raise ValueError(f"{key!r} is not a run of training {plan.run_id}; its runs: {', '.join(plan.keys)}")
+    s, seed = runs[key]
+    phase_plan, first, holdout = _stage_phases(cfg, plan.stage)
+    preset, code, stage = plan.preset, plan.code_version, plan.stage
+    meta = {
+        "run_id": plan.run_id,
+        "slice": s.name,
+        "seed": seed,
+        "family_config": cfg.to_dict(),
+        "config_version": audit.config_version,
+        "reward": {"name": reward.name, "sha256": reward.sha256, "spec": reward.to_dict()},
+        "data_version": manifest.data_version,
+        "train_dates": [d.isoformat() for d in s.train_dates],
+        "test_dates": [d.isoformat() for d in s.test_dates],
+        "code_version": code,
+        "stage": stage,
+    }
+    if preset:
+        meta["hpo_preset"] = dict(preset)
+    dates = s.train_dates[: len(s.train_dates) - holdout]
+    if holdout:
+        meta["validation_dates"] = [d.isoformat() for d in s.train_dates[-holdout:]]
+    if start is not None:
+        meta["parent"] = {"run_id": start.run_id, "checkpoint": Path(start.checkpoints[key]).name}
+        meta["gate"] = start.gate
+    train_days = (days if days is not None else manifest.load()).select_dates(dates)
+    teacher = _teacher(family, train_days, cfg) if start is None else None
+    phases = [
+        TrainPhase(name, steps, family.env_factory(train_days, env_cfg, reward)) for name, steps, env_cfg in phase_plan
+    ]
+    total = sum(p.timesteps for p in phases)
+    log(f"training {cfg.name} {key} (seed {seed}): {len(dates)} days, {total:,} steps in {len(phases)} phase(s)")
+    parent = Path(start.checkpoints[key]).name if start is not None else None
+    ident = (cfg.name, stage, key, seed, audit.config_version, manifest.data_version, reward.sha256, code, parent)
+    result = train_policy(
+        train_days,
+        cfg.env,
+        reward,
+        replace(cfg.ppo, **{**dict(preset or {}), "seed": seed}),
+        out_dir=checkpoints_dir / plan.run_id / key,
+        partial_dir=partial_dir(checkpoints_dir, key, ident),
+        warm_start=(cfg.warm_start, teacher) if teacher is not None else None,
+        phases=phases,
+        run_meta=meta,
+        tensorboard_dir=tensorboard_dir / plan.run_id / key if tensorboard_dir else None,
+        progress_bar=sys.stderr.isatty(),
+        log=lambda line, name=key: log(f"{cfg.name} {name}, {line}"),
+        info_keys=family.episode_info_keys,
+        init_from=Path(start.checkpoints[key]) if start is not None else None,
+        phase_offset=first,
+    )
+    stats = {k: float(v) for k, v in result.stats.items() if isinstance(v, int | float)}
+    log(f"{key}: {stats.get('steps_per_s', float('nan')):,.0f} env-steps/s")
+    return RunOutcome(
+        key,
+        str(result.checkpoint_dir),
+        stats,
+        dict(result.phases[-1].get("episodes", {})) if result.phases else {},
+        [{"phase": p["name"], **u} for p in result.phases for u in p.get("updates", [])],
+    )
+
+
+def assemble_policy(
+    plan: TrainingPlan,
+    outcomes: list[RunOutcome],
+    manifest: DatasetManifest,
+    cfg: FamilyConfig,
+    reward: RewardSpec,
+    audit: AuditOutcome,
+    start: PolicyArtifact | None = None,
+) -> PolicyArtifact:
+    """The stage's artifact from every run's outcome, in the plan's order; a missing or foreign run is refused."""
+    by_key = {o.key: o for o in outcomes}
+    if sorted(by_key) != sorted(plan.keys) or len(outcomes) != len(plan.keys):
+        raise ValueError(f"training {plan.run_id} expected runs {list(plan.keys)}, got {[o.key for o in outcomes]}")
+    ordered = [by_key[k] for k in plan.keys]
+    return PolicyArtifact(
+        cfg.name,
+        plan.run_id,
+        reward.name,
+        reward.sha256,
+        manifest.data_version,
+        plan.code_version,
+        {o.key: o.checkpoint for o in ordered},
+        {o.key: o.stats for o in ordered},
+        config_version=audit.config_version,
+        config={**cfg.to_dict(), **({"hpo_preset": dict(plan.preset)} if plan.preset else {})},
+        slices=slices_summary(manifest.slices(cfg)),
+        episodes={o.key: o.episodes for o in ordered},
+        parents={k: str(v) for k, v in start.checkpoints.items()} if start is not None else {},
+        gate=start.gate if start is not None else {},
+        updates={o.key: o.updates for o in ordered},
+    )
+
+
 def train_family(
     manifest: DatasetManifest,
     cfg: FamilyConfig,
@@ -266,7 +454,8 @@ def train_family(
     start: PolicyArtifact | None = None,
     preset: Mapping[str, Any] | None = None,
 ) -> PolicyArtifact:
-    """Train one MaskablePPO per walk-forward slice on its training days only, through the config's phases.
+    """Train one MaskablePPO per walk-forward slice on its training days only, through the config's phases, one
+    run after another in this process (a fanned-out training runs the same three steps as separate steps).
 
     `stage` splits a curriculum at the family's gated phase: "gated" trains the phases up to it on each training
     window without its last `validation_days` (where `gate_family` judges the checkpoints); "rest" continues the
@@ -274,109 +463,13 @@ def train_family(
     `preset` (a search's best ppo settings, see `rl.core.search`) replaces those ppo values in every training and
     is recorded with every checkpoint; "rest" keeps the one its `start` was trained with.
     """
-    from rl.core.train import TrainPhase, train_policy
-    from rl.core.versioning import code_version
-
-    if not audit.passed:
-        raise ValueError(f"reward '{reward.name}' failed its scale audit: {'; '.join(audit.problems)}")
-    if audit.reward_sha256 != reward.sha256:
-        raise ValueError("the reward file changed after its audit; materialize the reward audit again")
-    _check_version("reward audit", audit.config_version, cfg, TRAINING_SECTIONS)
-    family = family_of(cfg)
-    slices = manifest.slices(cfg)
+    plan = plan_training(manifest, cfg, reward, audit, stage, start, preset)
     days = manifest.load()
-    run_id = new_run_id(cfg.name if stage == "all" else f"{cfg.name}-{stage}")
-    plan = cfg.training_phases()
-    first, holdout = 0, 0
-    if stage == "gated":
-        k = cfg.gate_index()
-        plan, holdout = plan[: k + 1], cfg.phases[k].validation_days
-    elif stage == "rest":
-        if start is None or not start.gate.get("passed"):
-            raise ValueError("the later phases continue a gated stage whose checkpoints passed their gate")
-        _check_version("gated stage", start.config_version, cfg, TRAINING_SECTIONS)
-        if preset is not None:
-            raise ValueError("the later phases keep the gated stage's hyperparameter preset; pass none")
-        preset = start.config.get("hpo_preset")
-        first = cfg.gate_index() + 1
-        plan = plan[first:]
-    elif stage != "all":
-        raise ValueError(f"stage must be all, gated or rest, got {stage!r}")
-    code = code_version()
-    checkpoints: dict[str, str] = {}
-    stats: dict[str, dict[str, float]] = {}
-    episodes: dict[str, dict[str, Any]] = {}
-    updates: dict[str, list[dict[str, Any]]] = {}
-    for key, s, seed in training_runs(cfg, slices):
-        meta = {
-            "run_id": run_id,
-            "slice": s.name,
-            "seed": seed,
-            "family_config": cfg.to_dict(),
-            "config_version": audit.config_version,
-            "reward": {"name": reward.name, "sha256": reward.sha256, "spec": reward.to_dict()},
-            "data_version": manifest.data_version,
-            "train_dates": [d.isoformat() for d in s.train_dates],
-            "test_dates": [d.isoformat() for d in s.test_dates],
-            "code_version": code,
-            "stage": stage,
-        }
-        if preset:
-            meta["hpo_preset"] = dict(preset)
-        dates = s.train_dates[: len(s.train_dates) - holdout]
-        if holdout:
-            meta["validation_dates"] = [d.isoformat() for d in s.train_dates[-holdout:]]
-        if start is not None:
-            meta["parent"] = {"run_id": start.run_id, "checkpoint": Path(start.checkpoints[key]).name}
-            meta["gate"] = start.gate
-        train_days = days.select_dates(dates)
-        teacher = _teacher(family, train_days, cfg) if start is None else None
-        phases = [
-            TrainPhase(name, steps, family.env_factory(train_days, env_cfg, reward)) for name, steps, env_cfg in plan
-        ]
-        total = sum(p.timesteps for p in phases)
-        log(f"training {cfg.name} {key} (seed {seed}): {len(dates)} days, {total:,} steps in {len(phases)} phase(s)")
-        parent = Path(start.checkpoints[key]).name if start is not None else None
-        ident = (cfg.name, stage, key, seed, audit.config_version, manifest.data_version, reward.sha256, code, parent)
-        result = train_policy(
-            train_days,
-            cfg.env,
-            reward,
-            replace(cfg.ppo, **{**dict(preset or {}), "seed": seed}),
-            out_dir=checkpoints_dir / run_id / key,
-            partial_dir=partial_dir(checkpoints_dir, key, ident),
-            warm_start=(cfg.warm_start, teacher) if teacher is not None else None,
-            phases=phases,
-            run_meta=meta,
-            tensorboard_dir=tensorboard_dir / run_id / key if tensorboard_dir else None,
-            progress_bar=sys.stderr.isatty(),
-            log=lambda line, name=key: log(f"{cfg.name} {name}, {line}"),
-            info_keys=family.episode_info_keys,
-            init_from=Path(start.checkpoints[key]) if start is not None else None,
-            phase_offset=first,
-        )
-        checkpoints[key] = str(result.checkpoint_dir)
-        stats[key] = {k: float(v) for k, v in result.stats.items() if isinstance(v, int | float)}
-        episodes[key] = dict(result.phases[-1].get("episodes", {})) if result.phases else {}
-        updates[key] = [{"phase": p["name"], **u} for p in result.phases for u in p.get("updates", [])]
-        log(f"{key}: {stats[key].get('steps_per_s', float('nan')):,.0f} env-steps/s")
-    return PolicyArtifact(
-        cfg.name,
-        run_id,
-        reward.name,
-        reward.sha256,
-        manifest.data_version,
-        code,
-        checkpoints,
-        stats,
-        config_version=audit.config_version,
-        config={**cfg.to_dict(), **({"hpo_preset": dict(preset)} if preset else {})},
-        slices=slices_summary(slices),
-        episodes=episodes,
-        parents={k: str(v) for k, v in start.checkpoints.items()} if start is not None else {},
-        gate=start.gate if start is not None else {},
-        updates=updates,
-    )
+    outcomes = [
+        train_run(plan, key, manifest, cfg, reward, audit, checkpoints_dir, tensorboard_dir, log, start, days)
+        for key in plan.keys
+    ]
+    return assemble_policy(plan, outcomes, manifest, cfg, reward, audit, start)
 
 
 def search_family(

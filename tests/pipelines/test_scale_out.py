@@ -3,7 +3,8 @@
 A real Postgres and a real Redis start on 127.0.0.1 (installed first if missing; see deploy/local_services.py).
 Runs are launched the way the UI launches them (queued, dequeued by the daemon, run worker, Celery steps), and
 a worker's process is killed in the middle of the raw_ticks step: the step goes back on the queue, runs again,
-and the warehouse ends up row for row equal to an in-process run of the same job.
+and the warehouse ends up row for row equal to an in-process run of the same job. Training then fans out: each
+(slice, seed) run is a step of its own on the workers.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_work
     for key, value in {**services.env(), "TRADEFLOW_DAGSTER_YAML": "deploy/dagster.yaml"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("TRADEFLOW_EXECUTOR", "celery")
+    monkeypatch.setenv("TRADEFLOW_FAN_OUT", "1")  # each (slice, seed) training run is a step of its own
     monkeypatch.setenv("DAGSTER_HOME", str(ensure_dagster_home(tf_env.home)))
     instance = dg.DagsterInstance.get()
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -152,7 +154,12 @@ def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_work
         status = _wait(instance, train_run, timeout=600)
         assert status == dg.DagsterRunStatus.SUCCESS, (logs / "daemon.log").read_text()[-3000:]
         trained = _celery_steps(instance, train_run)
-        assert {s for s, _ in trained} >= {"intraday_dataset", "intraday_policy", "intraday_evaluation"}
+        assert {s for s, _ in trained} >= {"intraday_dataset", "intraday_reward_audit", "intraday_evaluation"}
+        runs = sorted(s for s, _ in trained if s.startswith("intraday_policy.intraday_train_run["))
+        assert len(runs) == 2  # the tiny config's two slices, one seed: each trained by a worker
+        assert {"intraday_policy.intraday_training_plan", "intraday_policy.intraday_assemble_policy"} <= {
+            s for s, _ in trained
+        }
         assert {host.split("@")[0] for _, host in steps + trained} == {"w1", "w2"}  # both workers ran steps
 
         # The daemon's sensors tick against Postgres; the schedules' state lives there too.
@@ -214,15 +221,19 @@ def test_a_wrong_postgres_password_fails_without_printing_it(services, tmp_path,
 
 
 def test_the_executor_and_instance_settings_refuse_bad_values(monkeypatch, tmp_path) -> None:
-    from pipelines.executors import executor_from_env
+    from pipelines.executors import executor_from_env, fan_out_from_env
 
     monkeypatch.delenv("TRADEFLOW_EXECUTOR", raising=False)
     assert executor_from_env() is None
     monkeypatch.setenv("TRADEFLOW_EXECUTOR", "celery")
+    monkeypatch.setenv("TRADEFLOW_FAN_OUT", "1")  # each (slice, seed) training run is a step of its own
     assert executor_from_env().name == "celery"
     monkeypatch.setenv("TRADEFLOW_EXECUTOR", "k8s")
     with pytest.raises(ValueError, match="TRADEFLOW_EXECUTOR must be 'default' or 'celery', got 'k8s'"):
         executor_from_env()
+    monkeypatch.setenv("TRADEFLOW_FAN_OUT", "yes")
+    with pytest.raises(ValueError, match="TRADEFLOW_FAN_OUT must be 0 or 1, got 'yes'"):
+        fan_out_from_env()
     monkeypatch.setenv("TRADEFLOW_DAGSTER_YAML", "deploy/nope.yaml")
     with pytest.raises(FileNotFoundError, match="TRADEFLOW_DAGSTER_YAML=deploy/nope.yaml: no such instance config"):
         ensure_dagster_home(tmp_path)
