@@ -270,6 +270,52 @@ def _hpo(family: Family) -> dg.AssetsDefinition:
     return hpo
 
 
+def _fanned_hpo(family: Family, trials: int) -> dg.AssetsDefinition:
+    """The search as a step per trial on one shared study (Postgres storage lets workers on several machines share
+    it; SQLite only processes on one), then a step that gathers the best trial into the preset."""
+    kind, key = family.kind, _keys(family.kind)
+
+    @dg.op(
+        name=f"{kind}_search_trials",
+        out=dg.DynamicOut(int),
+        description=f"Names the {trials} trial steps of the {kind} search (the study holds their state).",
+    )
+    def search_trials():
+        for number in range(trials):
+            yield dg.DynamicOutput(number, mapping_key=f"trial_{number}")
+
+    @dg.op(name=f"{kind}_search_trial", description=f"Runs one trial of the shared {kind} study.")
+    def search_trial(
+        context: dg.OpExecutionContext, configs: ConfigStore, artifacts: ArtifactStore, number: int, manifest, audit
+    ) -> int:
+        cfg, reward = load(configs, kind)
+        home, presets = Path(artifacts.home), artifacts.dir("presets", kind)
+        workflow.search_family(manifest, cfg, reward, audit, home, presets, context.log.info, max_trials=1)
+        return number
+
+    @dg.op(name=f"{kind}_search_result", description=f"Gathers the {kind} study's best trial into the preset.")
+    def search_result(
+        context: dg.OpExecutionContext, configs: ConfigStore, artifacts: ArtifactStore, ran: list, manifest, audit
+    ) -> dg.Output:
+        cfg, reward = load(configs, kind)
+        home, presets = Path(artifacts.home), artifacts.dir("presets", kind)
+        result = workflow.search_family(manifest, cfg, reward, audit, home, presets, context.log.info, max_trials=0)
+        return dg.Output(result, metadata=metadata(result.summary()), data_version=dg.DataVersion(result.preset_sha256))
+
+    def compose(manifest, audit):
+        ran = search_trials().map(lambda number: search_trial(number, manifest, audit))
+        return search_result(ran.collect(), manifest, audit)
+
+    return dg.graph_asset(
+        name=key["hpo"],
+        group_name=kind,
+        ins={"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])},
+        kinds={"optuna"},
+        description=f"Optuna search (TPE, median pruning) of the {kind} config's hpo.space, a step per trial on one "
+        "study, on validation days carved from each slice's training window; the best settings become a preset.",
+    )(compose)
+
+
 def _policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinition:
     kind, key = family.kind, _keys(family.kind)
     gated = gated_key(family)
@@ -569,10 +615,11 @@ def _signals(family: Family) -> dg.AssetsDefinition:
     return signals
 
 
-def family_assets(family: Family, uses_hpo: bool = False, fan_out: bool = False) -> list:
+def family_assets(family: Family, uses_hpo: bool = False, fan_out: bool = False, hpo_trials: int = 8) -> list:
     """The config sources, dataset, audit, search, policy, evaluation, promoted policy and shadow signals assets of one
     registered family; with `uses_hpo` (the config's hpo.use) the first training stage depends on the search, and
-    with `fan_out` each (slice, seed) run of a family without a gated curriculum trains in a step of its own."""
+    with `fan_out` each (slice, seed) run of a family without a gated curriculum trains in a step of its own, and
+    each of the search's `hpo_trials` trials runs in a step of its own."""
     # Training code only: a commit elsewhere (README, warehouse) must not mark the models stale.
     code = f"rl-{source_digest(packages=('rl',))[:16]}"
     gated = [_gated_policy(family, code, uses_hpo)] if gated_key(family) else []
@@ -580,7 +627,7 @@ def family_assets(family: Family, uses_hpo: bool = False, fan_out: bool = False)
         _sources(family.kind),
         _dataset(family),
         _reward_audit(family),
-        _hpo(family),
+        _fanned_hpo(family, hpo_trials) if fan_out else _hpo(family),
         *gated,
         _fanned_policy(family, code, uses_hpo) if fan_out and not gated else _policy(family, code, uses_hpo),
         _evaluation(family, code),
@@ -638,7 +685,11 @@ def check_data_range(name: str, family: Family, cfg: FamilyConfig, first: date |
 
 def model_assets(configs: Mapping[str, FamilyConfig], fan_out: bool = False) -> list:
     """Every registered family's assets, shaped by its config's hpo.use (`configs` by kind, as validated)."""
-    return [a for kind in kinds() for a in family_assets(get_family(kind), configs[kind].hpo.use, fan_out)]
+    return [
+        a
+        for kind in kinds()
+        for a in family_assets(get_family(kind), configs[kind].hpo.use, fan_out, configs[kind].hpo.trials)
+    ]
 
 
 def model_checks() -> list[dg.AssetChecksDefinition]:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -71,13 +73,14 @@ class HpoConfig:
     evals_per_trial: int = 4  # validation plays per trial (the pruner's intermediate values)
     timeout_s: float = 3600.0  # wall-time budget of one search
     validation_days: int = 10  # the last days of each training window a trial is judged on (never the test days)
-    storage: str | None = None  # SQLAlchemy URL; None = SQLite in the tradeflow home
+    storage: str | None = None  # SQLAlchemy URL, or env:NAME (a URL with credentials); None = SQLite in the home
+    heartbeat_s: int = 30  # a running trial's heartbeat; one silent for twice this is failed, then retried once
     seed: int = 0  # the sampler's seed
     use: bool = False  # the policy trains with the latest search's best parameters
     space: tuple[ParamSpace, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        for name in ("trials", "steps_per_trial", "evals_per_trial", "validation_days"):
+        for name in ("trials", "steps_per_trial", "evals_per_trial", "validation_days", "heartbeat_s"):
             value = getattr(self, name)
             if not is_int(value) or value < 1:
                 raise ValueError(f"hpo.{name} must be a positive integer, got {value!r}")
@@ -85,8 +88,12 @@ class HpoConfig:
             raise ValueError(f"hpo.timeout_s must be a number > 0, got {self.timeout_s!r}")
         if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"hpo.seed must be a non-negative integer, got {self.seed!r}")
-        if self.storage is not None and (not isinstance(self.storage, str) or "://" not in self.storage):
-            raise ValueError(f"hpo.storage must be a SQLAlchemy URL such as sqlite:///x.db, got {self.storage!r}")
+        if self.storage is not None and (
+            not isinstance(self.storage, str) or ("://" not in self.storage and not self.storage.startswith("env:"))
+        ):
+            raise ValueError(
+                f"hpo.storage must be a SQLAlchemy URL such as sqlite:///x.db, or env:NAME, got {self.storage!r}"
+            )
         if not isinstance(self.use, bool):
             raise ValueError(f"hpo.use must be true or false, got {self.use!r}")
         if self.use and not self.space:
@@ -114,8 +121,14 @@ class HpoConfig:
         return out
 
     def storage_url(self, home: Path) -> str:
-        """Where the studies live: the configured URL, or SQLite in the home folder."""
-        return self.storage or f"sqlite:///{Path(home) / 'optuna.db'}"
+        """Where the studies live: the configured URL (or the one the env:NAME variable holds, so a password never
+        sits in a config file), or SQLite in the home folder. A bare postgresql:// URL uses psycopg2."""
+        url = self.storage or f"sqlite:///{Path(home) / 'optuna.db'}"
+        if url.startswith("env:"):
+            url = os.environ.get(url[4:], "")
+            if "://" not in url:
+                raise ValueError(f"hpo.storage is {self.storage}, but {self.storage[4:]} holds no URL")
+        return "postgresql+psycopg2://" + url[len("postgresql://") :] if url.startswith("postgresql://") else url
 
 
 @dataclass(frozen=True)
@@ -184,8 +197,11 @@ def run_search(
     home: Path,
     presets_dir: Path,
     log: Log = print,
-) -> SearchResult:
-    """Run `cfg.hpo.trials` trials (or until `timeout_s`) of a study named after the family and its inputs."""
+    max_trials: int | None = None,
+) -> SearchResult | None:
+    """Run `cfg.hpo.trials` trials (or until `timeout_s`) of a study named after the family and its inputs, and
+    write the best trial's preset. With `max_trials` > 0 run at most that many here and return None (a step of a
+    fanned-out search); with 0 run none and gather the shared study's result."""
     import optuna
 
     hpo = cfg.hpo
@@ -197,9 +213,17 @@ def run_search(
     ident = json.dumps([cfg.name, cfg.to_dict()["ppo"], hpo.to_dict(), days.content_hash(), reward.sha256], default=str)
     study_name = f"{cfg.name}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():  # the trial heartbeat has been "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=hpo.heartbeat_s,
+            grace_period=2 * hpo.heartbeat_s,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
     study = optuna.create_study(
         study_name=study_name,
-        storage=url,
+        storage=storage,
         load_if_exists=True,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(multivariate=True, seed=hpo.seed),
@@ -214,10 +238,19 @@ def run_search(
         log(f"trial {trial.number}: {params} -> {value:+,.2f} a validation day")
         return value
 
-    done = len([t for t in study.trials if t.state.is_finished()])
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = len(study.get_trials(deepcopy=False, states=counted))
     remaining = max(0, hpo.trials - done)
+    if max_trials is not None:
+        remaining = min(remaining, max_trials)
     log(f"study {study_name} at {redact(url)}: {done} finished trial(s), running {remaining} more")
-    study.optimize(objective, n_trials=remaining, timeout=hpo.timeout_s, catch=(ValueError,))
+    # Workers sharing the study stop once it holds `trials` finished ones, whoever ran them (a trial killed with
+    # its worker is failed by its silent heartbeat when a worker next starts or ends a trial, and retried once).
+    enough = optuna.study.MaxTrialsCallback(hpo.trials, states=counted)
+    if remaining:
+        study.optimize(objective, n_trials=remaining, timeout=hpo.timeout_s, catch=(ValueError,), callbacks=[enough])
+    if max_trials:
+        return None
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise ValueError(f"study {study_name}: no trial completed (see the run log)")

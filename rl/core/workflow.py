@@ -480,14 +480,17 @@ def search_family(
     home: Path,
     presets_dir: Path,
     log: Callable[[str], None] = print,
+    max_trials: int | None = None,
 ) -> Any:
-    """The family's hyperparameter search (`rl.core.search`) on its slices' validation days, after a passed audit."""
+    """The family's hyperparameter search (`rl.core.search`) on its slices' validation days, after a passed audit;
+    `max_trials` caps the trials run by this call (one per step when fanned out, 0 to read the finished study)."""
     from rl.core.search import run_search
 
     if not audit.passed or audit.reward_sha256 != reward.sha256:
         raise ValueError(f"reward '{reward.name}' has no passed audit of its current file; materialize the audit again")
     _check_version("reward audit", audit.config_version, cfg, TRAINING_SECTIONS)
-    return run_search(family_of(cfg), manifest.load(), cfg, reward, manifest.slices(cfg), home, presets_dir, log)
+    days, slices = manifest.load(), manifest.slices(cfg)
+    return run_search(family_of(cfg), days, cfg, reward, slices, home, presets_dir, log, max_trials)
 
 
 def gate_family(manifest: DatasetManifest, artifact: PolicyArtifact, cfg: FamilyConfig, reward: RewardSpec) -> dict:

@@ -34,19 +34,24 @@ class SpyDays:
         return getattr(self.days, name)
 
 
-@pytest.fixture()
-def setup(tmp_path):
+def search_setup(storage: str, trials: int = 3, heartbeat_s: int = 30):
+    """A tiny intraday search: config, spied days, slices and reward (also run in subprocesses by other tests)."""
     base = load_family(ROOT / "configs" / "intraday.yaml")
     raw = base.to_dict()
     raw["walk_forward"] = {"train_days": 6, "test_days": 2, "slices": 2, "step_days": None}
     raw["ppo"].update(total_timesteps=512, n_envs=8, n_steps=32, batch_size=128, n_epochs=1, net_arch=[32, 32])
-    raw["hpo"] = {"trials": 3, "steps_per_trial": 512, "evals_per_trial": 2, "validation_days": 2, "space": SPACE,
-                  "storage": f"sqlite:///{tmp_path / 'studies.db'}"}  # fmt: skip
+    raw["hpo"] = {"trials": trials, "steps_per_trial": 512, "evals_per_trial": 2, "validation_days": 2,
+                  "space": SPACE, "storage": storage, "heartbeat_s": heartbeat_s}  # fmt: skip
     cfg = FamilyConfig.from_dict(raw)
     days = make_days(10, seed=6, symbols=("SPY",))
     slices = walk_forward_slices(sorted({d.item() for d in days.dates}), cfg.walk_forward)
     reward = load_reward(ROOT / "configs" / "rewards" / "intraday.yaml", COMPONENTS)
     return cfg, SpyDays(days), slices, reward
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    return search_setup(f"sqlite:///{tmp_path / 'studies.db'}")
 
 
 def test_a_search_never_reads_a_test_day_and_writes_a_versioned_preset(setup, tmp_path):

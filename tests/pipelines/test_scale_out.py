@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,11 +40,12 @@ TABLES = ("raw.ticks", "raw.quotes", "core.bars_1m", "core.features_1m", "core.o
 
 @pytest.fixture(scope="module")
 def services():
-    """A Postgres and a Redis of this module's own, stopped (data left for inspection) at the end."""
+    """A Postgres and a Redis of this module's own, stopped and removed at the end."""
     root = Path(tempfile.mkdtemp(prefix="tradeflow-services-"))
     started = local_services.start(root)
     yield started
     local_services.stop(root)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen:
@@ -239,3 +241,69 @@ def test_the_executor_and_instance_settings_refuse_bad_values(monkeypatch, tmp_p
         ensure_dagster_home(tmp_path)
     monkeypatch.delenv("TRADEFLOW_DAGSTER_YAML")
     assert "postgres" not in (ensure_dagster_home(tmp_path) / "dagster.yaml").read_text()  # the embedded default
+
+
+SEARCH = """
+import sys
+from pathlib import Path
+from rl.core.search import run_search
+from rl.families.intraday import FAMILY
+from tests.core.test_search import search_setup
+
+tmp = Path(sys.argv[1])
+cfg, days, slices, reward = search_setup("env:TRADEFLOW_OPTUNA_URL", trials=6, heartbeat_s=3)
+run_search(FAMILY, days, cfg, reward, slices, tmp, tmp / "presets", lambda line: print(line, flush=True))
+"""
+
+
+def test_search_workers_share_one_postgres_study_and_a_killed_trial_is_failed_and_retried(
+    services, tmp_path, monkeypatch
+) -> None:
+    import optuna
+    import psycopg2
+
+    con = psycopg2.connect(host=local_services.HOST, port=services.pg_port, user=services.pg_user,
+                           password=services.pg_password, dbname=services.pg_db)  # fmt: skip
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute("CREATE DATABASE optuna")
+    con.close()
+    url = f"postgresql://{services.pg_user}:{services.pg_password}@{local_services.HOST}:{services.pg_port}/optuna"
+    monkeypatch.setenv("TRADEFLOW_OPTUNA_URL", url)  # the config names the variable, never the password
+    storage = url.replace("postgresql://", "postgresql+psycopg2://")
+
+    def search(log: Path) -> subprocess.Popen:
+        return _spawn([sys.executable, "-c", SEARCH, str(tmp_path)], log)
+
+    first = search(tmp_path / "first.log")
+    deadline = time.monotonic() + 120
+    killed = None
+    while killed is None and time.monotonic() < deadline and first.poll() is None:
+        names = optuna.get_all_study_names(storage)
+        if names:
+            study = optuna.load_study(study_name=names[0], storage=storage)
+            running = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+            if running:
+                first.send_signal(signal.SIGKILL)  # the worker dies mid-trial; its trial stays RUNNING
+                first.wait()
+                killed = running[0].number
+        time.sleep(0.1)
+    assert killed is not None, (tmp_path / "first.log").read_text()[-2000:]
+    time.sleep(7)  # past the grace period (twice the 3 s heartbeat)
+    workers = [search(tmp_path / f"worker{n}.log") for n in (1, 2)]
+    assert [w.wait(timeout=300) for w in workers] == [0, 0], (tmp_path / "worker1.log").read_text()[-2000:]
+
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    states = {t.number: t.state for t in trials}
+    assert optuna.trial.TrialState.RUNNING not in states.values()
+    assert states[killed] == optuna.trial.TrialState.FAIL  # failed by its silent heartbeat, never left running
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retried) == 1 and retried[0].params == study.trials[killed].params  # retried once, same settings
+    finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert 6 <= len(finished) <= 7  # the budget, overshot by at most one trial a concurrent worker had begun
+    ran = [sum("trial " in line and "->" in line for line in (tmp_path / f"worker{n}.log").read_text().splitlines())
+           for n in (1, 2)]  # fmt: skip
+    assert all(ran), ran  # both workers ran trials of the one study
+    logs = "".join((tmp_path / name).read_text() for name in ("first.log", "worker1.log", "worker2.log"))
+    assert services.pg_password not in logs and ":***@" in logs  # the study's URL is logged without its password

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from pipelines.definitions import build_definitions
 from rl.core.registry import registered
@@ -14,7 +15,10 @@ from tests.families import toy
 from tests.pipelines.test_registry import RANGE, _write_toy_config
 
 
-def test_the_policy_trains_with_the_latest_searchs_preset(tf_env) -> None:
+@pytest.mark.parametrize("fan_out", ["0", "1"])
+def test_the_policy_trains_with_the_latest_searchs_preset(tf_env, monkeypatch, fan_out: str) -> None:
+    """Also fanned out (TRADEFLOW_FAN_OUT=1): a step per trial on the one study, and a step per training run."""
+    monkeypatch.setenv("TRADEFLOW_FAN_OUT", fan_out)
     _write_toy_config(tf_env.configs)
     space = {"learning_rate": {"low": 1e-4, "high": 1e-3, "log": True}}
     hpo = {"trials": 2, "steps_per_trial": 256, "evals_per_trial": 1, "validation_days": 1, "space": space, "use": True}
@@ -34,6 +38,11 @@ def test_the_policy_trains_with_the_latest_searchs_preset(tf_env) -> None:
         trained = defs.resolve_job_def("toy_training_job").execute_in_process(instance=instance)
         assert trained.success
         artifact = trained.output_for_node("toy_policy")
+    steps = [e.step_key for r in (search, trained) for e in r.get_step_success_events()]
+    trial_steps = [k for k in steps if k.startswith("toy_hpo.toy_search_trial[")]
+    run_steps = [k for k in steps if k.startswith("toy_policy.toy_train_run[")]
+    assert (len(trial_steps), len(run_steps)) == ((2, len(artifact.checkpoints)) if fan_out == "1" else (0, 0))
+    assert len(result.trials) == 2 and {t["state"] for t in result.trials} <= {"COMPLETE", "PRUNED"}
     for path in artifact.checkpoints.values():
         meta = json.loads((Path(path) / "meta.json").read_text())
         assert meta["run_meta"]["hpo_preset"] == result.best_params
