@@ -73,18 +73,21 @@ def main() -> None:
         )
         import dagster as dg
 
+        os.environ["TRADEFLOW_FAN_OUT"] = "1"  # the module's defs, which the step processes rebuild, fan out
         from pipelines.definitions import build_definitions
 
         os.environ["TRADEFLOW_FAN_OUT"] = "0"
-        defs = build_definitions()
-        instance = dg.DagsterInstance.local_temp(str(tmp / "dagster"))
+        defs = build_definitions()  # the one-step default, in this process only
+        os.environ["TRADEFLOW_FAN_OUT"] = "1"
+        from assets.settings import ensure_dagster_home
+
+        instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(tmp / "home")))  # the duckdb pool
         if not defs.resolve_job_def("market_data_job").execute_in_process(instance=instance, tags=RANGE).success:
             raise RuntimeError("market data failed")
         t0 = time.perf_counter()
         if not defs.resolve_job_def("intraday_training_job").execute_in_process(instance=instance).success:
             raise RuntimeError("the one-step training failed")
         one_step = time.perf_counter() - t0
-        os.environ["TRADEFLOW_FAN_OUT"] = "1"  # read again by every step process the executor starts
         one, two = _timed_fanned(instance, 1), _timed_fanned(instance, 2)
         instance.dispose()
     print(f"intraday training job: 4 slices x 2 seeds = 8 runs of {args.timesteps:,} env-steps (dataset, audit, "
