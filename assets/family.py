@@ -172,6 +172,11 @@ def _train(
     )
 
 
+def _trained_on(key: Mapping[str, str]) -> dict[str, dg.AssetIn]:
+    """The inputs every training or search stage reads: the family's dataset and its reward audit."""
+    return {"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])}
+
+
 _PRESET = ", with the PPO settings of the latest hyperparameter search (hpo.use)"
 
 
@@ -202,7 +207,7 @@ def _gated_policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinit
     @dg.asset(
         name=name,
         group_name=kind,
-        ins={"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])},
+        ins=_trained_on(key),
         deps=[key["hpo"]] if uses_hpo else None,
         kinds={"pytorch"},
         code_version=code,
@@ -249,7 +254,7 @@ def _hpo(family: Family) -> dg.AssetsDefinition:
     @dg.asset(
         name=key["hpo"],
         group_name=kind,
-        ins={"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])},
+        ins=_trained_on(key),
         kinds={"optuna"},
         description=f"Optuna search (TPE, median pruning) of the {kind} config's hpo.space on validation days carved "
         "from each slice's training window, never its test days; the best settings become a versioned preset.",
@@ -309,7 +314,7 @@ def _fanned_hpo(family: Family, trials: int) -> dg.AssetsDefinition:
     return dg.graph_asset(
         name=key["hpo"],
         group_name=kind,
-        ins={"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])},
+        ins=_trained_on(key),
         kinds={"optuna"},
         description=f"Optuna search (TPE, median pruning) of the {kind} config's hpo.space, a step per trial on one "
         "study, on validation days carved from each slice's training window; the best settings become a preset.",
@@ -320,7 +325,7 @@ def _policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinition:
     kind, key = family.kind, _keys(family.kind)
     gated = gated_key(family)
     uses_hpo = uses_hpo and not gated  # a curriculum's preset is its gated stage's, which this stage continues
-    ins = {"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])}
+    ins = _trained_on(key)
     if gated:
         ins["start"] = dg.AssetIn(key=gated)
     after = f", continuing the {family.gated_phase} stage's checkpoints once they passed their gate" if gated else ""
@@ -411,7 +416,7 @@ def _fanned_policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefini
         artifact = workflow.assemble_policy(plan, outcomes, manifest, cfg, reward, audit)
         return dg.Output(artifact, metadata=metadata(artifact.summary()))
 
-    ins = {"manifest": dg.AssetIn(key=key["dataset"]), "audit": dg.AssetIn(key=key["reward_audit"])}
+    ins = _trained_on(key)
     if uses_hpo:
         ins["searched"] = dg.AssetIn(key=key["hpo"], dagster_type=dg.Nothing)
 

@@ -115,13 +115,21 @@ def _materialize(env: dict, select: str, *partition_args: str) -> subprocess.Pop
     )
 
 
-def _differing_rows(home: Path, expected: Path, table: str, day: str) -> int:
-    """Rows of `table` on `day` present in one database but not the other (multiset difference, both ways)."""
+def _differing_rows(home: Path, expected: Path, table: str, day: str, decimals: int | None = None) -> int:
+    """Rows of `table` on `day` present in one database but not the other (multiset difference, both ways); with
+    `decimals`, floating-point columns are compared rounded (an aggregate's sum order can move the last bits)."""
     con = duckdb.connect(str(expected))
     try:
         con.execute(f"ATTACH '{home / 'warehouse.duckdb'}' AS run (READ_ONLY)")
-        mine = f"select * from {table} where session_date = '{day}'"
-        theirs = f"select * from run.{table} where session_date = '{day}'"
+        columns = "*"
+        if decimals is not None:
+            described = con.execute(f"describe select * from {table}").fetchall()
+            columns = ", ".join(
+                f'round("{name}", {decimals}) as "{name}"' if kind in ("DOUBLE", "FLOAT") else f'"{name}"'
+                for name, kind, *_ in described
+            )
+        mine = f"select {columns} from {table} where session_date = '{day}'"
+        theirs = f"select {columns} from run.{table} where session_date = '{day}'"
         return sum(
             con.execute(f"select count(*) from ({a} except all {b})").fetchone()[0]
             for a, b in ((mine, theirs), (theirs, mine))

@@ -4,7 +4,7 @@ A real Postgres and a real Redis start on 127.0.0.1 (installed first if missing;
 Runs are launched the way the UI launches them (queued, dequeued by the daemon, run worker, Celery steps), and
 a worker's process is killed in the middle of the raw_ticks step: the step goes back on the queue, runs again,
 and the warehouse ends up row for row equal to an in-process run of the same job. Training then fans out: each
-(slice, seed) run is a step of its own on the workers.
+(slice, seed) run is a step of its own on the workers, and every family's training job runs there at once.
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ from assets.family import SOURCE_SUFFIXES
 from assets.settings import ensure_dagster_home
 from deploy import local_services
 from pipelines.definitions import build_definitions
+from rl.core.registry import get_family
 from tests import ROOT
 from tests.pipelines.test_market_data import _differing_rows
 
 BIN = Path(sys.executable).parent
-DAYS = ("2024-01-02", "2024-01-10")
+DAYS = ("2024-01-02", "2024-01-19")  # the tiny intraday, propfirm and zerodte ranges (tests/conftest.py)
 RANGE_TAGS = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[1]}
+FAMILIES = ("intraday", "funding", "propfirm", "zerodte")
 CELERY_STEP = "[CeleryExecutor] Executing steps"
-TABLES = ("raw.ticks", "raw.quotes", "core.bars_1m", "core.features_1m", "core.options_chain_1m")
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +96,30 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def _span(defs: dg.Definitions, data_job: str) -> dict[str, str]:
+    """The partition range tags covering every family's days in `data_job`, as the main command computes them."""
+    days = []
+    for family in FAMILIES:
+        cfg = defs.resources["configs"].family(family)
+        if get_family(cfg.kind).data_job == data_job:
+            days += get_family(cfg.kind).data_partitions(cfg)
+    return {
+        "dagster/asset_partition_range_start": min(days).isoformat(),
+        "dagster/asset_partition_range_end": max(days).isoformat(),
+    }
+
+
+def _tiny_zerodte(f: dict) -> None:
+    f["data"].update({"start": "2024-01-02", "end": "2024-01-19"})
+    f["walk_forward"].update({"train_days": 6, "test_days": 3, "slices": 2})
+    f["ppo"].update({"total_timesteps": 512, "n_envs": 8, "n_steps": 32, "batch_size": 128, "n_epochs": 1})
+
+
 def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_worker(
     tf_env, services, monkeypatch, tmp_path
 ) -> None:
+    tf_env.edit_yaml(tf_env.configs / "zerodte.yaml", _tiny_zerodte)
+    assert _span(build_definitions(), "market_data_job") == RANGE_TAGS
     # The reference: the same job in process, on the embedded SQLite instance, into a home of its own.
     monkeypatch.setenv("TRADEFLOW_HOME", str(tmp_path / "reference"))
     reference = build_definitions().resolve_job_def("market_data_job")
@@ -146,22 +168,41 @@ def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_work
         attempts = [host for step, host in steps if step == "raw_ticks"]
         assert len(attempts) == 2  # the killed attempt, then the redelivered one
         assert {step for step, _ in steps} == {"raw_ticks", "bars_1m", "features_1m", "options_chain_1m"}
-        for table in TABLES:
-            for day in ("2024-01-02", "2024-01-05", "2024-01-10"):
-                assert _differing_rows(tf_env.home, tmp_path / "reference" / "warehouse.duckdb", table, day) == 0
+        reference_db = tmp_path / "reference" / "warehouse.duckdb"
+        for day in ("2024-01-02", "2024-01-10", "2024-01-19"):
+            for table in ("raw.ticks", "raw.quotes"):  # stored as fetched: equal exactly
+                assert _differing_rows(tf_env.home, reference_db, table, day) == 0, (table, day)
+            for table in ("core.bars_1m", "core.features_1m", "core.options_chain_1m"):
+                assert _differing_rows(tf_env.home, reference_db, table, day, decimals=9) == 0, (table, day)
 
-        sources = [dg.AssetKey(f"intraday_{suffix}") for suffix in SOURCE_SUFFIXES]
+        funding_run = _launch(instance, "funding_data_job", _span(build_definitions(), "funding_data_job"))
+        assert _wait(instance, funding_run, timeout=300) == dg.DagsterRunStatus.SUCCESS
+        sources = [dg.AssetKey(f"{family}_{suffix}") for family in FAMILIES for suffix in SOURCE_SUFFIXES]
         _wait_for(lambda: all(instance.get_latest_data_version_record(k, is_source=True) for k in sources))
-        train_run = _launch(instance, "intraday_training_job")  # on the config versions the sensor observed
-        status = _wait(instance, train_run, timeout=600)
-        assert status == dg.DagsterRunStatus.SUCCESS, (logs / "daemon.log").read_text()[-3000:]
-        trained = _celery_steps(instance, train_run)
-        assert {s for s, _ in trained} >= {"intraday_dataset", "intraday_reward_audit", "intraday_evaluation"}
-        runs = sorted(s for s, _ in trained if s.startswith("intraday_policy.intraday_train_run["))
-        assert len(runs) == 2  # the tiny config's two slices, one seed: each trained by a worker
-        assert {"intraday_policy.intraday_training_plan", "intraday_policy.intraday_assemble_policy"} <= {
-            s for s, _ in trained
-        }
+        # Every family's training job at once (on the config versions the sensor observed): the queue admits
+        # them, the duckdb pool takes the warehouse steps one at a time, and the two workers share the rest.
+        runs = {family: _launch(instance, f"{family}_training_job") for family in FAMILIES}
+        trained = []
+        for family, run_id in runs.items():
+            status = _wait(instance, run_id, timeout=900)
+            # The tiny propfirm curriculum's first stage learns nothing in 256 steps, so its blocking gate stops
+            # the run before phase two, on the workers as in process (tests/pipelines/test_propfirm.py).
+            expected = dg.DagsterRunStatus.FAILURE if family == "propfirm" else dg.DagsterRunStatus.SUCCESS
+            assert status == expected, f"{family}: " + (logs / "w1.log").read_text()[-3000:]
+            trained += _celery_steps(instance, run_id)
+        keys = {step for step, _ in trained}
+        for family in ("intraday", "funding", "zerodte"):
+            assert {f"{family}_dataset", f"{family}_reward_audit", f"{family}_evaluation"} <= keys
+        runs_of_intraday = sorted(s for s in keys if s.startswith("intraday_policy.intraday_train_run["))
+        assert len(runs_of_intraday) == 2  # the tiny config's two slices, one seed: a step each
+        assert {"intraday_policy.intraday_training_plan", "intraday_policy.intraday_assemble_policy"} <= keys
+        assert "propfirm_entries_policy" in keys and "propfirm_policy" not in keys  # gated: one step per stage
+        gate = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(dg.AssetKey("propfirm_entries_policy"), "entries_gate")
+        )
+        assert gate is not None and gate.evaluation.passed is False
+        retried = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": runs["propfirm"]}))
+        assert not retried  # a failed check is a finding: run retries only follow crashes
         assert {host.split("@")[0] for _, host in steps + trained} == {"w1", "w2"}  # both workers ran steps
 
         # The daemon's sensors tick against Postgres; the schedules' state lives there too.
