@@ -138,10 +138,21 @@ def _differing_rows(home: Path, expected: Path, table: str, day: str, decimals: 
         con.close()
 
 
-def test_four_partitions_in_parallel_runs_share_duckdb_through_the_pool(tf_env) -> None:
+def _expected_warehouse(tf_env, days: list[str]) -> Path:
+    """The same sessions ingested directly, one after another, into a database of their own."""
     from warehouse.db import connect
     from warehouse.ingest import ingest_day
 
+    expected = tf_env.home.parent / "expected.duckdb"
+    market = market_from_yaml(tf_env.configs / "market.yaml")
+    con = connect(expected)
+    for day in days:
+        ingest_day(con, market.build(), market.symbols, date.fromisoformat(day))
+    con.close()
+    return expected
+
+
+def test_four_partitions_in_parallel_runs_share_duckdb_through_the_pool(tf_env) -> None:
     env = _cli_env(tf_env.home)
     days = ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"]
     procs = [_materialize(env, "raw_ticks", "--partition", d) for d in days]
@@ -153,12 +164,7 @@ def test_four_partitions_in_parallel_runs_share_duckdb_through_the_pool(tf_env) 
     runs = instance.get_runs()
     assert len(runs) == 4 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
-    expected = tf_env.home.parent / "expected.duckdb"
-    market = market_from_yaml(tf_env.configs / "market.yaml")
-    con = connect(expected)
-    for day in days:
-        ingest_day(con, market.build(), market.symbols, date.fromisoformat(day))
-    con.close()
+    expected = _expected_warehouse(tf_env, days)
     for day in days:
         counts = _counts(tf_env.home, day)
         assert counts["raw.ticks"] > 0 and counts["raw.quotes"] > 0
@@ -167,9 +173,6 @@ def test_four_partitions_in_parallel_runs_share_duckdb_through_the_pool(tf_env) 
 
 
 def test_with_staging_four_parallel_ingests_never_open_duckdb_and_bars_load_exactly_their_rows(tf_env) -> None:
-    from warehouse.db import connect
-    from warehouse.ingest import ingest_day
-
     tf_env.edit_yaml(tf_env.configs / "market.yaml", lambda m: m.update(staging=True))
     defs = build_definitions()
     assert defs.get_assets_def("raw_ticks").op.pool is None  # no writer slot: the ingests run at once
@@ -188,12 +191,7 @@ def test_with_staging_four_parallel_ingests_never_open_duckdb_and_bars_load_exac
     out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out[-3000:]
     assert list((tf_env.home / "staging").glob("session_date=*/*")) == []  # loaded, then removed
-    expected = tf_env.home.parent / "expected.duckdb"
-    market = market_from_yaml(tf_env.configs / "market.yaml")
-    con = connect(expected)
-    for day in days:
-        ingest_day(con, market.build(), market.symbols, date.fromisoformat(day))
-    con.close()
+    expected = _expected_warehouse(tf_env, days)
     for day in days:
         counts = _counts(tf_env.home, day)
         assert counts["raw.ticks"] > 0 and counts["core.bars_1m"] == MINUTES * SYMBOLS + FUTURES_MINUTES
