@@ -115,6 +115,15 @@ def _materialize(env: dict, select: str, *partition_args: str) -> subprocess.Pop
     )
 
 
+def _materialize_each_day(env: dict, days: list[str]) -> list[str]:
+    """raw_ticks for each day in a process of its own, all at once; each run's output, once all succeeded."""
+    procs = [_materialize(env, "raw_ticks", "--partition", d) for d in days]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for day, proc, out in zip(days, procs, outputs, strict=True):
+        assert proc.returncode == 0, f"{day}:\n{out[-3000:]}"
+    return outputs
+
+
 def _differing_rows(home: Path, expected: Path, table: str, day: str, decimals: int | None = None) -> int:
     """Rows of `table` on `day` present in one database but not the other (multiset difference, both ways); with
     `decimals`, floating-point columns are compared rounded (an aggregate's sum order can move the last bits)."""
@@ -155,10 +164,7 @@ def _expected_warehouse(tf_env, days: list[str]) -> Path:
 def test_four_partitions_in_parallel_runs_share_duckdb_through_the_pool(tf_env) -> None:
     env = _cli_env(tf_env.home)
     days = ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"]
-    procs = [_materialize(env, "raw_ticks", "--partition", d) for d in days]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    for day, proc, out in zip(days, procs, outputs, strict=True):
-        assert proc.returncode == 0, f"{day}:\n{out[-3000:]}"
+    for out in _materialize_each_day(env, days):
         assert "Could not set lock" not in out
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     runs = instance.get_runs()
@@ -179,10 +185,7 @@ def test_with_staging_four_parallel_ingests_never_open_duckdb_and_bars_load_exac
     assert defs.get_assets_def("bars_1m").op.pool == "duckdb"
     env = _cli_env(tf_env.home)
     days = ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"]
-    procs = [_materialize(env, "raw_ticks", "--partition", d) for d in days]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    for day, proc, out in zip(days, procs, outputs, strict=True):
-        assert proc.returncode == 0, f"{day}:\n{out[-3000:]}"
+    _materialize_each_day(env, days)
     assert not (tf_env.home / "warehouse.duckdb").exists()  # the ingests staged; none opened the warehouse
     staged = sorted(p.parent.parent.name for p in (tf_env.home / "staging").glob("session_date=*/*/manifest.json"))
     assert staged == [f"session_date={d}" for d in days]
