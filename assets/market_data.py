@@ -1,7 +1,6 @@
 """Market-data assets: raw ticks -> 1-minute bars -> features and same-day option chains, one partition per trading
 day of the symbols' exchanges (each symbol on its own calendar's minutes)."""
 
-from contextlib import closing
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -12,9 +11,8 @@ from assets.resources import MarketDataResource, WarehouseResource
 from warehouse import checks
 from warehouse.bars import build_bars
 from warehouse.features import FEATURES, WARMUP_MINUTES, build_features
-from warehouse.ingest import ingest_day
 from warehouse.options import build_chain, fetch_vendor_chain
-from warehouse.staging import load_staged, preview, stage_day
+from warehouse.staging import ingest_or_stage, load_staged
 
 if TYPE_CHECKING:  # no module-level DuckDB here: dagster keeps asset modules' namespaces past exit (test_exit_noise)
     import duckdb
@@ -62,23 +60,12 @@ def raw_ticks_asset(staged: bool = False) -> dg.AssetsDefinition:
         """Raw trades, quotes and vendor minute bars per session from the configured source (embedded, polygon, ibkr
         or file); bad rows are quarantined with a reason, and sessions a source had nothing for are reported as gaps."""
         dates = partition_dates(context.partition_keys)
-        store = warehouse.staging_store()
-        committed_as: list[str | None] = [None] * len(dates)
         with market.open() as source:
             report = source.report if callable(getattr(source, "report", None)) else None
-            if store is None:
-                with warehouse.connect() as con:
-                    stats = [
-                        ingest_day(con, source, market.symbols, d, extended_hours=market.extended_hours) for d in dates
-                    ]
-                    quarantined, coverage = _raw_checks(con, dates, market)
-            else:  # staged: the warehouse file is not opened; the checks read what was staged
-                commits = [
-                    stage_day(store, source, market.symbols, d, extended_hours=market.extended_hours) for d in dates
-                ]
-                stats, committed_as = [c.stats for c in commits], [c.commit_id for c in commits]
-                with closing(preview(commits)) as con:
-                    quarantined, coverage = _raw_checks(con, dates, market)
+            stats, committed_as, (quarantined, coverage) = ingest_or_stage(
+                source, market.symbols, dates, warehouse.staging_store(), warehouse.connect,
+                lambda con: _raw_checks(con, dates, market), extended_hours=market.extended_hours,
+            )  # fmt: skip
             report = report(dates) if report else None
         partition_metadata(
             context,

@@ -36,15 +36,15 @@ EMBEDDED_KEYS = (
 
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file; every connection applies pending schema migrations first. With `staging` (a
-    folder), raw_ticks steps stage their partitions there as committed Parquet and never open the file, so many
-    run at once; bars_1m's step, the single writer, loads them first (warehouse.staging)."""
+    folder or an `s3://` URL), raw_ticks steps stage their partitions there as committed Parquet and never open the
+    file, so many run at once; bars_1m's step, the single writer, loads them first (warehouse.staging)."""
 
     path: str
     staging: str | None = None
 
-    def staging_store(self) -> Path | None:
-        """The staging folder, or None when raw_ticks writes the DuckDB file itself (the embedded default)."""
-        return Path(self.staging) if self.staging else None
+    def staging_store(self) -> str | None:
+        """The staging folder or URL, or None when raw_ticks writes the DuckDB file itself (the embedded default)."""
+        return self.staging or None
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -363,15 +363,19 @@ def funding_market_from_yaml(path: Path) -> FundingMarketResource:
 
 
 def staging_from_yaml(path: Path, home: Path) -> str | None:
-    """market.yaml `staging`: false (raw_ticks writes DuckDB), true (`<home>/staging`) or a folder of its own."""
+    """market.yaml `staging`: false (raw_ticks writes DuckDB), true (`<home>/staging`), a folder of its own, or an
+    object-store URL (`s3://bucket/prefix`, credentials from the backend's environment variables only)."""
+    from warehouse.store import check_location, is_url
+
     value = (yaml.safe_load(path.read_text()) or {}).get("staging", False) if path.exists() else False
     if value is False or value is None:
         return None
     if value is True:
         return str(home / "staging")
     if isinstance(value, str) and value.strip():
-        return str(Path(value).expanduser())
-    raise ValueError(f"{path.name}: staging must be true, false or a folder, got {value!r}")
+        value = check_location(value.strip(), f"{path.name}: staging")
+        return value if is_url(value) else str(Path(value).expanduser())
+    raise ValueError(f"{path.name}: staging must be true, false, a folder or an s3:// URL, got {value!r}")
 
 
 def default_resources(home: Path | None = None, configs: Path | None = None) -> dict:

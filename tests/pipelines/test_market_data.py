@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
+import pytest
+import yaml
 
 from assets.resources import MarketDataResource, market_from_yaml
 from assets.settings import ensure_dagster_home
 from pipelines.definitions import build_definitions
 from tests import ROOT  # noqa: E402
+from warehouse.staging import committed
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 MINUTES = 390
@@ -178,22 +182,51 @@ def test_four_partitions_in_parallel_runs_share_duckdb_through_the_pool(tf_env) 
         assert _differing_rows(tf_env.home, expected, "raw.quotes", day) == 0
 
 
-def test_with_staging_four_parallel_ingests_never_open_duckdb_and_bars_load_exactly_their_rows(tf_env) -> None:
-    tf_env.edit_yaml(tf_env.configs / "market.yaml", lambda m: m.update(staging=True))
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_with_staging_four_parallel_ingests_never_open_duckdb_and_bars_load_exactly_their_rows(
+    tf_env, monkeypatch: pytest.MonkeyPatch, store: str
+) -> None:
+    """Staged in `<home>/staging`, or in an S3 bucket (a real local endpoint) that the processes reach by URL."""
+    from tests.object_store import SECRET, s3_bucket
+
+    with s3_bucket(monkeypatch) if store == "s3" else nullcontext(None) as bucket:
+        url = f"{bucket}/staging" if bucket else None
+        tf_env.edit_yaml(tf_env.configs / "market.yaml", lambda m: m.update(staging=url or True))
+        outputs = _staged_then_loaded(tf_env, ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"], url)
+    if store == "s3":  # the key lives in the environment only: not in any output, config, or the event log
+        stored = b"".join(p.read_bytes() for p in (tf_env.home / "dagster").rglob("*") if p.is_file())
+        assert SECRET not in "".join(outputs) and SECRET.encode() not in stored
+        assert b"staged_commit" in stored  # the haystack holds the runs' metadata
+
+
+def test_the_staging_setting_takes_a_folder_or_a_bucket_url_and_refuses_credentials_in_it(tmp_path: Path) -> None:
+    from assets.resources import staging_from_yaml
+
+    path = tmp_path / "market.yaml"
+    for value, expected in ((True, str(tmp_path / "staging")), ("s3://bucket/raw", "s3://bucket/raw"), (False, None)):
+        path.write_text(yaml.safe_dump({"staging": value}))
+        assert staging_from_yaml(path, tmp_path) == expected
+    for value, message in (("s3://AKIA:hunter2@bucket/raw", "carries credentials"), (7, "true, false, a folder")):
+        path.write_text(yaml.safe_dump({"staging": value}))
+        with pytest.raises(ValueError, match=message) as err:
+            staging_from_yaml(path, tmp_path)
+        assert "hunter2" not in str(err.value)
+
+
+def _staged_then_loaded(tf_env, days: list[str], url: str | None) -> list[str]:
     defs = build_definitions()
     assert defs.get_assets_def("raw_ticks").op.pool is None  # no writer slot: the ingests run at once
     assert defs.get_assets_def("bars_1m").op.pool == "duckdb"
     env = _cli_env(tf_env.home)
-    days = ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"]
-    _materialize_each_day(env, days)
+    outputs = _materialize_each_day(env, days)
     assert not (tf_env.home / "warehouse.duckdb").exists()  # the ingests staged; none opened the warehouse
-    staged = sorted(p.parent.parent.name for p in (tf_env.home / "staging").glob("session_date=*/*/manifest.json"))
-    assert staged == [f"session_date={d}" for d in days]
+    staged = sorted(c.stats.session_date.isoformat() for c in committed(url or tf_env.home / "staging"))
+    assert staged == days
 
     proc = _materialize(env, "bars_1m", "--partition-range", f"{days[0]}...{days[-1]}")
-    out = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 0, out[-3000:]
-    assert list((tf_env.home / "staging").glob("session_date=*/*")) == []  # loaded, then removed
+    outputs.append(proc.communicate(timeout=600)[0])
+    assert proc.returncode == 0, outputs[-1][-3000:]
+    assert committed(url or tf_env.home / "staging") == []  # loaded, then removed
     expected = _expected_warehouse(tf_env, days)
     for day in days:
         counts = _counts(tf_env.home, day)
@@ -206,6 +239,7 @@ def test_with_staging_four_parallel_ingests_never_open_duckdb_and_bars_load_exac
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     record = instance.fetch_materializations(dg.AssetKey("bars_1m"), limit=1).records[0]
     assert record.asset_materialization.metadata["staged_commits_loaded"].value == 4
+    return outputs
 
 
 def test_cli_backfill_of_three_partitions_in_one_run(tf_env) -> None:

@@ -36,7 +36,7 @@ TABLES = {
 
 def _stage(store: str, symbols: list[str], day: date, seed: int = 5) -> str:
     """One worker's job (a separate process): stage one partition and return its commit id."""
-    return stage_day(Path(store), SyntheticSource(_cfg(seed)), symbols, day).commit_id
+    return stage_day(store, SyntheticSource(_cfg(seed)), symbols, day).commit_id
 
 
 def _die_at_commit(store: str, day: date) -> None:
@@ -44,7 +44,7 @@ def _die_at_commit(store: str, day: date) -> None:
     import warehouse.staging as staging
 
     staging.os.rename = lambda *_: os._exit(137)
-    stage_day(Path(store), SyntheticSource(CFG), ["SPY"], day)
+    stage_day(store, SyntheticSource(CFG), ["SPY"], day)
 
 
 def _rows(con, table: str) -> list[tuple]:
@@ -122,3 +122,66 @@ def test_a_staged_file_changed_after_its_commit_is_refused_and_the_stored_day_ke
     with pytest.raises(ValueError, match=r"ticks\.parquet is missing or changed since it was staged; re-stage"):
         load_staged(con, store)
     assert _rows(con, "raw.ticks") == before and folder.exists()
+
+
+def _die_before_manifest(store: str, day: date) -> None:
+    """A worker killed after uploading its Parquet objects but before the manifest that commits them."""
+    import warehouse.staging as staging
+
+    real = staging._Bucket.commit
+
+    def partial(self, key: str, files: list) -> None:
+        real(self, key, files[:-1])
+        os._exit(137)
+
+    staging._Bucket.commit = partial
+    stage_day(store, SyntheticSource(CFG), ["SPY"], day)
+
+
+def test_an_s3_store_stages_and_loads_what_a_folder_does_and_an_unfinished_commit_is_never_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same workers, against a real S3 endpoint: no rename there, so the manifest written last is the commit."""
+    import fsspec
+
+    from tests.object_store import SECRET, s3_bucket
+    from warehouse.store import check_location
+
+    with s3_bucket(monkeypatch) as bucket:
+        store = f"{bucket}/staging"
+        jobs = [(["SPY", "QQQ"], DATES[0]), (["SPX"], DATES[0]), (["SPY", "QQQ", "SPX"], DATES[1])]
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+            ids = list(pool.map(_stage, [store] * len(jobs), *zip(*jobs, strict=True)))
+        proc = ctx.Process(target=_die_before_manifest, args=(store, DATES[2]))
+        proc.start()
+        proc.join(120)
+        assert proc.exitcode == 137
+        fs, _ = fsspec.url_to_fs(store, skip_instance_cache=True)
+        (unfinished,) = [p for p in fs.glob(f"{store.removeprefix('s3://')}/session_date={DATES[2]}/*")]
+        assert fs.ls(unfinished) and not fs.exists(f"{unfinished}/manifest.json")  # it uploaded, then died
+        assert sorted(c.commit_id for c in committed(store)) == sorted(ids)
+
+        con = connect(tmp_path / "w.duckdb")
+        report = load_staged(con, store)
+        assert sorted(c.commit_id for c in report.loaded) == sorted(ids)
+        assert report.in_flight == [unfinished.split("/", 2)[2]]  # young: it may still be uploading
+        direct = connect(tmp_path / "direct.duckdb")
+        for symbols, d in jobs:
+            ingest_day(direct, SyntheticSource(CFG), symbols, d)
+        for table in TABLES:
+            assert _rows(con, table) == _rows(direct, table), table
+        assert con.execute(f"SELECT count(*) FROM raw.ticks WHERE session_date = '{DATES[2]}'").fetchone() == (0,)
+        old = load_staged(con, store, abandoned_after_s=0.0)
+        assert old.loaded == [] and old.abandoned == report.in_flight and committed(store) == []
+        assert fs.find(store.removeprefix("s3://")) == []  # loaded commits and the abandoned upload are gone
+
+        changed = _stage(store, ["SPY"], DATES[3])
+        (ticks,) = fs.glob(f"{store.removeprefix('s3://')}/session_date={DATES[3]}/{changed}/*-ticks.parquet")
+        fs.pipe_file(ticks, b"not the staged file")
+        with pytest.raises(ValueError, match=r"ticks\.parquet is missing or changed since it was staged") as err:
+            load_staged(con, store)
+        assert SECRET not in str(err.value)
+    with pytest.raises(ValueError, match="carries credentials") as err:
+        check_location(f"s3://{'AKIA'}:{SECRET}@bucket/staging", "staging")
+    assert SECRET not in str(err.value)
