@@ -104,6 +104,7 @@ def _dataset(family: Family) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             data = family.load_data(con, cfg)
         manifest = workflow.build_dataset(data, cfg, artifacts.dir("datasets", kind))
+        artifacts.publish(manifest.path)
         return dg.Output(
             manifest, metadata=metadata(manifest.summary()), data_version=dg.DataVersion(manifest.data_version)
         )
@@ -135,8 +136,9 @@ def _reward_audit(family: Family) -> dg.AssetsDefinition:
             dg.AssetSelection.assets(key["reward_config"], key["training_config"], key["data_config"])
         ),
     )
-    def reward_audit(configs: ConfigStore, manifest: workflow.DatasetManifest):
+    def reward_audit(configs: ConfigStore, artifacts: ArtifactStore, manifest: workflow.DatasetManifest):
         cfg, reward = load(configs, kind)
+        artifacts.reach(manifest.path)
         audit = workflow.audit_family(manifest, cfg, reward)
         yield dg.Output(audit, metadata=metadata(audit.summary()))
         verdict = {"passed": audit.passed, "problems": list(audit.problems), "reward_sha256": audit.reward_sha256}
@@ -158,7 +160,8 @@ def _train(
     preset: dict | None = None,
 ) -> workflow.PolicyArtifact:
     """One training stage of a family into the artifact store, logging to the run."""
-    return workflow.train_family(
+    artifacts.reach(manifest.path, *(start.checkpoints.values() if start else ()))
+    artifact = workflow.train_family(
         manifest,
         cfg,
         reward,
@@ -170,6 +173,8 @@ def _train(
         start=start,
         preset=preset,
     )
+    artifacts.publish(*artifact.checkpoints.values())
+    return artifact
 
 
 def _trained_on(key: Mapping[str, str]) -> dict[str, dg.AssetIn]:
@@ -180,7 +185,9 @@ def _trained_on(key: Mapping[str, str]) -> dict[str, dg.AssetIn]:
 _PRESET = ", with the PPO settings of the latest hyperparameter search (hpo.use)"
 
 
-def _preset(context: dg.AssetExecutionContext, cfg: FamilyConfig, hpo_key: str, uses_hpo: bool) -> dict | None:
+def _preset(
+    context: dg.AssetExecutionContext, artifacts: ArtifactStore, cfg: FamilyConfig, hpo_key: str, uses_hpo: bool
+) -> dict | None:
     """The latest search's best ppo settings when the config uses them (read from its preset file, checked against
     the sha256 its materialization recorded); None otherwise."""
     if cfg.hpo.use != uses_hpo:
@@ -191,6 +198,7 @@ def _preset(context: dg.AssetExecutionContext, cfg: FamilyConfig, hpo_key: str, 
     if event is None or event.asset_materialization is None:
         raise ValueError(f"hpo.use is on but {hpo_key} was never materialized: run the search first")
     meta = event.asset_materialization.metadata
+    artifacts.reach(str(meta["preset"].value))
     return load_preset(Path(str(meta["preset"].value)), str(meta["preset_sha256"].value))
 
 
@@ -237,7 +245,7 @@ def _gated_policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinit
         audit: workflow.AuditOutcome,
     ):
         cfg, reward = load(configs, kind)
-        preset = _preset(context, cfg, key["hpo"], uses_hpo)
+        preset = _preset(context, artifacts, cfg, key["hpo"], uses_hpo)
         artifact = _train(context, artifacts, kind, manifest, cfg, reward, audit, "gated", None, preset)
         gate = workflow.gate_family(manifest, artifact, cfg, reward)
         context.log.info(f"{phase} gate: {'passed' if gate['passed'] else 'FAILED'}: {gate['detail']}")
@@ -267,9 +275,11 @@ def _hpo(family: Family) -> dg.AssetsDefinition:
         audit: workflow.AuditOutcome,
     ) -> dg.Output:
         cfg, reward = load(configs, kind)
+        artifacts.reach(manifest.path)
         result = workflow.search_family(
             manifest, cfg, reward, audit, Path(artifacts.home), artifacts.dir("presets", kind), context.log.info
         )
+        artifacts.publish(result.preset_path)
         return dg.Output(result, metadata=metadata(result.summary()), data_version=dg.DataVersion(result.preset_sha256))
 
     return hpo
@@ -295,6 +305,7 @@ def _fanned_hpo(family: Family, trials: int) -> dg.AssetsDefinition:
     ) -> int:
         cfg, reward = load(configs, kind)
         home, presets = Path(artifacts.home), artifacts.dir("presets", kind)
+        artifacts.reach(manifest.path)
         workflow.search_family(manifest, cfg, reward, audit, home, presets, context.log.info, max_trials=1)
         return number
 
@@ -304,7 +315,9 @@ def _fanned_hpo(family: Family, trials: int) -> dg.AssetsDefinition:
     ) -> dg.Output:
         cfg, reward = load(configs, kind)
         home, presets = Path(artifacts.home), artifacts.dir("presets", kind)
+        artifacts.reach(manifest.path)
         result = workflow.search_family(manifest, cfg, reward, audit, home, presets, context.log.info, max_trials=0)
+        artifacts.publish(result.preset_path)
         return dg.Output(result, metadata=metadata(result.summary()), data_version=dg.DataVersion(result.preset_sha256))
 
     def compose(manifest, audit):
@@ -346,7 +359,8 @@ def _policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefinition:
 
     def train(context, configs, artifacts, manifest, audit, start) -> dg.Output:
         cfg, reward = load(configs, kind)
-        preset = None if gated else _preset(context, cfg, key["hpo"], uses_hpo)  # "rest" keeps the gated stage's
+        # The "rest" stage continues the gated stage's checkpoints, so it keeps their PPO settings.
+        preset = None if gated else _preset(context, artifacts, cfg, key["hpo"], uses_hpo)
         artifact = _train(
             context, artifacts, kind, manifest, cfg, reward, audit, "rest" if gated else "all", start, preset
         )
@@ -390,9 +404,9 @@ def _fanned_policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefini
         out={"plan": dg.Out(), "runs": dg.DynamicOut()},
         description=f"Names the {kind} training's runs (one per slice and seed) after checking its audit.",
     )
-    def training_plan(context: dg.OpExecutionContext, configs: ConfigStore, manifest, audit):
+    def training_plan(context: dg.OpExecutionContext, configs: ConfigStore, artifacts: ArtifactStore, manifest, audit):
         cfg, reward = load(configs, kind)
-        preset = _preset(context, cfg, key["hpo"], uses_hpo)
+        preset = _preset(context, artifacts, cfg, key["hpo"], uses_hpo)
         plan = workflow.plan_training(manifest, cfg, reward, audit, "all", None, preset)
         yield dg.Output(plan, "plan")
         for run_key in plan.keys:
@@ -408,7 +422,10 @@ def _fanned_policy(family: Family, code: str, uses_hpo: bool) -> dg.AssetsDefini
     ) -> workflow.RunOutcome:
         cfg, reward = load(configs, kind)
         stores = artifacts.dir("checkpoints", kind), artifacts.dir("tensorboard", kind)
-        return workflow.train_run(plan, run_key, manifest, cfg, reward, audit, *stores, context.log.info)
+        artifacts.reach(manifest.path)
+        outcome = workflow.train_run(plan, run_key, manifest, cfg, reward, audit, *stores, context.log.info)
+        artifacts.publish(outcome.checkpoint)
+        return outcome
 
     @dg.op(name=f"{kind}_assemble_policy", description=f"Gathers every {kind} run into the policy artifact.")
     def assemble(configs: ConfigStore, plan, outcomes: list, manifest, audit) -> dg.Output:
@@ -503,7 +520,9 @@ def _evaluation(family: Family, code: str) -> dg.AssetsDefinition:
         artifact: workflow.PolicyArtifact,
     ):
         cfg, reward = load(configs, kind)
+        artifacts.reach(manifest.path, *artifact.checkpoints.values())
         outcome = workflow.evaluate_family(manifest, artifact, cfg, reward, artifacts.dir("reports", kind))
+        artifacts.publish(Path(outcome.report_path).parent)
         with warehouse.connect() as con:
             if get_training_slices(con, artifact.run_id).is_empty():
                 record_training_run(con, artifact.training_rows())
@@ -558,6 +577,9 @@ def _promoted_policy(family: Family) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             last = latest_promotion(con, cfg.name)
         current = promotion.PromotedPolicy.from_dict(last["policy"]) if last and last["policy"] else None
+        artifacts.reach(
+            manifest.path, *artifact.checkpoints.values(), *(current.checkpoints.values() if current else ())
+        )
         decision = workflow.promote_family(manifest, artifact, evaluation, cfg, reward, current)
         with warehouse.connect() as con:
             record_promotion(con, decision.record())
@@ -608,6 +630,7 @@ def _signals(family: Family) -> dg.AssetsDefinition:
             return dg.Output({"decisions": 0, "note": note}, metadata={"decisions": 0, "note": note})
         with warehouse.connect() as con:
             data = family.load_data(con, cfg)
+        artifacts.reach(*promoted.policy.checkpoints.values())
         frame = workflow.shadow_family(promoted.policy, data, cfg, reward, day)
         with warehouse.connect() as con:
             replace_signals(con, cfg.name, day, promoted.policy.run_id, frame)

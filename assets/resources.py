@@ -12,7 +12,7 @@ import duckdb
 import yaml
 from pydantic import Field
 
-from assets.settings import config_dir, tradeflow_home
+from assets.settings import artifact_mirror, config_dir, tradeflow_home
 from market.chain_sources import ChainSource, OptionsConfig
 from market.funding import FundingSource
 from market.sources import MarketSource
@@ -216,14 +216,32 @@ class FundingMarketResource(dg.ConfigurableResource):
 
 
 class ArtifactStore(dg.ConfigurableResource):
-    """Folders under the tradeflow home for datasets, checkpoints, reports and TensorBoard logs."""
+    """Folders under the tradeflow home for datasets, checkpoints, reports and TensorBoard logs; with `mirror` (an
+    object-store URL) every finished artifact is copied there too, and a step on a machine that lacks one it reads
+    fetches it first, so workers on other machines share them (TensorBoard logs stay on the machine that wrote)."""
 
     home: str
+    mirror: str | None = None
 
     def dir(self, *parts: str) -> Path:
         path = Path(self.home).joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def publish(self, *paths: str | Path) -> None:
+        """Copy finished artifacts (files, or folders with their marker) under the home to the mirror."""
+        from warehouse.store import publish
+
+        for path in paths if self.mirror else ():
+            publish(Path(self.home), Path(path), self.mirror)
+
+    def reach(self, *paths: str | Path) -> None:
+        """Fetch the artifacts a step reads from the mirror where this machine lacks them; one the mirror lacks
+        too is left to the reader, whose own error names it."""
+        from warehouse.store import fetch
+
+        for path in paths if self.mirror else ():
+            fetch(Path(self.home), Path(path), self.mirror)
 
 
 class ConfigStore(dg.ConfigurableResource):
@@ -383,11 +401,13 @@ def default_resources(home: Path | None = None, configs: Path | None = None) -> 
     home = home or tradeflow_home()
     configs = configs or config_dir()
     staging = staging_from_yaml(configs / "market.yaml", home)
+    mirror = artifact_mirror()
     return {
         "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb"), staging=staging),
         "market": market_from_yaml(configs / "market.yaml"),
         "funding_market": funding_market_from_yaml(configs / "market.yaml"),
-        "artifacts": ArtifactStore(home=str(home)),
+        "artifacts": ArtifactStore(home=str(home), mirror=mirror),
         "configs": ConfigStore(path=str(configs)),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(home / "storage")),
+        # Step outputs (the manifests and artifacts passed between assets) in the mirror too, when there is one.
+        "io_manager": dg.FilesystemIOManager(base_dir=f"{mirror}/storage" if mirror else str(home / "storage")),
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 HOME_ENV = "TRADEFLOW_HOME"
 CONFIG_ENV = "TRADEFLOW_CONFIG_DIR"
 INSTANCE_ENV = "TRADEFLOW_DAGSTER_YAML"  # e.g. deploy/dagster.yaml: the Postgres instance instead of SQLite
+ARTIFACTS_ENV = "TRADEFLOW_ARTIFACTS"  # e.g. s3://bucket/tradeflow: the artifact mirror every worker reaches
 DEFAULT_HOME = ".tradeflow"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +37,20 @@ def tradeflow_home() -> Path:
 def config_dir() -> Path:
     """YAML presets (family configs and rewards); the repo's configs/ unless overridden."""
     return Path(os.environ.get(CONFIG_ENV, REPO_ROOT / "configs")).expanduser().resolve()
+
+
+def artifact_mirror() -> str | None:
+    """The object-store URL that datasets, checkpoints, presets, reports and step outputs are mirrored to
+    (TRADEFLOW_ARTIFACTS), or None: everything stays under the home, which every worker must then reach."""
+    from warehouse.store import check_location, is_url
+
+    chosen = os.environ.get(ARTIFACTS_ENV, "").strip()
+    if not chosen:
+        return None
+    chosen = check_location(chosen, ARTIFACTS_ENV)
+    if not is_url(chosen):
+        raise ValueError(f"{ARTIFACTS_ENV} must be an object-store URL such as s3://bucket/prefix, got {chosen!r}")
+    return chosen.rstrip("/")
 
 
 def instance_yaml() -> str:

@@ -33,7 +33,9 @@ def s3_bucket(monkeypatch: pytest.MonkeyPatch, bucket: str = "tradeflow") -> Ite
         }.items():
             monkeypatch.setenv(name, value)
         import fsspec
+        import s3fs
 
+        s3fs.S3FileSystem.clear_instance_cache()  # an instance made for an earlier server would keep its endpoint
         fs, _ = fsspec.url_to_fs(f"s3://{bucket}", skip_instance_cache=True)
         fs.mkdir(bucket)
         yield f"s3://{bucket}"
