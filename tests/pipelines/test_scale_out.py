@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import fsspec
 import pytest
 from dagster._core.scheduler.instigation import TickData, TickStatus
 from dagster._serdes import deserialize_value
@@ -30,6 +31,7 @@ from deploy import local_services
 from pipelines.definitions import build_definitions
 from rl.core.registry import get_family
 from tests import ROOT
+from tests.object_store import SECRET, s3_bucket
 from tests.pipelines.test_market_data import _differing_rows
 
 BIN = Path(sys.executable).parent
@@ -115,8 +117,15 @@ def _tiny_zerodte(f: dict) -> None:
     f["ppo"].update({"total_timesteps": 512, "n_envs": 8, "n_steps": 32, "batch_size": 128, "n_epochs": 1})
 
 
+@pytest.fixture
+def bucket(monkeypatch):
+    """A real S3 endpoint on 127.0.0.1 for the deployment's artifacts and step outputs (TRADEFLOW_ARTIFACTS)."""
+    with s3_bucket(monkeypatch) as url:
+        yield url
+
+
 def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_worker(
-    tf_env, services, monkeypatch, tmp_path
+    tf_env, services, bucket, monkeypatch, tmp_path
 ) -> None:
     tf_env.edit_yaml(tf_env.configs / "zerodte.yaml", _tiny_zerodte)
     assert _span(build_definitions(), "market_data_job") == RANGE_TAGS
@@ -130,6 +139,8 @@ def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_work
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("TRADEFLOW_EXECUTOR", "celery")
     monkeypatch.setenv("TRADEFLOW_FAN_OUT", "1")  # each (slice, seed) training run is a step of its own
+    # Datasets, checkpoints, reports and step outputs through the bucket, as workers on several machines need.
+    monkeypatch.setenv("TRADEFLOW_ARTIFACTS", f"{bucket}/deployment")
     monkeypatch.setenv("DAGSTER_HOME", str(ensure_dagster_home(tf_env.home)))
     instance = dg.DagsterInstance.get()
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -204,6 +215,12 @@ def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_work
         retried = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": runs["propfirm"]}))
         assert not retried  # a failed check is a finding: run retries only follow crashes
         assert {host.split("@")[0] for _, host in steps + trained} == {"w1", "w2"}  # both workers ran steps
+        held = fsspec.url_to_fs(f"{bucket}/deployment", skip_instance_cache=True)[0].find(f"{bucket[5:]}/deployment")
+        for family in ("intraday", "funding", "zerodte"):  # their outputs passed between workers through the bucket
+            assert any(k.endswith(f"/storage/{family}_evaluation") for k in held), family
+            assert any(f"/reports/{family}/" in k and k.endswith("/report.md") for k in held), family
+        assert not (tf_env.home / "storage").exists()
+        assert not [w for w in logs.iterdir() if SECRET in w.read_text()]
 
         # The daemon's sensors tick against Postgres; the schedules' state lives there too.
         ticks = _ticks(services)
