@@ -33,7 +33,7 @@ def build_definitions(**resource_overrides: object) -> dg.Definitions:
         ],
         asset_checks=model_checks(),
         jobs=all_jobs(),
-        schedules=[market_data_nightly_schedule, funding_data_nightly_schedule],
+        schedules=[market_data_nightly_schedule(), funding_data_nightly_schedule()],
         sensors=[automation_sensor, config_observation_sensor, stale_models_sensor, dead_runs_sensor],
         resources=resources,
         executor=executor_from_env(),

@@ -229,7 +229,7 @@ def _tick(when: str) -> dg.RunRequest | dg.SkipReason:
 
     t = datetime.fromisoformat(when).replace(tzinfo=ZoneInfo("America/New_York"))
     ctx = dg.build_schedule_context(scheduled_execution_time=t)
-    return market_data_nightly_schedule(ctx)
+    return market_data_nightly_schedule()(ctx)
 
 
 def test_nightly_schedule_refreshes_the_session_and_skips_holidays() -> None:
@@ -359,3 +359,15 @@ def test_the_gated_curriculum_sits_between_the_audit_and_the_policy(tf_env) -> N
     assert "propfirm_entries_policy" in {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     assert dg.AssetKey("propfirm_entries_policy") in model_keys("propfirm")
     assert parents("intraday_policy") == {"intraday_dataset", "intraday_reward_audit"}  # no gate, no stage
+
+
+def test_a_nightly_cron_can_be_moved_by_its_variable_and_a_malformed_one_is_refused(monkeypatch) -> None:
+    from pipelines.schedules import funding_data_nightly_schedule, market_data_nightly_schedule
+
+    assert market_data_nightly_schedule().cron_schedule == "30 18 * * 1-5"
+    monkeypatch.setenv("TRADEFLOW_MARKET_DATA_CRON", "15 21 * * 1-5")
+    moved = market_data_nightly_schedule()
+    assert moved.cron_schedule == "15 21 * * 1-5" and "TRADEFLOW_MARKET_DATA_CRON" in moved.description
+    monkeypatch.setenv("TRADEFLOW_FUNDING_CRON", "at midnight")
+    with pytest.raises(ValueError, match="TRADEFLOW_FUNDING_CRON='at midnight' is not a cron schedule"):
+        funding_data_nightly_schedule()

@@ -272,11 +272,12 @@ def test_a_duplicate_that_slips_past_validation_fails_the_blocking_check_and_sto
     ],
 )
 def test_the_nightly_schedule_asks_for_the_utc_day_that_just_ended(tick: str, expected: str) -> None:
-    assert funding_data_nightly_schedule.cron_schedule == "30 0 * * *"
-    assert funding_data_nightly_schedule.execution_timezone == "UTC"
-    assert funding_data_nightly_schedule.job_name == "funding_data_job"
+    schedule = funding_data_nightly_schedule()
+    assert schedule.cron_schedule == "30 0 * * *"
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.job_name == "funding_data_job"
     when = datetime.fromisoformat(tick)
-    request = funding_data_nightly_schedule(dg.build_schedule_context(scheduled_execution_time=when))
+    request = schedule(dg.build_schedule_context(scheduled_execution_time=when))
     assert isinstance(request, dg.RunRequest) and request.partition_key == expected
     assert FUNDING_DAYS.get_partition_keys(current_time=when)[-1] == expected  # the newest complete partition
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -239,6 +240,45 @@ def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_work
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_the_daemon_ticks_the_nightly_schedule_on_postgres_and_its_run_ingests_the_session(
+    tf_env, services, monkeypatch, tmp_path
+) -> None:
+    """The schedule as production runs it: the daemon evaluates it against the Postgres instance, queues the run it
+    requests, launches it, and the session lands in the warehouse. The cron is moved to every minute so a tick comes
+    within the test (TRADEFLOW_MARKET_DATA_CRON, the setting a deployment moves its refresh with)."""
+    from market.calendar import is_session
+    from warehouse.db import connect
+
+    for key, value in {**services.env(), "TRADEFLOW_DAGSTER_YAML": "deploy/dagster.yaml"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TRADEFLOW_MARKET_DATA_CRON", "* * * * *")
+    monkeypatch.setenv("DAGSTER_HOME", str(ensure_dagster_home(tf_env.home)))
+    instance = dg.DagsterInstance.get()
+    for sensor in ("model_automation_sensor", "stale_models_sensor"):  # this test's only runs: the schedule's
+        _dagster("sensor", "stop", "-w", "workspace.yaml", sensor)
+    _dagster("schedule", "stop", "-w", "workspace.yaml", "funding_data_nightly_schedule")
+    before = {r.run_id for r in instance.get_runs()}
+    ticked = lambda: [t for t in _ticks(services) if t == ("market_data_nightly_schedule", TickStatus.SUCCESS)]  # noqa: E731
+    earlier = len(ticked())
+    daemon = _spawn([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], tmp_path / "daemon.log")
+    try:
+        _wait_for(lambda: [r for r in instance.get_runs() if r.run_id not in before], timeout=180)
+        (run,) = [r for r in instance.get_runs() if r.run_id not in before]
+        assert run.job_name == "market_data_job"
+        assert run.tags.get("dagster/schedule_name") == "market_data_nightly_schedule"
+        assert _wait(instance, run.run_id, timeout=300) == dg.DagsterRunStatus.SUCCESS
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    session = date.fromisoformat(run.tags["dagster/partition"])
+    assert is_session(session) and run.tags["dagster/run_key"] == f"nightly-{session}"
+    assert len(ticked()) > earlier  # the daemon's tick, stored in Postgres
+    con = connect(tf_env.home / "warehouse.duckdb", read_only=True)
+    stored = con.execute("SELECT count(*) FROM core.bars_1m WHERE session_date = ?", [session]).fetchone()[0]
+    con.close()
+    assert stored > 0
 
 
 def _ticks(services: local_services.Services) -> list[tuple[str, TickStatus]]:
