@@ -2,11 +2,14 @@
 
 Seed 001 watched entropy, approx KL and clip fraction by eye; seed 000 found a value loss of 1.9e13 only after a
 2-hour run. Training records one `UpdateStats` per PPO update (see `rl.core.train`), and `training_health` turns
-them into five checks whose thresholds live in the family config's `health` section. The defaults are seed 001's
+them into six checks whose thresholds live in the family config's `health` section. The defaults are seed 001's
 rules of thumb, put on a scale every family shares:
 
 - entropy is normalised by the log of the number of valid actions, so 1 is uniform over what the mask allows
-  and 0 is deterministic; seed 001's "below 0.5 nats is stuck" over its 36 actions is 0.5 / ln 36 = 0.14;
+  and 0 is deterministic; seed 001's "below 0.5 nats is stuck" over its 36 actions is 0.5 / ln 36 = 0.14; at the
+  other end, a policy still near uniform (above 0.9) has learned little, and its greedy evaluation is the argmax
+  of near-equal probabilities: a short 0DTE run evaluated that way HOLDs every minute and looks like seed 003's
+  collapse when it is only untrained;
 - approx KL above 0.1 means the learning rate is too high, above 0.05 is a warning;
 - clip fraction outside 0.1-0.3 for several updates in a row means updates too timid or too large;
 - a value loss that explodes (non-finite, above a ceiling, or growing many-fold) means a mis-scaled reward or an
@@ -33,6 +36,9 @@ ERROR, WARN = "error", "warn"
 DESCRIPTIONS: dict[str, str] = {
     "entropy_not_collapsed": "Warns when a run's last update has a policy entropy, normalised by the log of the "
     "number of valid actions, below health.min_entropy_norm (seed 001's 0.5 nats of 36 actions = 0.14).",
+    "entropy_left_uniform": "Warns when a run's last update still has a normalised entropy above "
+    "health.max_entropy_norm (0.9): the policy is near uniform over its valid actions, so its greedy evaluation "
+    "(the argmax of near-equal probabilities) says little about what it learned; train it longer first.",
     "approx_kl_bounded": "Fails when any PPO update's approx KL exceeds health.max_approx_kl (0.1: the learning "
     "rate is too high); warns above health.warn_approx_kl (0.05).",
     "clip_fraction_in_range": "Warns when the clip fraction stays outside health.clip_fraction_range (0.1-0.3) for "
@@ -44,6 +50,7 @@ DESCRIPTIONS: dict[str, str] = {
 }
 SEVERITY: dict[str, str] = {
     "entropy_not_collapsed": WARN,
+    "entropy_left_uniform": WARN,
     "approx_kl_bounded": ERROR,
     "clip_fraction_in_range": WARN,
     "value_loss_stable": ERROR,
@@ -57,6 +64,7 @@ class HealthConfig:
     """Thresholds of the training-health checks (a family config's `health:` section); seed 001's by default."""
 
     min_entropy_norm: float = 0.14  # 0.5 nats over seed 001's 36 actions, as a share of ln(valid actions)
+    max_entropy_norm: float = 0.9  # above: still near uniform (of 3 valid actions, the likeliest under ~55%)
     max_approx_kl: float = 0.1  # any update above: error
     warn_approx_kl: float = 0.05  # any update above: warning
     clip_fraction_range: tuple[float, float] = (0.1, 0.3)
@@ -71,6 +79,11 @@ class HealthConfig:
             value = getattr(self, name)
             if not is_number(value) or value <= 0:
                 raise ValueError(f"health.{name} must be a finite number > 0, got {value!r}")
+        if not is_number(self.max_entropy_norm) or not self.min_entropy_norm < self.max_entropy_norm <= 1.0:
+            raise ValueError(
+                f"health.max_entropy_norm must be above min_entropy_norm ({self.min_entropy_norm}) and at most 1, "
+                f"got {self.max_entropy_norm!r}"
+            )
         if self.warn_approx_kl > self.max_approx_kl:
             raise ValueError(
                 f"health.warn_approx_kl ({self.warn_approx_kl}) must not exceed max_approx_kl ({self.max_approx_kl})"
@@ -152,6 +165,15 @@ def _entropy(updates: Sequence[Mapping[str, Any]], cfg: HealthConfig) -> dict[st
     return _verdict(WARN if low else None, last, f"last update's normalised entropy {last:.3f}")
 
 
+def _uniform(updates: Sequence[Mapping[str, Any]], cfg: HealthConfig) -> dict[str, Any]:
+    last = _series(updates, "entropy_norm")[-1]
+    if not math.isfinite(last):
+        return _verdict(None, last, "no normalised entropy recorded (every state had one valid action)")
+    flat = last > cfg.max_entropy_norm
+    note = " (still near uniform: train longer before judging its evaluation)" if flat else ""
+    return _verdict(WARN if flat else None, last, f"last update's normalised entropy {last:.3f}{note}")
+
+
 def _kl(updates: Sequence[Mapping[str, Any]], cfg: HealthConfig) -> dict[str, Any]:
     kl = _series(updates, "approx_kl")
     if not np.isfinite(kl).any():
@@ -208,6 +230,7 @@ def _explained_variance(updates: Sequence[Mapping[str, Any]], cfg: HealthConfig)
 
 _JUDGES = {
     "entropy_not_collapsed": _entropy,
+    "entropy_left_uniform": _uniform,
     "approx_kl_bounded": _kl,
     "clip_fraction_in_range": _clip,
     "value_loss_stable": _value_loss,
@@ -216,7 +239,7 @@ _JUDGES = {
 
 
 def training_health(runs: Mapping[str, Sequence[Mapping[str, Any]]], cfg: HealthConfig) -> dict[str, dict[str, Any]]:
-    """The five health checks over every run's update history (`runs`: run name -> its updates, in order).
+    """The six health checks over every run's update history (`runs`: run name -> its updates, in order).
 
     Each check's result has `passed`, `severity` (the worst run's: "error", "warn" or None), the per-run verdicts
     and a one-line `detail` naming the runs that failed. A run with no update at all fails every check: training

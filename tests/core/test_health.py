@@ -64,6 +64,15 @@ def test_entropy_collapse_warns_on_the_last_update_only():
     assert recovered["passed"]
 
 
+def test_a_policy_still_near_uniform_at_its_last_update_warns_that_it_is_untrained():
+    untrained = _judge(_history(entropy_norm=[0.99] * 8 + [0.93]), "entropy_left_uniform")
+    assert (untrained["passed"], untrained["severity"]) == (False, "warn")
+    assert "0.930" in untrained["detail"] and "train longer" in untrained["detail"]
+    assert _judge(_history(entropy_norm=[0.99] * 8 + [0.7]), "entropy_left_uniform")["passed"]
+    with pytest.raises(ValueError, match="max_entropy_norm must be above min_entropy_norm"):
+        HealthConfig(min_entropy_norm=0.5, max_entropy_norm=0.4)
+
+
 def test_approx_kl_errors_above_the_limit_and_warns_between_the_levels():
     high = _judge(_history(approx_kl=[0.02] * 4 + [0.25] + [0.02] * 4), "approx_kl_bounded")
     assert (high["passed"], high["severity"]) == (False, "error")

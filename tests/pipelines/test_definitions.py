@@ -110,6 +110,7 @@ EXPECTED_CHECKS = {
         )
         for check in (
             "entropy_not_collapsed",
+            "entropy_left_uniform",
             "approx_kl_bounded",
             "clip_fraction_in_range",
             "value_loss_stable",
