@@ -7,7 +7,8 @@ in the evening, once a vendor's day is final), read when the definitions load.
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
@@ -36,46 +37,50 @@ def nightly_request(session: date) -> dg.RunRequest | dg.SkipReason:
     return dg.RunRequest(run_key=f"nightly-{session.isoformat()}", partition_key=session.isoformat())
 
 
-def market_data_nightly_schedule() -> dg.ScheduleDefinition:
-    """The market-data refresh on the session's New York date (18:30 on weekdays by default)."""
-    cron, note = _cron(MARKET_DATA_CRON)
-
-    @dg.schedule(
-        name="market_data_nightly_schedule",
-        job=market_data_job,
-        cron_schedule=cron,
-        execution_timezone=NEW_YORK,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"At 18:30 New York time on weekdays, ingests that day's NYSE session (skips holidays){note}.",
-    )
-    def schedule(context: dg.ScheduleEvaluationContext):
-        """Refresh that day's session (closes are at 16:00, 13:00 on early-close days)."""
-        return nightly_request(context.scheduled_execution_time.date())
-
-    return schedule
-
-
 def funding_request(run_date: date) -> dg.RunRequest:
     """A run for the UTC day before `run_date`: the last one whose funding settlements are all published."""
     day = (run_date - timedelta(days=1)).isoformat()
     return dg.RunRequest(run_key=f"funding-nightly-{day}", partition_key=day)
 
 
-def funding_data_nightly_schedule() -> dg.ScheduleDefinition:
-    """The funding refresh of the UTC day that just ended (00:30 UTC every day by default)."""
-    cron, note = _cron(FUNDING_CRON)
+def _nightly(
+    name: str,
+    job: dg.UnresolvedAssetJobDefinition,
+    setting: tuple[str, str],
+    timezone: str,
+    description: str,
+    request: Callable[[datetime], dg.RunRequest | dg.SkipReason],
+) -> dg.ScheduleDefinition:
+    """A refresh schedule, running by default, on its cron (or the one its variable names)."""
+    cron, note = _cron(setting)
 
     @dg.schedule(
-        name="funding_data_nightly_schedule",
-        job=funding_data_job,
+        name=name,
+        job=job,
         cron_schedule=cron,
-        execution_timezone="UTC",
+        execution_timezone=timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="At 00:30 UTC every day, ingests the funding rates and mark prices of the UTC day that just "
-        f"ended{note}.",
+        description=f"{description}{note}.",
     )
     def schedule(context: dg.ScheduleEvaluationContext):
-        """Ingest the UTC day that just ended (crypto funding settles every day of the week)."""
-        return funding_request(context.scheduled_execution_time.astimezone(UTC).date())
+        return request(context.scheduled_execution_time)
 
     return schedule
+
+
+def market_data_nightly_schedule() -> dg.ScheduleDefinition:
+    """The session's refresh on its New York date, after the close (16:00, 13:00 on early-close days)."""
+    return _nightly(
+        "market_data_nightly_schedule", market_data_job, MARKET_DATA_CRON, NEW_YORK,
+        "At 18:30 New York time on weekdays, ingests that day's NYSE session (skips holidays)",
+        lambda when: nightly_request(when.date()),
+    )  # fmt: skip
+
+
+def funding_data_nightly_schedule() -> dg.ScheduleDefinition:
+    """The UTC day that just ended (crypto funding settles every day of the week)."""
+    return _nightly(
+        "funding_data_nightly_schedule", funding_data_job, FUNDING_CRON, "UTC",
+        "At 00:30 UTC every day, ingests the funding rates and mark prices of the UTC day that just ended",
+        lambda when: funding_request(when.astimezone(UTC).date()),
+    )  # fmt: skip

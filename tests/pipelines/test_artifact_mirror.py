@@ -15,9 +15,8 @@ import dagster as dg
 import fsspec
 import pytest
 
-from pipelines.definitions import build_definitions
 from tests.object_store import SECRET, s3_bucket
-from tests.pipelines.test_lineage import RANGE, _observe
+from tests.pipelines.test_lineage import _build
 
 
 @pytest.mark.parametrize("fan_out", ["0", "1"])
@@ -30,10 +29,7 @@ def test_a_worker_without_the_homes_artifacts_fetches_them_from_the_bucket_and_s
         mirror = f"{bucket}/tradeflow"
         monkeypatch.setenv("TRADEFLOW_ARTIFACTS", mirror)
         monkeypatch.setenv("TRADEFLOW_FAN_OUT", fan_out)
-        defs = build_definitions()
-        instance = dg.DagsterInstance.ephemeral()
-        assert defs.resolve_job_def("market_data_job").execute_in_process(instance=instance, tags=RANGE).success
-        _observe(defs, instance)
+        defs, instance = _build(tf_env)
         trained = defs.resolve_job_def("intraday_training_job").execute_in_process(instance=instance)
         assert trained.success
         manifest = trained.output_for_node("intraday_dataset")
