@@ -27,6 +27,7 @@ from dagster._core.scheduler.instigation import TickData, TickStatus
 from dagster._serdes import deserialize_value
 
 from assets.family import SOURCE_SUFFIXES
+from assets.partitions import DATA_PARTITIONS
 from assets.settings import ensure_dagster_home
 from deploy import local_services
 from pipelines.definitions import build_definitions
@@ -129,6 +130,9 @@ def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_work
     tf_env, services, bucket, monkeypatch, tmp_path
 ) -> None:
     tf_env.edit_yaml(tf_env.configs / "zerodte.yaml", _tiny_zerodte)
+    # The tiny intraday candidate beats not trading on one slice of two (+$96 a day IQM, P 0.50): a lower bar
+    # promotes it, so the shadow signals at the end play a policy (the others stay unpromoted, nothing to play).
+    tf_env.edit_yaml(tf_env.configs / "intraday.yaml", lambda f: f.update(promotion={"min_probability": 0.4}))
     assert _span(build_definitions(), "market_data_job") == RANGE_TAGS
     # The reference: the same job in process, on the embedded SQLite instance, into a home of its own.
     monkeypatch.setenv("TRADEFLOW_HOME", str(tmp_path / "reference"))
@@ -221,6 +225,7 @@ def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_work
             assert any(k.endswith(f"/storage/{family}_evaluation") for k in held), family
             assert any(f"/reports/{family}/" in k and k.endswith("/report.md") for k in held), family
         assert not (tf_env.home / "storage").exists()
+        _shadow_signals_on_the_workers(instance, tf_env.home)
         assert not [w for w in logs.iterdir() if SECRET in w.read_text()]
 
         # The daemon's sensors tick against Postgres; the schedules' state lives there too.
@@ -279,6 +284,49 @@ def test_the_daemon_ticks_the_nightly_schedule_on_postgres_and_its_run_ingests_t
     stored = con.execute("SELECT count(*) FROM core.bars_1m WHERE session_date = ?", [session]).fetchone()[0]
     con.close()
     assert stored > 0
+
+
+def _shadow_signals_on_the_workers(instance: dg.DagsterInstance, home: Path) -> None:
+    """The nightly cycle's second half as the main command plays it, here through the queue and on the workers:
+    each data job's next partition, then the shadow signals of the families it feeds there, each played by the
+    promoted policy's checkpoints reached through the bucket. Propfirm's gated run promoted nothing to play."""
+    from warehouse.db import connect
+    from warehouse.signals import get_signals
+
+    defs = build_definitions()
+    configs = defs.resources["configs"]
+    played: dict[str, tuple[str, dg.DagsterRun]] = {}
+    for data_job, families in {"market_data_job": ("intraday", "zerodte"), "funding_data_job": ("funding",)}.items():
+        ends = [configs.family(f).data.end.isoformat() for f in families]
+        day = DATA_PARTITIONS[data_job].get_next_partition_key(max(ends))
+        tag = {"dagster/partition": day}
+        assert _wait(instance, _launch(instance, data_job, tag), timeout=300) == dg.DagsterRunStatus.SUCCESS
+        job = data_job.replace("_data_job", "_signals_job")
+        selected = ["-o", ",".join(f"{f}_signals" for f in families)]
+        before = {r.run_id for r in instance.get_runs()}
+        _dagster("job", "launch", "-w", "workspace.yaml", "-j", job, "--tags", json.dumps(tag), *selected)
+        (run,) = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name=job)) if r.run_id not in before]
+        assert _wait(instance, run.run_id, timeout=300) == dg.DagsterRunStatus.SUCCESS
+        steps = _celery_steps(instance, run.run_id)
+        assert sorted(step for step, _ in steps) == sorted(f"{f}_signals" for f in families)
+        played |= {f: (day, run) for f in families}
+    promoted = []
+    con = connect(home / "warehouse.duckdb", read_only=True)
+    try:
+        for family, (day, run) in played.items():
+            records = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+            (event,) = [r for r in records if r.asset_materialization.asset_key == dg.AssetKey(f"{family}_signals")]
+            meta = event.asset_materialization.metadata
+            stored = get_signals(con, family, date.fromisoformat(day))
+            if "note" in meta:  # nothing promoted: nothing played, nothing stored
+                assert "is promoted yet" in meta["note"].value and stored.is_empty(), family
+                continue
+            promoted.append(family)
+            assert stored.height == meta["decisions"].value > 0, family
+            assert stored["policy_run_id"].unique().to_list() == [meta["policy_run_id"].value], family
+    finally:
+        con.close()
+    assert promoted == ["intraday"]  # the one promoted policy played its signals on the workers
 
 
 def _ticks(services: local_services.Services) -> list[tuple[str, TickStatus]]:
