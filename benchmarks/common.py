@@ -7,7 +7,8 @@ import argparse
 import dataclasses
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,24 @@ def bench_family(
     rate = result.stats.steps_per_s
     print(f"training (n_envs={ppo.n_envs}, n_steps={ppo.n_steps}, batch {ppo.batch_size}, {ppo.n_epochs} epochs, "
           f"net {list(ppo.net_arch)}): {rate:,.0f} env-steps/s = {rate / TRAIN_GOAL:.2f} of the 10k goal")  # fmt: skip
+
+
+def embedded_warehouse(path: Path, symbols: Sequence[str], days: Sequence[date], chains: bool = False) -> Any:
+    """A DuckDB warehouse at `path` holding the embedded market's `days` of `symbols`: ticks, bars and features,
+    and the same-day option chains with `chains` (the data a family's seeds benchmark trains on)."""
+    from market.sources import SyntheticSource
+    from warehouse.bars import build_bars
+    from warehouse.db import connect
+    from warehouse.features import build_features
+    from warehouse.ingest import ingest_day
+    from warehouse.options import build_chain
+
+    con = connect(path)
+    source = SyntheticSource()
+    for d in days:
+        ingest_day(con, source, list(symbols), d)
+        build_bars(con, d)
+        build_features(con, d)
+        if chains:
+            build_chain(con, d, list(symbols))
+    return con

@@ -20,17 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import embedded_warehouse  # noqa: E402
 from market.calendar import sessions  # noqa: E402
-from market.sources import SyntheticSource  # noqa: E402
 from rl.core import workflow  # noqa: E402
 from rl.core.family import load_family  # noqa: E402
 from rl.core.registry import get_family  # noqa: E402
 from rl.core.reward import load_reward  # noqa: E402
-from warehouse.bars import build_bars  # noqa: E402
-from warehouse.db import connect  # noqa: E402
-from warehouse.features import build_features  # noqa: E402
-from warehouse.ingest import ingest_day  # noqa: E402
-from warehouse.options import build_chain  # noqa: E402
 
 
 def main() -> None:
@@ -60,13 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         t0 = time.perf_counter()
-        con = connect(out / "w.duckdb")
-        source = SyntheticSource()
-        for d in sessions(cfg.data.start, cfg.data.end):
-            ingest_day(con, source, list(cfg.data.symbols), d)
-            build_bars(con, d)
-            build_features(con, d)
-            build_chain(con, d, list(cfg.data.symbols))
+        con = embedded_warehouse(out / "w.duckdb", cfg.data.symbols, sessions(cfg.data.start, cfg.data.end), True)
         frame = family.load_data(con, cfg)
         con.close()
         manifest = workflow.build_dataset(frame, cfg, out / "datasets")
