@@ -69,9 +69,13 @@ def main() -> None:
         print(f"training: {steps:,} env-steps over {len(policy.checkpoints)} runs in {time.perf_counter() - t1:.0f}s")
         outcome = workflow.evaluate_family(manifest, policy, cfg, reward, out / "reports")
     comparison = outcome.checks["beats_baselines"]["comparison"]
-    print(f"{'slice':<10} agent runs (net P&L a held-out day, one per seed)")
+    baselines = list(comparison["baselines"])
+    print(f"{'slice':<14} agent runs (net P&L a held-out day, one per seed) | " + ", ".join(baselines))
     for task, scores in comparison["agent_runs"].items():
-        print(f"{task:<10} " + "  ".join(f"{s:+10,.0f}" for s in scores))
+        per = outcome.metrics[task]
+        days = {p: per[p]["sessions"] / len(cfg.data.symbols) for p in baselines}
+        theirs = "  ".join(f"{per[p]['total_pnl'] / days[p]:+10,.0f}" for p in baselines)
+        print(f"{task:<14} " + "  ".join(f"{s:+10,.0f}" for s in scores) + f" | {theirs}")
     print(f"{'policy':<14} {'IQM':>10}   95% interval")
     for name, v in {"agent": comparison["agent"], **comparison["baselines"]}.items():
         print(f"{name:<14} {v['iqm']:+10,.0f}   [{v['low']:+,.0f}, {v['high']:+,.0f}]")
