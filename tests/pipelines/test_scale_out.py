@@ -64,10 +64,10 @@ def _dagster(*args: str) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
-def _launch(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None = None) -> str:
-    """Launch as the UI does (queued, then the daemon's run launcher); the new run's id."""
+def _launch(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None = None, *more: str) -> str:
+    """Launch as the UI does (queued, then the daemon's run launcher), with `more` CLI options; the new run's id."""
     before = {r.run_id for r in instance.get_runs()}
-    args = ["job", "launch", "-w", "workspace.yaml", "-j", job]
+    args = ["job", "launch", "-w", "workspace.yaml", "-j", job, *more]
     _dagster(*args, *(["--tags", json.dumps(tags)] if tags else []))
     (run,) = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name=job)) if r.run_id not in before]
     return run.run_id
@@ -295,26 +295,23 @@ def _shadow_signals_on_the_workers(instance: dg.DagsterInstance, home: Path) -> 
 
     defs = build_definitions()
     configs = defs.resources["configs"]
-    played: dict[str, tuple[str, dg.DagsterRun]] = {}
+    played: dict[str, tuple[str, str]] = {}  # family -> (partition, signals run id)
     for data_job, families in {"market_data_job": ("intraday", "zerodte"), "funding_data_job": ("funding",)}.items():
         ends = [configs.family(f).data.end.isoformat() for f in families]
         day = DATA_PARTITIONS[data_job].get_next_partition_key(max(ends))
         tag = {"dagster/partition": day}
         assert _wait(instance, _launch(instance, data_job, tag), timeout=300) == dg.DagsterRunStatus.SUCCESS
         job = data_job.replace("_data_job", "_signals_job")
-        selected = ["-o", ",".join(f"{f}_signals" for f in families)]
-        before = {r.run_id for r in instance.get_runs()}
-        _dagster("job", "launch", "-w", "workspace.yaml", "-j", job, "--tags", json.dumps(tag), *selected)
-        (run,) = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name=job)) if r.run_id not in before]
-        assert _wait(instance, run.run_id, timeout=300) == dg.DagsterRunStatus.SUCCESS
-        steps = _celery_steps(instance, run.run_id)
+        run_id = _launch(instance, job, tag, "-o", ",".join(f"{f}_signals" for f in families))
+        assert _wait(instance, run_id, timeout=300) == dg.DagsterRunStatus.SUCCESS
+        steps = _celery_steps(instance, run_id)
         assert sorted(step for step, _ in steps) == sorted(f"{f}_signals" for f in families)
-        played |= {f: (day, run) for f in families}
+        played |= {f: (day, run_id) for f in families}
     promoted = []
     con = connect(home / "warehouse.duckdb", read_only=True)
     try:
-        for family, (day, run) in played.items():
-            records = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        for family, (day, run_id) in played.items():
+            records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
             (event,) = [r for r in records if r.asset_materialization.asset_key == dg.AssetKey(f"{family}_signals")]
             meta = event.asset_materialization.metadata
             stored = get_signals(con, family, date.fromisoformat(day))
