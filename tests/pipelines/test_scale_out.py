@@ -9,6 +9,7 @@ and the warehouse ends up row for row equal to an in-process run of the same job
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -54,8 +55,24 @@ def services():
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    """A server process in a process group of its own, so `_stop` also ends what it started (the daemon's code
+    server outlived a SIGTERMed daemon here)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    log_file = log.open("w")
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(*procs: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM each process's group, wait for the process, then SIGKILL whatever of its group is left."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _dagster(*args: str) -> None:
@@ -238,13 +255,7 @@ def test_postgres_instance_queue_daemon_and_celery_workers_survive_a_killed_work
             "QUEUED_RUN_COORDINATOR",
         }
     finally:
-        for proc in (daemon, *workers.values()):
-            proc.send_signal(signal.SIGTERM)
-        for proc in (daemon, *workers.values()):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(daemon, *workers.values())
 
 
 def test_the_daemon_ticks_the_nightly_schedule_on_postgres_and_its_run_ingests_the_session(
@@ -275,8 +286,7 @@ def test_the_daemon_ticks_the_nightly_schedule_on_postgres_and_its_run_ingests_t
         assert run.tags.get("dagster/schedule_name") == "market_data_nightly_schedule"
         assert _wait(instance, run.run_id, timeout=300) == dg.DagsterRunStatus.SUCCESS
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=60)
+        _stop(daemon, timeout=60)
     session = date.fromisoformat(run.tags["dagster/partition"])
     assert is_session(session) and run.tags["dagster/run_key"] == f"nightly-{session}"
     assert len(ticked()) > earlier  # the daemon's tick, stored in Postgres
