@@ -70,23 +70,27 @@ def run_demo(families: tuple[str, ...] | None = None) -> dict[str, Path]:
     return reports
 
 
-def shadow_partitions(defs, instance, families: list[str]) -> None:
-    """The nightly cycle once: each family's data for the partition after its data range, then its shadow signals
-    there (the promoted policy's decisions on a day no checkpoint or evaluation has seen)."""
-    import dagster as dg
-
+def shadow_plan(configs, families: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Data job -> the partition after each family's data range -> the families whose shadow signals play there."""
     from assets.partitions import DATA_PARTITIONS
     from rl.core.registry import get_family
 
-    configs = defs.resources["configs"]
-    wanted: dict[str, dict[str, list[str]]] = {}  # data job -> partition -> families
+    wanted: dict[str, dict[str, list[str]]] = {}
     for family in families:
         cfg = configs.family(family)
         data_job = get_family(cfg.kind).data_job
         day = DATA_PARTITIONS[data_job].get_next_partition_key(cfg.data.end.isoformat())
         if day is not None:
             wanted.setdefault(data_job, {}).setdefault(day, []).append(family)
-    for data_job, days in wanted.items():
+    return wanted
+
+
+def shadow_partitions(defs, instance, families: list[str]) -> None:
+    """The nightly cycle once: each family's data for the partition after its data range, then its shadow signals
+    there (the promoted policy's decisions on a day no checkpoint or evaluation has seen)."""
+    import dagster as dg
+
+    for data_job, days in shadow_plan(defs.resources["configs"], families).items():
         for day, names in days.items():
             t0 = time.perf_counter()
             defs.resolve_job_def(data_job).execute_in_process(run_config=QUIET, instance=instance, partition_key=day)

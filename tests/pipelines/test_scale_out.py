@@ -28,10 +28,10 @@ from dagster._core.scheduler.instigation import TickData, TickStatus
 from dagster._serdes import deserialize_value
 
 from assets.family import SOURCE_SUFFIXES
-from assets.partitions import DATA_PARTITIONS
 from assets.settings import ensure_dagster_home
 from deploy import local_services
 from pipelines.definitions import build_definitions
+from pipelines.demo import shadow_plan
 from rl.core.registry import get_family
 from tests import ROOT
 from tests.object_store import SECRET, s3_bucket
@@ -303,20 +303,19 @@ def _shadow_signals_on_the_workers(instance: dg.DagsterInstance, home: Path) -> 
     from warehouse.db import connect
     from warehouse.signals import get_signals
 
-    defs = build_definitions()
-    configs = defs.resources["configs"]
     played: dict[str, tuple[str, str]] = {}  # family -> (partition, signals run id)
-    for data_job, families in {"market_data_job": ("intraday", "zerodte"), "funding_data_job": ("funding",)}.items():
-        ends = [configs.family(f).data.end.isoformat() for f in families]
-        day = DATA_PARTITIONS[data_job].get_next_partition_key(max(ends))
-        tag = {"dagster/partition": day}
-        assert _wait(instance, _launch(instance, data_job, tag), timeout=300) == dg.DagsterRunStatus.SUCCESS
-        job = data_job.replace("_data_job", "_signals_job")
-        run_id = _launch(instance, job, tag, "-o", ",".join(f"{f}_signals" for f in families))
-        assert _wait(instance, run_id, timeout=300) == dg.DagsterRunStatus.SUCCESS
-        steps = _celery_steps(instance, run_id)
-        assert sorted(step for step, _ in steps) == sorted(f"{f}_signals" for f in families)
-        played |= {f: (day, run_id) for f in families}
+    plan = shadow_plan(build_definitions().resources["configs"], ["intraday", "zerodte", "funding"])
+    for data_job, days in plan.items():
+        for day, families in days.items():
+            tag = {"dagster/partition": day}
+            assert _wait(instance, _launch(instance, data_job, tag), timeout=300) == dg.DagsterRunStatus.SUCCESS
+            job = data_job.replace("_data_job", "_signals_job")
+            run_id = _launch(instance, job, tag, "-o", ",".join(f"{f}_signals" for f in families))
+            assert _wait(instance, run_id, timeout=300) == dg.DagsterRunStatus.SUCCESS
+            steps = _celery_steps(instance, run_id)
+            assert sorted(step for step, _ in steps) == sorted(f"{f}_signals" for f in families)
+            played |= {f: (day, run_id) for f in families}
+    assert set(played) == {"intraday", "zerodte", "funding"}
     promoted = []
     con = connect(home / "warehouse.duckdb", read_only=True)
     try:
