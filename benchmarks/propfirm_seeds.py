@@ -41,6 +41,7 @@ def main() -> None:
         frame = family.load_data(con, base)
         con.close()
         manifest = workflow.build_dataset(frame, base, out / "datasets")
+        del frame  # the warehouse rows: gigabytes over a long range, and the arrays hold all they carry
         print(
             f"data: {len(manifest.dates)} CME days of {', '.join(manifest.symbols)} in {time.perf_counter() - t0:.0f}s"
         )

@@ -59,6 +59,7 @@ def main() -> None:
         frame = family.load_data(con, cfg)
         con.close()
         manifest = workflow.build_dataset(frame, cfg, out / "datasets")
+        del frame  # the warehouse rows: gigabytes over a long range, and the arrays hold all they carry
         print(
             f"data: {len(manifest.dates)} sessions of {', '.join(manifest.symbols)} in {time.perf_counter() - t0:.0f}s"
         )

@@ -10,6 +10,7 @@ of import time), so the Dagster UI and CLI that import this module start fast.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import time
@@ -692,6 +693,10 @@ def train_policy(
         meta.update(notes)
         checkpoint = save_checkpoint(model, meta, out_dir)
         model.get_env().close()
+    # SB3's model sits in reference cycles that hold its env (a long training window's arrays: gigabytes), which
+    # only a full collection frees; several runs in one process would otherwise pile them up until memory runs out.
+    del model
+    gc.collect()
     drop_partial(partial_dir)
     return TrainResult(checkpoint_dir=checkpoint, stats=stats, meta=meta, phases=tuple(phase_stats))
 

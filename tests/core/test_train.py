@@ -297,6 +297,30 @@ def test_training_without_tensorboard_leaves_nothing_in_the_temp_dir(tmp_path, d
     assert list(scratch.iterdir()) == []
 
 
+def test_a_finished_training_frees_its_env_without_waiting_for_the_collector(tmp_path, days, reward):
+    """Runs of one process (seeds x slices) must not pile up their envs' arrays: SB3's model holds its env in
+    reference cycles, so the env must be gone when train_policy returns, with automatic collection off."""
+    import gc
+    import weakref
+
+    made = []
+    factory = _env(days, reward)
+
+    def tracked(n_envs, seed):
+        env = factory(n_envs, seed)
+        made.append(weakref.ref(env))
+        return env
+
+    gc.collect()
+    gc.disable()
+    try:
+        train_policy(days, EnvConfig(), reward, TINY, tmp_path / "ckpt", tracked)
+        alive = [ref for ref in made if ref() is not None]
+    finally:
+        gc.enable()
+    assert made and not alive
+
+
 # ------------------------------------------------------------------------------------------ phases and progress
 def test_a_curriculum_trains_its_phases_in_order_from_the_previous_phase_weights(tmp_path, days, reward):
     from rl.core.train import TrainPhase
