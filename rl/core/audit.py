@@ -12,6 +12,7 @@ batched env, which cheap policies to roll out, which components are costs).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -227,6 +228,7 @@ def audit_target(
     runs = {}
     for k, name in enumerate(policies):
         runs[name] = _rollout(target, reward, idx, target.policies[name], np.random.default_rng([seed, k]), seed)
+    gc.collect()  # the rollouts' envs sit in reference cycles: free their arrays before a training allocates its own
     names = list(policies)
     actives = [runs[p][2] for p in names]
     coefficients = {n: c.coefficient for n, c in reward.components.items()}

@@ -9,7 +9,6 @@ checks, report) comes from the family registry; this module is the same for all 
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -176,8 +175,6 @@ def audit_family(manifest: DatasetManifest, cfg: FamilyConfig, reward: RewardSpe
     days = manifest.load().select_dates(manifest.slices(cfg)[0].train_dates)
     target = family_of(cfg).audit_target(days, cfg, reward)
     audit = audit_target(target, reward, seed=cfg.ppo.seed)
-    del days, target
-    gc.collect()  # the rollouts' envs sit in reference cycles: free their arrays before training allocates its own
     problems = tuple(audit.problems(reward.audit))
     return AuditOutcome(
         reward.name, reward.sha256, not problems, problems, audit.to_dict(), cfg.version(TRAINING_SECTIONS)
