@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import numpy as np
@@ -257,25 +257,49 @@ def load_chain_frame(
     con: duckdb.DuckDBPyConnection, underlyings: Sequence[str], start: date, end: date
 ) -> pl.DataFrame:
     """The stored chains of `underlyings` for sessions in [start, end], sorted by underlying, session, minute,
-    right and strike; ValueError when an underlying has no chain stored in the range."""
+    right and strike; ValueError when an underlying has no chain stored in the range.
+
+    Read one underlying and calendar month at a time: a year of chains is tens of millions of rows, and one query
+    held DuckDB's sorted result, its numpy copy and the frame at once."""
     names = list(dict.fromkeys(underlyings))
-    marks = ", ".join("?" * len(names))
-    # The two text columns travel as small integers and become text in polars: a year of chains is tens of millions
-    # of rows, and a Python string object per row and column made the load 2.7x slower and its peak memory higher.
-    frame = query_polars(
-        con,
-        f"""SELECT list_position(?, underlying)::SMALLINT AS underlying, session_date, minute,
-                   ("right" = 'C') AS "right", strike, minutes_to_expiry, bid, ask, iv, delta, gamma, theta, vega,
-                   volume
-            FROM core.{TABLE} AS c WHERE c.underlying IN ({marks}) AND c.session_date BETWEEN ? AND ?
-            ORDER BY c.underlying, c.session_date, c.minute, c."right", c.strike""",
-        [names, *names, start, end],
-    ).with_columns(
-        pl.col("underlying").replace_strict(dict(enumerate(names, start=1)), return_dtype=pl.Utf8),
-        pl.when(pl.col("right")).then(pl.lit("C")).otherwise(pl.lit("P")).alias("right"),
-    )
-    missing = sorted(set(names) - set(frame["underlying"].unique().to_list())) if frame.height else names
+    if not names:
+        raise ValueError("load_chain_frame needs at least one underlying")
+    pieces = [_chain_rows(con, name, lo, hi) for name in sorted(names) for lo, hi in _months(start, end)]
+    frame = pl.concat(pieces) if pieces else None
+    missing = names if frame is None else sorted(set(names) - set(frame["underlying"].unique().to_list()))
     if missing:
         raise ValueError(f"no option chain stored for {missing} between {start} and {end}: materialize "
                          "options_chain_1m for these sessions")  # fmt: skip
     return frame
+
+
+def _months(start: date, end: date) -> list[tuple[date, date]]:
+    """[start, end] cut at calendar months: (first, last) day of each piece."""
+    out, lo = [], start
+    while lo <= end:
+        following = date(lo.year + lo.month // 12, lo.month % 12 + 1, 1)
+        out.append((lo, min(end, following - timedelta(1))))
+        lo = following
+    return out
+
+
+def _chain_rows(con: duckdb.DuckDBPyConnection, underlying: str, start: date, end: date) -> pl.DataFrame:
+    """One underlying's stored chain rows for sessions in [start, end], in the order `load_chain_frame` promises.
+    The right travels as a boolean and becomes text in polars: a Python string object per row made the load 2.7x
+    slower and its peak memory higher."""
+    rows = query_polars(
+        con,
+        f"""SELECT c.session_date, c.minute, (c."right" = 'C') AS is_call, c.strike, c.minutes_to_expiry,
+                   c.bid, c.ask, c.iv, c.delta, c.gamma, c.theta, c.vega, c.volume
+            FROM core.{TABLE} AS c WHERE c.underlying = ? AND c.session_date BETWEEN ? AND ?
+            ORDER BY c.session_date, c.minute, c."right", c.strike""",
+        [underlying, start, end],
+    )
+    right = pl.when(pl.col("is_call")).then(pl.lit("C")).otherwise(pl.lit("P")).alias("right")
+    return rows.select(
+        pl.lit(underlying, dtype=pl.Utf8).alias("underlying"),
+        "session_date",
+        "minute",
+        right,
+        pl.all().exclude("session_date", "minute", "is_call"),
+    )

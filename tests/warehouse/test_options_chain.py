@@ -92,3 +92,29 @@ def test_stored_chains_load_back_as_the_zerodte_familys_arrays(con) -> None:
     assert days.missing_quotes() == 0 and int(days.bars.length.min()) == 390
     with pytest.raises(ValueError, match="no option chain stored for \\['ES'\\]"):
         load_chain_frame(con, ["SPY", "ES"], DAY, DAY)
+
+
+def test_a_range_over_several_months_loads_every_row_in_order(con) -> None:
+    from warehouse.options import _months, load_chain_frame
+
+    assert _months(date(2023, 12, 15), date(2024, 2, 3)) == [
+        (date(2023, 12, 15), date(2023, 12, 31)),
+        (date(2024, 1, 1), date(2024, 1, 31)),
+        (date(2024, 2, 1), date(2024, 2, 3)),
+    ]
+    feb = date(2024, 2, 29)
+    ingest_day(
+        con, SyntheticSource(SyntheticMarketConfig(trades_per_day=3_000, quotes_per_day=1_000)), ["SPY", "QQQ"], feb
+    )
+    build_bars(con, feb)
+    cfg = ChainConfig(strikes_each_side=2)
+    for d in (feb, DAY):
+        build_chain(con, d, ["SPY", "QQQ"], cfg)
+    chain = load_chain_frame(con, ["SPY", "QQQ"], date(2024, 2, 1), DAY)
+    columns = ", ".join(f'"{c}"' for c in chain.columns)
+    direct = con.execute(
+        f"SELECT {columns} FROM core.options_chain_1m WHERE underlying IN ('SPY', 'QQQ') AND session_date "
+        "BETWEEN DATE '2024-02-01' AND ? ORDER BY underlying, session_date, minute, \"right\", strike",
+        [DAY],
+    ).fetchall()
+    assert chain.rows() == direct and chain["session_date"].unique().sort().to_list() == [feb, DAY]

@@ -19,6 +19,8 @@ from rl.core.data import MarketDays, OnBars, row_indices
 
 QUOTE_FIELDS = ("bid", "ask", "iv", "delta", "gamma", "theta", "vega")
 CHAIN_COLUMNS = ("underlying", "session_date", "minute", "right", "strike", "minutes_to_expiry", *QUOTE_FIELDS)
+CHUNK_ROWS = 1_000_000  # chain rows joined to their day, minute and contract at once
+_DAY_KEYS = ["symbol", "session_date"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,38 +95,36 @@ class OptionDays(OnBars):
         return cls(bars, z["strike"], z["is_call"].astype(bool), z["to_close"], quotes, z.get("volume"))
 
     @classmethod
-    def from_frames(cls, bars: pl.DataFrame, chain: pl.DataFrame, feature_names: Sequence[str]) -> OptionDays:
+    def from_frames(
+        cls, bars: pl.DataFrame, chain: pl.DataFrame, feature_names: Sequence[str], chunk_rows: int = CHUNK_ROWS
+    ) -> OptionDays:
         """From the underlyings' feature frame (`warehouse.datasets.load_training_frame`) and their chains
         (core.options_chain_1m rows, with their `volume` where the source reports it). Every chain row must fall on
-        one of its underlying's bars; a bar without chain rows is kept, with every contract unquoted that minute."""
+        one of its underlying's bars; a bar without chain rows is kept, with every contract unquoted that minute.
+
+        The chain rows are placed `chunk_rows` at a time, joining only their keys: a year of chains is tens of
+        millions of rows, and joining them whole copied every quote column at each join."""
         missing = [c for c in CHAIN_COLUMNS if c not in chain.columns]
         if missing:
             raise ValueError(f"chain frame is missing column(s) {missing}")
         market = MarketDays.from_frame(bars, feature_names)
-        keys = ["symbol", "session_date"]
         day_index = pl.DataFrame(
             {"symbol": market.symbols.astype(str), "session_date": market.dates.astype("datetime64[D]")}
         ).with_row_index("d")
+        day_index = day_index.with_columns(pl.col("session_date").cast(pl.Date))
         minutes = (
-            bars.select(*keys, "minute")
-            .sort(*keys, "minute")
-            .with_columns(pl.int_range(pl.len()).over(keys).alias("t"))
+            bars.select(*_DAY_KEYS, "minute")
+            .sort(*_DAY_KEYS, "minute")
+            .with_columns(pl.int_range(pl.len()).over(_DAY_KEYS).alias("t"))
         )
-        rows = chain.rename({"underlying": "symbol"}).with_columns(pl.col("minute").cast(minutes["minute"].dtype))
-        rows = rows.join(day_index.with_columns(pl.col("session_date").cast(pl.Date)), on=keys, how="left")
-        rows = rows.join(minutes, on=[*keys, "minute"], how="left")
-        stray = rows.filter(pl.col("d").is_null() | pl.col("t").is_null())
-        if stray.height:
-            first = stray.row(0, named=True)
-            raise ValueError(
-                f"{stray.height} chain rows fall on no bar of their underlying (first: {first['symbol']} "
-                f"{first['session_date']} {first['minute']}): load the chain and the bars of the same sessions"
-            )
+        spans = [(offset, chunk_rows) for offset in range(0, chain.height, max(1, chunk_rows))]
+        key = (pl.col("underlying").alias("symbol"), "session_date", "right", "strike")
+        contracts = pl.concat([chain.slice(*span).select(key).unique() for span in spans]).unique() if spans else None
+        contracts = chain.select(key) if contracts is None else contracts
         listed = (
-            rows.select("d", "right", "strike").unique().sort("d", "right", "strike")
-            .with_columns(pl.int_range(pl.len()).over("d").alias("k"))
+            contracts.join(day_index, on=_DAY_KEYS, how="inner").select("d", "right", "strike")
+            .sort("d", "right", "strike").with_columns(pl.int_range(pl.len()).over("d").alias("k"))
         )  # fmt: skip
-        rows = rows.join(listed, on=["d", "right", "strike"])
         n_days, t_max = market.open.shape
         n_k = int(listed["k"].max()) + 1 if listed.height else 1
         strike = np.full((n_days, n_k), np.nan)
@@ -132,27 +132,43 @@ class OptionDays(OnBars):
         ld, lk = listed["d"].to_numpy(), listed["k"].to_numpy()
         strike[ld, lk] = listed["strike"].to_numpy()
         is_call[ld, lk] = listed["right"].to_numpy() == "C"
-        d, t, k = rows["d"].to_numpy(), rows["t"].to_numpy(), rows["k"].to_numpy()
-        quotes = {}
-        for name in QUOTE_FIELDS:
-            dense = np.full((n_days, t_max, n_k), np.nan, dtype=np.float32)
-            dense[d, t, k] = rows[name].to_numpy()
-            quotes[name] = dense
+        quotes = {name: np.full((n_days, t_max, n_k), np.nan, dtype=np.float32) for name in QUOTE_FIELDS}
         volume = np.full((n_days, t_max, n_k), np.nan, dtype=np.float32)
-        if "volume" in rows.columns:  # a vendor's minute volume; NULL (not reported) stays NaN
-            volume[d, t, k] = rows["volume"].cast(pl.Float32).fill_null(np.nan).to_numpy()
-        to_close = _minutes_to_close(market, rows, d, t)
+        steps = np.arange(t_max)[None, :]  # minutes to the expiry counted back from the day's last bar, one a bar
+        to_close = np.maximum(market.length[:, None] - 1 - steps, 0).astype(np.float32)
+        for span in spans:
+            rows = chain.slice(*span)
+            d, t, k = _cells(rows, day_index, minutes, listed)
+            for name in QUOTE_FIELDS:
+                quotes[name][d, t, k] = rows[name].to_numpy()
+            if "volume" in rows.columns:  # a vendor's minute volume; NULL (not reported) stays NaN
+                volume[d, t, k] = rows["volume"].cast(pl.Float32).fill_null(np.nan).to_numpy()
+            to_close[d, t] = rows["minutes_to_expiry"].to_numpy()  # the chain's own, where it quotes
         return cls(market, strike, is_call, to_close, quotes, volume)
 
 
-def _minutes_to_close(market: MarketDays, rows: pl.DataFrame, d: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """[D, T] minutes from each bar's close to the expiry: the chain's own where it quotes, else counted back
-    from the day's last bar (one minute a bar)."""
-    n_days, t_max = market.open.shape
-    steps = np.arange(t_max)[None, :]
-    out = np.maximum(market.length[:, None] - 1 - steps, 0).astype(np.float32)
-    out[d, t] = rows["minutes_to_expiry"].to_numpy()
-    return out
+def _cells(
+    rows: pl.DataFrame, day_index: pl.DataFrame, minutes: pl.DataFrame, listed: pl.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each chain row's day `d`, minute `t` and contract `k`, in row order (only the keys are joined, so the quote
+    columns are never copied); ValueError for a row on no bar of its underlying."""
+    keys = rows.select(
+        pl.col("underlying").alias("symbol"), "session_date", pl.col("minute").cast(minutes["minute"].dtype),
+        "right", "strike",
+    )  # fmt: skip
+    keys = keys.join(day_index, on=_DAY_KEYS, how="left", maintain_order="left")
+    keys = keys.join(minutes, on=[*_DAY_KEYS, "minute"], how="left", maintain_order="left")
+    stray = keys.filter(pl.col("d").is_null() | pl.col("t").is_null())
+    if stray.height:
+        first = stray.row(0, named=True)
+        raise ValueError(
+            f"chain rows fall on no bar of their underlying (first: {first['symbol']} {first['session_date']} "
+            f"{first['minute']}): load the chain and the bars of the same sessions"
+        )
+    keys = keys.join(listed, on=["d", "right", "strike"], how="left", maintain_order="left")
+    if keys.height != rows.height:
+        raise ValueError("the bars list a (symbol, session, minute) more than once")
+    return keys["d"].to_numpy(), keys["t"].to_numpy(), keys["k"].to_numpy()
 
 
 def synthetic_option_days(

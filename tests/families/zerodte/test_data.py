@@ -48,6 +48,20 @@ def test_a_chain_row_on_no_bar_is_refused() -> None:
     bars, chain = frames()
     with pytest.raises(ValueError, match="fall on no bar"):
         OptionDays.from_frames(bars.head(20), chain, ("ret_1m",))
+    with pytest.raises(ValueError, match="fall on no bar"):  # found in whichever slice of the chain holds it
+        OptionDays.from_frames(bars.head(20), chain, ("ret_1m",), chunk_rows=7)
+
+
+def test_placing_the_chain_a_slice_at_a_time_builds_the_same_arrays() -> None:
+    bars, chain = frames()
+    later = {"session_date": pl.lit(date(2024, 3, 5)), "minute": pl.col("minute") + pl.duration(days=1, time_unit="ns")}
+    bars = pl.concat([bars, bars.with_columns(**later)])
+    chain = pl.concat([chain, chain.with_columns(**later).filter(pl.col("strike") > chain["strike"].min())])
+    whole = OptionDays.from_frames(bars, chain, ("ret_1m",))
+    assert whole.n_contracts == 14 and np.isnan(whole.strike[1]).sum() == 2  # the second day lists 12
+    for rows in (1, 7, 500, chain.height - 1):
+        sliced = OptionDays.from_frames(bars, chain, ("ret_1m",), chunk_rows=rows)
+        assert sliced.content_hash() == whole.content_hash()
 
 
 def test_npz_round_trip_keeps_every_array_and_the_data_version(tmp_path) -> None:
