@@ -5,6 +5,7 @@ chains in a temporary warehouse. Prints what it measured; asserts nothing.
 
     python benchmarks/zerodte_seeds.py [--seeds 0 1 2] [--timesteps 200000] [--slices 2]
     python benchmarks/zerodte_seeds.py --start 2023-01-03 --train-days 250 --timesteps 1000000
+    python benchmarks/zerodte_seeds.py --ppo gamma=0.999 --ppo ent_coef=0.005
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,6 +40,7 @@ def main() -> None:
     parser.add_argument("--end", default=None, help="last session, ISO date (default: the config's)")
     parser.add_argument("--train-days", type=int, default=None, help="sessions each slice trains on")
     parser.add_argument("--reward", default=None, help="reward file under configs/ (default: the config's)")
+    parser.add_argument("--ppo", action="append", default=[], metavar="KEY=VALUE", help="a PPO setting (repeatable)")
     args = parser.parse_args()
     base = load_family(ROOT / "configs" / "zerodte.yaml")
     dates = {k: date.fromisoformat(v) for k, v in (("start", args.start), ("end", args.end)) if v}
@@ -47,7 +51,9 @@ def main() -> None:
         data=data,
         seeds=tuple(args.seeds),
         reward=args.reward or base.reward,
-        ppo=dataclasses.replace(base.ppo, total_timesteps=args.timesteps or base.ppo.total_timesteps),
+        ppo=dataclasses.replace(
+            base.ppo, total_timesteps=args.timesteps or base.ppo.total_timesteps, **_settings(args.ppo)
+        ),
         walk_forward=dataclasses.replace(base.walk_forward, **{k: v for k, v in walk.items() if v}),
     )
     family = get_family("zerodte")
@@ -85,13 +91,26 @@ def main() -> None:
             f"agent - {name:<14} {v['iqm_diff']:+10,.0f}   [{v['iqm_diff_low']:+,.0f}, {v['iqm_diff_high']:+,.0f}]"
             f"   P(agent > {name}) {v['poi']:.2f}"
         )
-    agent = outcome.metrics["all"]["agent"]
-    shown = ("trades_per_day", "win_rate", "hold_share")
-    print("agent, all held-out sessions: " + ", ".join(f"{k} {agent[k]:.3g}" for k in shown if k in agent))
+    shown = ("trades_per_day", "win_rate", "avg_premium_return", "stops", "mix_hold", "mix_exit", "mix_trim_50")
+    shown += tuple(f"tier_{i}_hits" for i in range(1, 7))
+    for name in ("agent", "momentum"):
+        row = outcome.metrics["all"].get(name, {})
+        print(f"{name}, all held-out sessions: " + ", ".join(f"{k} {row[k]:.3g}" for k in shown if k in row))
     print("checks: " + ", ".join(f"{k} {'pass' if v['passed'] else 'FAIL'}" for k, v in outcome.checks.items()))
     for name, check in outcome.checks.items():
         if not check["passed"] and name != "beats_baselines":
             print(f"  {name}: {check.get('detail', '')}")
+
+
+def _settings(pairs: list[str]) -> dict[str, object]:
+    """KEY=VALUE pairs with YAML values (0.999, [64, 64], relu)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--ppo wants KEY=VALUE, got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 if __name__ == "__main__":
