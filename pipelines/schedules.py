@@ -14,7 +14,7 @@ import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
 
 from assets.partitions import NEW_YORK
-from market.calendar import is_session
+from market.calendar import latest_completed_session
 from pipelines.jobs import funding_data_job, market_data_job
 
 MARKET_DATA_CRON = ("TRADEFLOW_MARKET_DATA_CRON", "30 18 * * 1-5")
@@ -30,10 +30,14 @@ def _cron(setting: tuple[str, str]) -> tuple[str, str]:
     return cron, "" if cron == default else f" (cron {cron!r} from {name})"
 
 
-def nightly_request(session: date) -> dg.RunRequest | dg.SkipReason:
-    """A run for the session's partition, or a skip on weekends and exchange holidays."""
-    if not is_session(session):
-        return dg.SkipReason(f"{session.isoformat()} is not an NYSE session")
+def nightly_request(when: datetime) -> dg.RunRequest | dg.SkipReason:
+    """A run for the latest NYSE session that has closed by `when`: a tick after the close asks for that day's, a
+    tick before it (a moved cron) never for a session still trading, and a weekend or holiday tick for the session
+    before, under the run key its own tick already used, so Dagster launches nothing twice (and catches up a missed
+    night)."""
+    session = latest_completed_session(when)
+    if session is None:
+        return dg.SkipReason(f"no NYSE session has closed by {when.isoformat()}")
     return dg.RunRequest(run_key=f"nightly-{session.isoformat()}", partition_key=session.isoformat())
 
 
@@ -69,11 +73,12 @@ def _nightly(
 
 
 def market_data_nightly_schedule() -> dg.ScheduleDefinition:
-    """The session's refresh on its New York date, after the close (16:00, 13:00 on early-close days)."""
+    """The session's refresh after the close (16:00 New York, 13:00 on early-close days)."""
     return _nightly(
         "market_data_nightly_schedule", market_data_job, MARKET_DATA_CRON, NEW_YORK,
-        "At 18:30 New York time on weekdays, ingests that day's NYSE session (skips holidays)",
-        lambda when: nightly_request(when.date()),
+        "At 18:30 New York time on weekdays, ingests the latest NYSE session that has closed (a holiday repeats "
+        "the session before's run key, so nothing reruns)",
+        nightly_request,
     )  # fmt: skip
 
 

@@ -233,11 +233,19 @@ def _tick(when: str) -> dg.RunRequest | dg.SkipReason:
     return market_data_nightly_schedule()(ctx)
 
 
-def test_nightly_schedule_refreshes_the_session_and_skips_holidays() -> None:
+def test_nightly_schedule_refreshes_the_latest_closed_session_and_never_one_still_trading() -> None:
     request = _tick("2024-07-05T18:30")
     assert isinstance(request, dg.RunRequest) and request.partition_key == "2024-07-05"
-    assert isinstance(_tick("2024-07-04T18:30"), dg.SkipReason)
-    assert isinstance(_tick("2024-12-25T18:30"), dg.SkipReason)
+    assert request.run_key == "nightly-2024-07-05"
+    for when, session in (
+        ("2024-07-04T18:30", "2024-07-03"),  # a holiday: the early-closed session before, under its own run key
+        ("2024-12-25T18:30", "2024-12-24"),
+        ("2024-07-06T18:30", "2024-07-05"),  # a Saturday (a cron moved to every day)
+        ("2024-07-05T12:00", "2024-07-03"),  # before the close: that session is still trading
+        ("2024-07-03T13:05", "2024-07-03"),  # after an early close
+    ):
+        request = _tick(when)
+        assert (request.partition_key, request.run_key) == (session, f"nightly-{session}"), when
 
 
 def test_metadata_rounds_floats_to_what_matters() -> None:

@@ -434,7 +434,9 @@ def test_search_workers_share_one_postgres_study_and_a_killed_trial_is_failed_an
         names = optuna.get_all_study_names(storage)
         if names:
             study = optuna.load_study(study_name=names[0], storage=storage)
-            running = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+            trials = study.get_trials(deepcopy=False)
+            # Mid-trial means with its settings drawn: a trial killed before that has none to retry with.
+            running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and t.params]
             if running:
                 first.send_signal(signal.SIGKILL)  # the worker dies mid-trial; its trial stays RUNNING
                 first.wait()
