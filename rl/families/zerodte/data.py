@@ -108,19 +108,17 @@ class OptionDays(OnBars):
         if missing:
             raise ValueError(f"chain frame is missing column(s) {missing}")
         market = MarketDays.from_frame(bars, feature_names)
-        day_index = pl.DataFrame(
-            {"symbol": market.symbols.astype(str), "session_date": market.dates.astype("datetime64[D]")}
-        ).with_row_index("d")
-        day_index = day_index.with_columns(pl.col("session_date").cast(pl.Date))
+        day_index = (
+            pl.DataFrame({"symbol": market.symbols.astype(str), "session_date": market.dates.astype("datetime64[D]")})
+            .with_row_index("d")
+            .with_columns(pl.col("session_date").cast(pl.Date))
+        )
         minutes = (
             bars.select(*_DAY_KEYS, "minute")
             .sort(*_DAY_KEYS, "minute")
             .with_columns(pl.int_range(pl.len()).over(_DAY_KEYS).alias("t"))
         )
-        spans = [(offset, chunk_rows) for offset in range(0, chain.height, max(1, chunk_rows))]
-        key = (pl.col("underlying").alias("symbol"), "session_date", "right", "strike")
-        contracts = pl.concat([chain.slice(*span).select(key).unique() for span in spans]).unique() if spans else None
-        contracts = chain.select(key) if contracts is None else contracts
+        contracts = chain.select(pl.col("underlying").alias("symbol"), "session_date", "right", "strike").unique()
         listed = (
             contracts.join(day_index, on=_DAY_KEYS, how="inner").select("d", "right", "strike")
             .sort("d", "right", "strike").with_columns(pl.int_range(pl.len()).over("d").alias("k"))
@@ -136,8 +134,9 @@ class OptionDays(OnBars):
         volume = np.full((n_days, t_max, n_k), np.nan, dtype=np.float32)
         steps = np.arange(t_max)[None, :]  # minutes to the expiry counted back from the day's last bar, one a bar
         to_close = np.maximum(market.length[:, None] - 1 - steps, 0).astype(np.float32)
-        for span in spans:
-            rows = chain.slice(*span)
+        step = max(1, chunk_rows)
+        for offset in range(0, chain.height, step):
+            rows = chain.slice(offset, step)
             d, t, k = _cells(rows, day_index, minutes, listed)
             for name in QUOTE_FIELDS:
                 quotes[name][d, t, k] = rows[name].to_numpy()
@@ -165,9 +164,8 @@ def _cells(
             f"chain rows fall on no bar of their underlying (first: {first['symbol']} {first['session_date']} "
             f"{first['minute']}): load the chain and the bars of the same sessions"
         )
+    # Every right side is unique on its keys (MarketDays.from_frame refuses a repeated minute), so the rows stay 1:1.
     keys = keys.join(listed, on=["d", "right", "strike"], how="left", maintain_order="left")
-    if keys.height != rows.height:
-        raise ValueError("the bars list a (symbol, session, minute) more than once")
     return keys["d"].to_numpy(), keys["t"].to_numpy(), keys["k"].to_numpy()
 
 
